@@ -1,0 +1,53 @@
+# edgekv: `make demo` runs the local multi-region cluster, `make test` runs every check.
+# Both set up what they need on a fresh machine (venv, packages).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: all venv demo test lint typecheck pytest proto proto-check bench compose-test clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Generated code comes from here only; never edit kvcore/pb by hand.
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Ikvcore/pb=proto --python_out=. --pyi_out=. --grpc_python_out=. proto/edgekv.proto
+
+# Fails when the committed kvcore/pb differs from what `make proto` generates.
+proto-check: $(STAMP)
+	@tmp=$$(mktemp -d) && \
+	$(PY) -m grpc_tools.protoc -Ikvcore/pb=proto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp proto/edgekv.proto && \
+	for f in edgekv_pb2.py edgekv_pb2.pyi edgekv_pb2_grpc.py; do \
+	  cmp -s $$tmp/kvcore/pb/$$f kvcore/pb/$$f || { echo "kvcore/pb/$$f is stale: run 'make proto' and commit"; rm -rf $$tmp; exit 1; }; \
+	done; rm -rf $$tmp; echo "proto: generated code is up to date"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy kvcore central replica
+
+pytest: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+test: proto-check lint typecheck pytest
+
+demo: $(STAMP)
+	$(VENV)/bin/edgekv dev --walkthrough
+
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

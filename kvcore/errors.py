@@ -1,0 +1,158 @@
+"""One error tree for the whole system.
+
+Every class carries, as data, the three ways it is spoken on the wire: the HTTP
+status, the Cloudflare API error code and the gRPC status name. The REST app renders
+any `KVError` into Cloudflare's failure envelope with one handler; the gRPC adapter
+maps it to a status (and back, by `code`) with one table. Nothing here imports a
+transport: gRPC statuses are kept as their names.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class KVError(Exception):
+    """Base of every error edgekv reports to a client."""
+
+    http_status: ClassVar[int] = 400
+    code: ClassVar[int] = 10001
+    grpc_status: ClassVar[str] = "INVALID_ARGUMENT"
+    default_message: ClassVar[str] = "bad request"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class ValidationError(KVError):
+    """Malformed input: a field out of its limits, unparsable JSON, a bad parameter."""
+
+    http_status = 400
+    code = 10001
+    grpc_status = "INVALID_ARGUMENT"
+    default_message = "invalid request"
+
+
+class PayloadTooLarge(ValidationError):
+    """A value, metadata or bulk body over its size limit."""
+
+    http_status = 413
+    code = 10011
+    default_message = "payload too large"
+
+
+class KeyNotFound(KVError):
+    http_status = 404
+    code = 10009
+    grpc_status = "NOT_FOUND"
+    default_message = "key not found"
+
+
+class NamespaceNotFound(KVError):
+    http_status = 404
+    code = 10013
+    grpc_status = "NOT_FOUND"
+    default_message = "namespace not found"
+
+
+class DuplicateTitle(KVError):
+    http_status = 400
+    code = 10014
+    grpc_status = "ALREADY_EXISTS"
+    default_message = "a namespace with this account ID and title already exists"
+
+
+class AuthenticationError(KVError):
+    """Missing, malformed or unknown API token."""
+
+    http_status = 401
+    code = 10000
+    grpc_status = "UNAUTHENTICATED"
+    default_message = "Authentication error"
+
+
+class PermissionDenied(KVError):
+    """A known token used beyond its rights: another account, or a write with a read token."""
+
+    http_status = 403
+    code = 10000
+    grpc_status = "PERMISSION_DENIED"
+    default_message = "Authentication error"
+
+
+class PreconditionFailed(KVError):
+    """`If-Match` / `If-None-Match` did not hold (edgekv extension)."""
+
+    http_status = 412
+    code = 10030
+    grpc_status = "FAILED_PRECONDITION"
+    default_message = "precondition failed: the key's version does not match"
+
+
+class NotFoundRoute(KVError):
+    http_status = 404
+    code = 7003
+    grpc_status = "UNIMPLEMENTED"
+    default_message = "No route for the URI"
+
+
+class MethodNotAllowed(KVError):
+    http_status = 405
+    code = 10405
+    grpc_status = "UNIMPLEMENTED"
+    default_message = "method not allowed for this route"
+
+
+class TooManyNamespaces(KVError):
+    http_status = 400
+    code = 10026
+    grpc_status = "RESOURCE_EXHAUSTED"
+    default_message = "namespace limit per account reached (1000)"
+
+
+class Unavailable(KVError):
+    """A dependency (central, for a replica) cannot be reached in time."""
+
+    http_status = 503
+    code = 10043
+    grpc_status = "UNAVAILABLE"
+    default_message = "service unavailable: central cannot be reached"
+
+
+class InternalError(KVError):
+    http_status = 500
+    code = 10002
+    grpc_status = "INTERNAL"
+    default_message = "internal error"
+
+
+# Every concrete class, by Cloudflare code and gRPC status, so an adapter can turn a
+# remote error back into the same class (PermissionDenied shares 10000 with
+# AuthenticationError, so the pair (code, grpc_status) is the key).
+ALL_ERRORS: tuple[type[KVError], ...] = (
+    ValidationError,
+    PayloadTooLarge,
+    KeyNotFound,
+    NamespaceNotFound,
+    DuplicateTitle,
+    AuthenticationError,
+    PermissionDenied,
+    PreconditionFailed,
+    NotFoundRoute,
+    MethodNotAllowed,
+    TooManyNamespaces,
+    Unavailable,
+    InternalError,
+)
+
+_BY_CODE: dict[tuple[int, str], type[KVError]] = {(c.code, c.grpc_status): c for c in ALL_ERRORS}
+
+
+def error_from_code(code: int, grpc_status: str, message: str) -> KVError:
+    """Rebuild the error a peer raised, from its Cloudflare code and gRPC status name."""
+    cls = _BY_CODE.get((code, grpc_status)) or _BY_CODE.get((code, "INVALID_ARGUMENT")) or InternalError
+    return cls(message)
