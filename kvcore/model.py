@@ -153,3 +153,27 @@ class ReadResult:
     entry: Entry
     age_s: float = 0.0
     source: str = "central"  # "central", "cache" or "read-through"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a replica needs before applying changes: every namespace and token."""
+
+    namespaces: list[Namespace]
+    tokens: list[Token]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    """One message of the change stream.
+
+    `safe_seq`: every change with seq <= safe_seq has been sent; a replica persists it
+    and resumes from it. Lazily held updates mean a batch may carry creates newer than
+    updates still pending at central, so the highest seq seen is not a safe resume point.
+    """
+
+    changes: list[Change]
+    safe_seq: int
+    committed_seq: int
+    reset: bool = False
+    snapshot: Snapshot | None = None

@@ -1,0 +1,208 @@
+"""`CentralClient`: central's gRPC API with domain types in and out.
+
+Used by replicas (read-through, write forwarding, the change stream), by the
+`edgekv token` commands and by tests. Every unary call has a deadline so a replica
+cut off from central fails fast (C7) instead of hanging a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from kvcore import wire
+from kvcore.model import (
+    BulkResult,
+    ChangeBatch,
+    Condition,
+    Entry,
+    KeyPage,
+    Namespace,
+    Permission,
+    Token,
+    WriteItem,
+    WriteResult,
+)
+from kvcore.pb import edgekv_pb2 as pb
+from kvcore.pb import edgekv_pb2_grpc as pb_grpc
+from kvcore.rpc.errors import from_rpc_error
+from kvcore.rpc.security import SECRET_KEY, secure_or_insecure_channel
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT_S = 5.0
+# Large writes (a 25 MiB value, a 10,000-item bulk) get more time than point reads.
+WRITE_TIMEOUT_S = 30.0
+
+
+class CentralClient:
+    def __init__(
+        self,
+        target: str,
+        *,
+        cluster_secret: str | None = None,
+        tls_ca: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.target = target
+        self.timeout_s = timeout_s
+        self._metadata: tuple[tuple[str, str], ...] = (
+            ((SECRET_KEY, cluster_secret),) if cluster_secret else ()
+        )
+        self._channel = secure_or_insecure_channel(target, tls_ca)
+        self._kv = pb_grpc.KVStub(self._channel)
+        self._repl = pb_grpc.ReplicationStub(self._channel)
+        self._admin = pb_grpc.AdminStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> CentralClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return await method(request, timeout=timeout or self.timeout_s, metadata=self._metadata)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+
+    # -- namespaces
+
+    async def create_namespace(self, account_id: str, title: str) -> Namespace:
+        msg = await self._call(
+            self._kv.CreateNamespace, pb.CreateNamespaceRequest(account_id=account_id, title=title)
+        )
+        return wire.namespace_from_pb(msg)
+
+    async def get_namespace(self, account_id: str, namespace_id: str) -> Namespace:
+        msg = await self._call(
+            self._kv.GetNamespace, pb.NamespaceRef(account_id=account_id, namespace_id=namespace_id)
+        )
+        return wire.namespace_from_pb(msg)
+
+    async def list_namespaces(
+        self, account_id: str, page: int, per_page: int, order: str, direction: str
+    ) -> tuple[list[Namespace], int]:
+        msg = await self._call(
+            self._kv.ListNamespaces,
+            pb.ListNamespacesRequest(
+                account_id=account_id, page=page, per_page=per_page, order=order, direction=direction
+            ),
+        )
+        return [wire.namespace_from_pb(n) for n in msg.namespaces], msg.total_count
+
+    async def rename_namespace(self, account_id: str, namespace_id: str, title: str) -> Namespace:
+        msg = await self._call(
+            self._kv.RenameNamespace,
+            pb.RenameNamespaceRequest(account_id=account_id, namespace_id=namespace_id, title=title),
+        )
+        return wire.namespace_from_pb(msg)
+
+    async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
+        await self._call(
+            self._kv.DeleteNamespace, pb.NamespaceRef(account_id=account_id, namespace_id=namespace_id)
+        )
+
+    # -- entries
+
+    async def put(
+        self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition | None = None
+    ) -> WriteResult:
+        req = pb.PutRequest(
+            account_id=account_id, namespace_id=namespace_id, item=wire.write_item_to_pb(item)
+        )
+        if condition is not None and condition.is_set:
+            req.condition.CopyFrom(wire.condition_to_pb(condition))
+        return wire.write_result_from_pb(await self._call(self._kv.Put, req, WRITE_TIMEOUT_S))
+
+    async def get(
+        self, account_id: str, namespace_id: str, key: str, *, metadata_only: bool = False
+    ) -> tuple[Entry | None, int]:
+        """The live entry (or None) and central's committed seq when it was read."""
+        msg = await self._call(
+            self._kv.Get,
+            pb.GetRequest(
+                account_id=account_id, namespace_id=namespace_id, key=key, metadata_only=metadata_only
+            ),
+        )
+        return (wire.entry_from_pb(msg.entry) if msg.found else None), msg.as_of_seq
+
+    async def delete(
+        self, account_id: str, namespace_id: str, key: str, condition: Condition | None = None
+    ) -> WriteResult:
+        req = pb.DeleteRequest(account_id=account_id, namespace_id=namespace_id, key=key)
+        if condition is not None and condition.is_set:
+            req.condition.CopyFrom(wire.condition_to_pb(condition))
+        return wire.write_result_from_pb(await self._call(self._kv.Delete, req, WRITE_TIMEOUT_S))
+
+    async def bulk_put(self, account_id: str, namespace_id: str, items: Sequence[WriteItem]) -> BulkResult:
+        req = pb.BulkPutRequest(
+            account_id=account_id, namespace_id=namespace_id, items=[wire.write_item_to_pb(i) for i in items]
+        )
+        return wire.bulk_result_from_pb(await self._call(self._kv.BulkPut, req, WRITE_TIMEOUT_S))
+
+    async def bulk_delete(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> BulkResult:
+        req = pb.BulkDeleteRequest(account_id=account_id, namespace_id=namespace_id, keys=list(keys))
+        return wire.bulk_result_from_pb(await self._call(self._kv.BulkDelete, req, WRITE_TIMEOUT_S))
+
+    async def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
+        msg = await self._call(
+            self._kv.BulkGet,
+            pb.BulkGetRequest(account_id=account_id, namespace_id=namespace_id, keys=list(keys)),
+        )
+        return [wire.entry_from_pb(r.entry) if r.found else None for r in msg.results]
+
+    async def list_keys(
+        self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
+    ) -> KeyPage:
+        msg = await self._call(
+            self._kv.ListKeys,
+            pb.ListKeysRequest(
+                account_id=account_id, namespace_id=namespace_id, prefix=prefix, limit=limit, cursor=cursor
+            ),
+        )
+        return wire.key_page_from_pb(msg)
+
+    # -- replication
+
+    async def subscribe(self, region: str, from_seq: int) -> AsyncIterator[ChangeBatch]:
+        """The change stream; raises a KVError (usually Unavailable) when it breaks."""
+        call = self._repl.Subscribe(
+            pb.SubscribeRequest(region=region, from_seq=from_seq), metadata=self._metadata
+        )
+        try:
+            async for msg in call:
+                yield wire.batch_from_pb(msg)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()
+
+    async def report_hot_keys(self, region: str, keys: Sequence[tuple[str, str]]) -> None:
+        await self._call(
+            self._repl.ReportHotKeys,
+            pb.HotKeysReport(region=region, keys=[pb.HotKey(namespace_id=n, key=k) for n, k in keys]),
+        )
+
+    # -- admin
+
+    async def create_token(
+        self, account_id: str, permission: Permission, secret: str | None = None
+    ) -> tuple[Token, str]:
+        msg = await self._call(
+            self._admin.CreateToken,
+            pb.CreateTokenRequest(account_id=account_id, permission=permission.value, secret=secret or ""),
+        )
+        return wire.token_from_pb(msg.token), msg.secret
+
+    async def list_tokens(self, account_id: str | None = None) -> list[Token]:
+        msg = await self._call(self._admin.ListTokens, pb.ListTokensRequest(account_id=account_id or ""))
+        return [wire.token_from_pb(t) for t in msg.tokens]
+
+    async def revoke_token(self, token_id: str) -> None:
+        await self._call(self._admin.RevokeToken, pb.RevokeTokenRequest(token_id=token_id))

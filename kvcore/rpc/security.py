@@ -1,0 +1,72 @@
+"""Cluster secret, TLS and message-size settings shared by gRPC servers and clients."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+SECRET_KEY = "x-edgekv-cluster-secret"
+# A 25 MiB value plus its key, metadata and framing must fit in one message; bulk
+# bodies are capped at 100 MB by the REST layer.
+MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    # Detect a dead peer on an idle stream within seconds, not the TCP timeout.
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+SERVER_OPTIONS: list[tuple[str, Any]] = [
+    *CHANNEL_OPTIONS,
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+]
+
+
+class ClusterSecretInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Refuses every call (health checks included) that lacks the cluster secret."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret.encode()
+
+        async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong cluster secret")
+
+        self._deny_unary = grpc.unary_unary_rpc_method_handler(deny)
+        self._deny_stream = grpc.unary_stream_rpc_method_handler(deny)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == SECRET_KEY:
+                given = value.encode() if isinstance(value, str) else value
+                if hmac.compare_digest(given, self._secret):
+                    return await continuation(handler_call_details)
+        if handler_call_details.method.endswith("/Subscribe"):
+            return self._deny_stream
+        return self._deny_unary
+
+
+def server_credentials(cert_path: str, key_path: str) -> grpc.ServerCredentials:
+    with open(key_path, "rb") as k, open(cert_path, "rb") as c:
+        return grpc.ssl_server_credentials([(k.read(), c.read())])
+
+
+def channel_credentials(ca_path: str) -> grpc.ChannelCredentials:
+    with open(ca_path, "rb") as f:
+        return grpc.ssl_channel_credentials(root_certificates=f.read())
+
+
+def secure_or_insecure_channel(target: str, ca_path: str | None) -> grpc.aio.Channel:
+    if ca_path:
+        return grpc.aio.secure_channel(target, channel_credentials(ca_path), options=CHANNEL_OPTIONS)
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)

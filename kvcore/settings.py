@@ -1,0 +1,134 @@
+"""One typed settings object per process, validated at start with a clear message.
+
+The command line (`kvcore.cli`) fills these from flags, each with an `EDGEKV_*`
+environment fallback; tests build them directly. Units are in the names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from kvcore.limits import MAX_VALUE_BYTES
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; the message names the flag and its environment variable."""
+
+
+_ADDR = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_REGION = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def check_addr(value: str, flag: str) -> str:
+    m = _ADDR.match(value)
+    if not m or not 0 <= int(m["port"]) <= 65535:
+        raise SettingsError(f"{flag}: {value!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
+    return value
+
+
+def split_addr(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _positive(value: float, flag: str, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise SettingsError(f"{flag}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    cert_path: str | None = None
+    key_path: str | None = None
+    ca_path: str | None = None
+
+
+@dataclass(frozen=True)
+class CentralSettings:
+    data_dir: str
+    grpc_addr: str = "127.0.0.1:7070"
+    http_addr: str = "127.0.0.1:8080"
+    propagation_delay_s: float = 60.0
+    cluster_secret: str | None = None
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    # Creates whose value is at most this many bytes are pushed with their value.
+    push_value_max_bytes: int = 64 * 1024
+    log_retention: int = 1_000_000
+    # Changes buffered per subscriber before it is reset as too slow.
+    subscriber_queue_changes: int = 100_000
+    bootstrap_account: str | None = None
+    bootstrap_token: str | None = None
+
+    def validate(self) -> CentralSettings:
+        if not self.data_dir:
+            raise SettingsError("--data-dir (EDGEKV_DATA_DIR): required")
+        check_addr(self.grpc_addr, "--grpc-addr (EDGEKV_GRPC_ADDR)")
+        check_addr(self.http_addr, "--http-addr (EDGEKV_HTTP_ADDR)")
+        _positive(self.propagation_delay_s, "--propagation-delay (EDGEKV_PROPAGATION_DELAY)", allow_zero=True)
+        if self.propagation_delay_s > 3600:
+            raise SettingsError("--propagation-delay (EDGEKV_PROPAGATION_DELAY): at most 3600 seconds")
+        if bool(self.tls.cert_path) != bool(self.tls.key_path):
+            raise SettingsError("--tls-cert and --tls-key (EDGEKV_TLS_CERT, EDGEKV_TLS_KEY) go together")
+        if not 0 <= self.push_value_max_bytes <= MAX_VALUE_BYTES:
+            raise SettingsError("--push-value-max-bytes: between 0 and 25 MiB")
+        _positive(self.log_retention, "--log-retention (EDGEKV_LOG_RETENTION)")
+        _positive(self.subscriber_queue_changes, "--subscriber-queue-changes")
+        if bool(self.bootstrap_account) != bool(self.bootstrap_token):
+            raise SettingsError("EDGEKV_BOOTSTRAP_ACCOUNT and EDGEKV_BOOTSTRAP_TOKEN go together")
+        if self.bootstrap_account and not _HEX32.match(self.bootstrap_account):
+            raise SettingsError("EDGEKV_BOOTSTRAP_ACCOUNT: must be 32 lowercase hex characters")
+        if self.bootstrap_token is not None and len(self.bootstrap_token) < 16:
+            raise SettingsError("EDGEKV_BOOTSTRAP_TOKEN: at least 16 characters")
+        return self
+
+
+@dataclass(frozen=True)
+class ReplicaSettings:
+    region: str
+    central: str
+    data_dir: str
+    http_addr: str = "127.0.0.1:8081"
+    cache_bytes: int = 256 * 1024 * 1024
+    # A key is admitted to the edge cache once read this many times (decaying count).
+    admit_threshold: int = 2
+    cluster_secret: str | None = None
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    # Deadline of a read-through or forwarded write; past it the client gets a 503.
+    central_timeout_s: float = 2.0
+    hot_report_interval_s: float = 5.0
+    hot_report_keys: int = 10_000
+    negative_ttl_s: float = 60.0
+    frequency_half_life_s: float = 60.0
+
+    def validate(self) -> ReplicaSettings:
+        if not _REGION.match(self.region or ""):
+            raise SettingsError(
+                "--region (EDGEKV_REGION): 1-32 of lowercase letters, digits, '-' or '_' (e.g. 'eu')"
+            )
+        if self.region == "central":
+            raise SettingsError("--region (EDGEKV_REGION): 'central' is reserved")
+        check_addr(self.central, "--central (EDGEKV_CENTRAL)")
+        if not self.data_dir:
+            raise SettingsError("--data-dir (EDGEKV_DATA_DIR): required")
+        check_addr(self.http_addr, "--http-addr (EDGEKV_HTTP_ADDR)")
+        if self.cache_bytes < 1024 * 1024:
+            raise SettingsError("--cache-bytes (EDGEKV_CACHE_BYTES): at least 1 MiB (1048576)")
+        _positive(self.admit_threshold, "--admit-threshold (EDGEKV_ADMIT_THRESHOLD)")
+        _positive(self.central_timeout_s, "--central-timeout (EDGEKV_CENTRAL_TIMEOUT)")
+        _positive(self.hot_report_interval_s, "--hot-report-interval (EDGEKV_HOT_REPORT_INTERVAL)")
+        _positive(self.negative_ttl_s, "--negative-ttl (EDGEKV_NEGATIVE_TTL)")
+        return self
+
+
+def parse_size(text: str) -> int:
+    """'64MiB', '1GiB', '500MB', '1048576' -> bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise SettingsError(f"{text!r} is not a size (e.g. 64MiB, 1GiB, 1048576)")
+    number, unit = float(m[1]), (m[2] or "B").upper()
+    scale = {"B": 1, "K": 1000, "KB": 1000, "M": 10**6, "MB": 10**6, "G": 10**9, "GB": 10**9}
+    scale |= {"T": 10**12, "TB": 10**12, "KI": 2**10, "KIB": 2**10, "MI": 2**20, "MIB": 2**20}
+    scale |= {"GI": 2**30, "GIB": 2**30, "TI": 2**40, "TIB": 2**40}
+    return int(number * scale[unit])
