@@ -1,0 +1,269 @@
+"""The fan-out hub: committed changes to every subscribed replica.
+
+Creates, namespace and token changes are pushed as soon as they commit (C1);
+updates and deletes are held per key, coalesced so only the newest version of a key
+is sent, and flushed before `propagation_delay_s` has passed since the first of them
+was acknowledged (C2). For keys a region reported hot, a flush carries the new value
+so the edge stays warm; for the rest, an invalidation.
+
+Because held updates are older than the creates pushed past them, the highest seq a
+replica has seen is not a safe resume point. Every batch therefore carries
+`safe_seq`: all changes up to it have been sent. Replicas persist it and resume from
+it; the few changes re-sent after a resume are harmless (replicas compare versions).
+
+Each subscriber has its own queue, filled without ever blocking the writer or other
+subscribers. A subscriber that falls `queue_limit` changes behind is reset: its
+queue is dropped and it is told to drop its cache and start over from a snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from kvcore.clock import Clock
+from kvcore.metrics import Metrics
+from kvcore.model import Change, ChangeBatch, ChangeKind
+from kvcore.store.base import Store
+
+log = logging.getLogger("edgekv.central.fanout")
+
+# Flush a held update this long before its deadline, for the trip to the replica.
+FLUSH_MARGIN_S = 0.25
+# Upper bound on changes in one stream message.
+MAX_BATCH_CHANGES = 1000
+
+KeyRef = tuple[str, str]  # (namespace_id, key)
+
+
+@dataclass(slots=True)
+class _Held:
+    change: Change
+    deadline: float  # monotonic; from the first write of the key since the last flush
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One replica's stream. `floor`: every change <= floor was sent during catch-up."""
+
+    region: str
+    floor: int
+    queue: asyncio.Queue[ChangeBatch | None] = field(default_factory=asyncio.Queue)
+    queued_changes: int = 0
+    needs_reset: bool = False
+    id: int = field(default_factory=itertools.count(1).__next__)
+
+
+class Hub:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        metrics: Metrics,
+        propagation_delay_s: float,
+        push_value_max_bytes: int,
+        queue_limit: int,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._metrics = metrics
+        self._delay = propagation_delay_s
+        self._push_max = push_value_max_bytes
+        self._queue_limit = queue_limit
+        self._region = metrics.region
+        self._held: OrderedDict[KeyRef, _Held] = OrderedDict()
+        self._held_seqs: list[tuple[int, KeyRef]] = []  # min-heap, lazily pruned
+        self._subscribers: set[Subscriber] = set()
+        self._hot: dict[str, set[KeyRef]] = {}
+        self._ingested_seq = store.committed_seq
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._store.add_listener(self._on_commit)
+        self._flusher = asyncio.create_task(self._flush_loop(), name="fanout-flush")
+        self._metrics.committed_seq.labels(self._region).set(self._ingested_seq)
+
+    async def stop(self) -> None:
+        if self._flusher:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        for sub in list(self._subscribers):
+            sub.queue.put_nowait(None)
+
+    # -- state
+
+    @property
+    def ingested_seq(self) -> int:
+        return self._ingested_seq
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._held)
+
+    def safe_seq(self) -> int:
+        """Every change <= this has been sent to every live subscriber."""
+        while self._held_seqs:
+            seq, ref = self._held_seqs[0]
+            held = self._held.get(ref)
+            if held is not None and held.change.seq == seq:
+                return seq - 1
+            heapq.heappop(self._held_seqs)  # superseded or flushed
+        return self._ingested_seq
+
+    def set_hot_keys(self, region: str, keys: set[KeyRef]) -> None:
+        self._hot[region] = keys
+
+    # -- subscribers
+
+    def subscribe(self, region: str) -> Subscriber:
+        """Register before catch-up: live changes queue up while the log is replayed.
+        Catch-up must cover (from_seq, sub.floor]."""
+        sub = Subscriber(region=region, floor=self._ingested_seq)
+        self._subscribers.add(sub)
+        self._metrics.subscribers.labels(self._region).set(len(self._subscribers))
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self._subscribers.discard(sub)
+        self._metrics.subscribers.labels(self._region).set(len(self._subscribers))
+
+    def subscriber_safe_seq(self, sub: Subscriber) -> int:
+        return max(sub.floor, self.safe_seq())
+
+    def _enqueue(self, sub: Subscriber, changes: list[Change]) -> None:
+        if sub.needs_reset:
+            return
+        if sub.queued_changes + len(changes) > self._queue_limit:
+            # Too far behind: drop what it has not read and make it start over.
+            while not sub.queue.empty():
+                sub.queue.get_nowait()
+            sub.queued_changes = 0
+            sub.needs_reset = True
+            sub.queue.put_nowait(None)
+            self._metrics.subscriber_resets.labels(self._region).inc()
+            log.warning("subscriber %s (%s) fell behind; resetting it", sub.id, sub.region)
+            return
+        sub.queued_changes += len(changes)
+        sub.queue.put_nowait(
+            ChangeBatch(
+                changes=changes,
+                safe_seq=self.subscriber_safe_seq(sub),
+                committed_seq=self._ingested_seq,
+            )
+        )
+
+    def taken(self, sub: Subscriber, batch: ChangeBatch) -> None:
+        sub.queued_changes -= len(batch.changes)
+
+    # -- values on the stream
+
+    def with_value(self, change: Change) -> Change:
+        """The change carrying its value, if the key still holds exactly that version and
+        the value is small enough; otherwise the change as an invalidation."""
+        if change.kind not in (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE):
+            return change
+        try:
+            entry = self._store.get(change.account_id, change.namespace_id, change.key)
+        except Exception:  # namespace deleted meanwhile: an invalidation is right
+            return change
+        if entry is None or entry.version != change.seq or len(entry.value) > self._push_max:
+            return change
+        return replace(change, value=entry.value, has_value=True)
+
+    # -- ingest (event loop thread)
+
+    def _on_commit(self, changes: Sequence[Change]) -> None:
+        """Store listener, called on the writer thread after the WAL sync."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._ingest, list(changes))
+
+    def _ingest(self, changes: list[Change]) -> None:
+        now = self._clock.monotonic()
+        immediate: list[Change] = []
+        for change in changes:
+            self._ingested_seq = max(self._ingested_seq, change.seq)
+            if change.kind.is_lazy and self._delay > 0:
+                ref = (change.namespace_id, change.key)
+                held = self._held.get(ref)
+                if held is None:
+                    self._held[ref] = _Held(change, now + self._delay)
+                else:
+                    # Coalesce: keep the first write's deadline, send only the newest.
+                    held.change = change
+                    self._metrics.coalesced.labels(self._region).inc()
+                heapq.heappush(self._held_seqs, (change.seq, ref))
+            else:
+                immediate.append(change)
+        self._metrics.committed_seq.labels(self._region).set(self._ingested_seq)
+        self._metrics.pending_updates.labels(self._region).set(len(self._held))
+        if immediate:
+            immediate = [self.with_value(c) if c.kind is ChangeKind.KEY_CREATE else c for c in immediate]
+            for chunk in _chunks(immediate):
+                for sub in self._subscribers:
+                    self._enqueue(sub, chunk)
+        self._wake.set()
+
+    # -- lazy flush
+
+    async def _flush_loop(self) -> None:
+        while True:
+            if not self._held:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            first = next(iter(self._held.values()))
+            wait = first.deadline - FLUSH_MARGIN_S - self._clock.monotonic()
+            if wait > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=min(wait, 1.0))
+                continue
+            self.flush_due()
+
+    def flush_due(self, *, everything: bool = False) -> int:
+        """Send every held change whose deadline is near (or all of them)."""
+        horizon = self._clock.monotonic() + FLUSH_MARGIN_S
+        due: list[Change] = []
+        while self._held:
+            ref, held = next(iter(self._held.items()))
+            if not everything and held.deadline > horizon:
+                break
+            del self._held[ref]
+            due.append(held.change)
+        if not due:
+            return 0
+        due.sort(key=lambda c: c.seq)
+        self._metrics.pending_updates.labels(self._region).set(len(self._held))
+        valued: dict[KeyRef, Change] = {}
+        for sub in self._subscribers:
+            hot = self._hot.get(sub.region, set())
+            out: list[Change] = []
+            for change in due:
+                ref = (change.namespace_id, change.key)
+                if ref in hot and change.kind is ChangeKind.KEY_UPDATE:
+                    if ref not in valued:
+                        valued[ref] = self.with_value(change)
+                    out.append(valued[ref])
+                else:
+                    out.append(change)
+            for chunk in _chunks(out):
+                self._enqueue(sub, chunk)
+        return len(due)
+
+
+def _chunks(changes: list[Change]) -> list[list[Change]]:
+    return [changes[i : i + MAX_BATCH_CHANGES] for i in range(0, len(changes), MAX_BATCH_CHANGES)] or [[]]

@@ -1,0 +1,121 @@
+"""The central process: the store, the gRPC API, the fan-out hub and the HTTP API.
+
+One event loop runs the gRPC server (KV, Replication, Admin, health) and uvicorn
+(the Cloudflare REST API, /metrics, /healthz, /readyz). The store's writer thread
+commits; the hub pushes what it committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from kvcore.rest.app import create_app
+from kvcore.store.rocks import RocksStore
+
+from central.fanout import Hub
+from central.grpc_api import AdminService, KVService, ReplicationService
+from central.rest_backend import StoreBackend
+from central.writes import MeteredWrites
+from kvcore.clock import SYSTEM_CLOCK, Clock
+from kvcore.metrics import Metrics
+from kvcore.model import Permission
+from kvcore.pb import edgekv_pb2, edgekv_pb2_grpc
+from kvcore.rpc.security import SERVER_OPTIONS, ClusterSecretInterceptor, server_credentials
+from kvcore.serving import http_server, serve_until, stop_on_signals
+from kvcore.settings import CentralSettings
+
+log = logging.getLogger("edgekv.central")
+
+SERVICE_NAMES = [
+    edgekv_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("KV", "Replication", "Admin")
+]
+
+
+def bootstrap(store: RocksStore, settings: CentralSettings) -> None:
+    """Create the bootstrap account's write token if it does not exist yet."""
+    if not (settings.bootstrap_account and settings.bootstrap_token):
+        return
+    digest = hashlib.sha256(settings.bootstrap_token.encode()).hexdigest()
+    existing = store.token_by_hash(digest)
+    if existing is not None:
+        if existing.account_id != settings.bootstrap_account:
+            raise SystemExit("EDGEKV_BOOTSTRAP_TOKEN already belongs to another account")
+        return
+    store.create_token(settings.bootstrap_account, Permission.WRITE, settings.bootstrap_token)
+    log.info("bootstrap: created a write token for account %s", settings.bootstrap_account)
+
+
+async def serve(
+    settings: CentralSettings,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    stop: asyncio.Event | None = None,
+    started: asyncio.Event | None = None,
+) -> None:
+    settings.validate()
+    stop = stop or asyncio.Event()
+    os.makedirs(settings.data_dir, exist_ok=True)
+    store = RocksStore(
+        os.path.join(settings.data_dir, "store"), clock=clock, log_retention=settings.log_retention
+    )
+    try:
+        bootstrap(store, settings)
+        metrics = Metrics("central")
+        writes = MeteredWrites(store, metrics)
+        hub = Hub(
+            store,
+            clock=clock,
+            metrics=metrics,
+            propagation_delay_s=settings.propagation_delay_s,
+            push_value_max_bytes=settings.push_value_max_bytes,
+            queue_limit=settings.subscriber_queue_changes,
+        )
+        hub.start()
+
+        interceptors = [ClusterSecretInterceptor(settings.cluster_secret)] if settings.cluster_secret else []
+        grpc_server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
+        edgekv_pb2_grpc.add_KVServicer_to_server(KVService(store, writes), grpc_server)
+        edgekv_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(store, hub), grpc_server)
+        edgekv_pb2_grpc.add_AdminServicer_to_server(AdminService(store), grpc_server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+        if settings.tls.cert_path and settings.tls.key_path:
+            creds = server_credentials(settings.tls.cert_path, settings.tls.key_path)
+            bound = grpc_server.add_secure_port(settings.grpc_addr, creds)
+        else:
+            bound = grpc_server.add_insecure_port(settings.grpc_addr)
+        if not bound:
+            raise SystemExit(f"could not bind the gRPC port {settings.grpc_addr}")
+        await grpc_server.start()
+        for name in ["", *SERVICE_NAMES]:
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+        backend = StoreBackend(writes, clock=clock)
+        app = create_app(backend, metrics)
+        http = http_server(app, settings.http_addr)
+        stop_on_signals(stop)
+        log.info(
+            "central: grpc %s, http %s, propagation delay %ss",
+            settings.grpc_addr,
+            settings.http_addr,
+            settings.propagation_delay_s,
+        )
+        if started is not None:
+            asyncio.get_running_loop().call_later(0.05, started.set)
+        try:
+            await serve_until(http, stop)
+        finally:
+            await health_servicer.enter_graceful_shutdown()
+            await hub.stop()
+            await grpc_server.stop(grace=1.0)
+    finally:
+        store.close()
+
+
+def run(settings: CentralSettings) -> None:
+    asyncio.run(serve(settings))

@@ -1,0 +1,44 @@
+"""The `edgekv` command.
+
+Every flag also reads an `EDGEKV_*` environment variable (typer's `envvar`), so the
+same settings work from a shell, a systemd unit or docker compose.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from kvcore.cli.dev import dev_command
+from kvcore.cli.kv import kv_app
+from kvcore.cli.serve import central_command, replica_command
+from kvcore.cli.token import token_app
+
+app = typer.Typer(
+    name="edgekv",
+    help="edgekv: a multi-region key-value service with edge read replicas, "
+    "speaking the Cloudflare Workers KV API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("central", help="Run the authority: the store, the gRPC API and the change stream.")(
+    central_command
+)
+app.command("replica", help="Run one region's edge: hot-key cache, read-through, write forwarding.")(
+    replica_command
+)
+app.command("dev", help="Run central and one replica per region on loopback, for development.")(dev_command)
+app.add_typer(
+    token_app, name="token", help="Create, list and revoke API tokens (talks to central over gRPC)."
+)
+app.add_typer(kv_app, name="kv", help="Wrangler-style client of the KV REST API.")
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    app()

@@ -1,0 +1,256 @@
+"""`edgekv dev`: central and one replica per region as child processes on loopback.
+
+Prints a table of regions and URLs with a dev account and API token, optionally
+writes the same facts as JSON (`--info-file`) for scripts, and stops every child
+cleanly on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kvcore.settings import SettingsError, parse_size
+
+_out = Console()
+_err = Console(stderr=True)
+READY_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    http: str
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        self.log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+            start_new_session=True,  # Ctrl-C reaches us; we stop children in order
+        )
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log is not None:
+            self.log.close()
+
+
+def _wait_ready(children: list[Child]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    pending = list(children)
+    with httpx.Client(timeout=1.0) as client:
+        while pending:
+            for child in list(pending):
+                assert child.proc is not None
+                if child.proc.poll() is not None:
+                    tail = child.log_path.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"{child.name} exited with {child.proc.returncode}:\n{tail}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"{child.http}/readyz").status_code == 200:
+                        pending.remove(child)
+            if time.monotonic() > deadline:
+                names = ", ".join(c.name for c in pending)
+                raise RuntimeError(f"not ready after {READY_TIMEOUT_S:.0f}s: {names}")
+            if pending:
+                time.sleep(0.1)
+
+
+def _credentials(data_dir: Path) -> tuple[str, str]:
+    """The dev account and token: kept in the data dir so a restart reuses them."""
+    path = data_dir / "dev-credentials.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return str(saved["account_id"]), str(saved["token"])
+    account_id, token = secrets.token_hex(16), "dev-" + secrets.token_urlsafe(24)
+    path.write_text(json.dumps({"account_id": account_id, "token": token}))
+    path.chmod(0o600)
+    return account_id, token
+
+
+def dev_command(
+    regions: Annotated[str, typer.Option(envvar="EDGEKV_REGIONS", help="Comma-separated region names.")] = (
+        "us,eu,ap"
+    ),
+    propagation_delay: Annotated[
+        float, typer.Option(envvar="EDGEKV_PROPAGATION_DELAY", help="Seconds within which updates propagate.")
+    ] = 60.0,
+    cache_bytes: Annotated[
+        str, typer.Option(envvar="EDGEKV_CACHE_BYTES", help="Edge cache bound per replica.")
+    ] = "64MiB",
+    data_dir: Annotated[
+        str | None,
+        typer.Option(envvar="EDGEKV_DATA_DIR", help="Keep data here (default: a temp dir, removed)."),
+    ] = None,
+    info_file: Annotated[
+        str | None, typer.Option(help="Also write account, token and URLs as JSON to this file.")
+    ] = None,
+    walkthrough: Annotated[
+        bool, typer.Option(help="Walk through the system once the cluster is up (make demo).")
+    ] = False,
+) -> None:
+    names = [r.strip() for r in regions.split(",") if r.strip()]
+    if not names or len(set(names)) != len(names):
+        raise typer.BadParameter("--regions: give distinct names, e.g. us,eu,ap")
+    try:
+        parse_size(cache_bytes)
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    temp = data_dir is None
+    root = Path(data_dir or tempfile.mkdtemp(prefix="edgekv-dev-"))
+    root.mkdir(parents=True, exist_ok=True)
+    account_id, token = _credentials(root)
+    grpc_port, central_http = free_port(), free_port()
+    py = [sys.executable, "-m", "kvcore"]
+    central = Child(
+        "central",
+        [
+            *py,
+            "central",
+            "--data-dir",
+            str(root / "central"),
+            "--grpc-addr",
+            f"127.0.0.1:{grpc_port}",
+            "--http-addr",
+            f"127.0.0.1:{central_http}",
+            "--propagation-delay",
+            str(propagation_delay),
+        ],
+        f"http://127.0.0.1:{central_http}",
+        root / "central.log",
+        env={"EDGEKV_BOOTSTRAP_ACCOUNT": account_id, "EDGEKV_BOOTSTRAP_TOKEN": token},
+    )
+    replicas: list[Child] = []
+    for name in names:
+        port = free_port()
+        replicas.append(
+            Child(
+                name,
+                [
+                    *py,
+                    "replica",
+                    "--region",
+                    name,
+                    "--central",
+                    f"127.0.0.1:{grpc_port}",
+                    "--data-dir",
+                    str(root / f"replica-{name}"),
+                    "--http-addr",
+                    f"127.0.0.1:{port}",
+                    "--cache-bytes",
+                    cache_bytes,
+                ],
+                f"http://127.0.0.1:{port}",
+                root / f"replica-{name}.log",
+            )
+        )
+    children = [central, *replicas]
+    stopping = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        central.start()
+        _wait_ready([central])
+        for r in replicas:
+            r.start()
+        _wait_ready(replicas)
+        info = {
+            "account_id": account_id,
+            "token": token,
+            "central": {"http": central.http, "grpc": f"127.0.0.1:{grpc_port}"},
+            "regions": {r.name: r.http for r in replicas},
+        }
+        _print_table(info, root, propagation_delay)
+        if info_file:
+            tmp = Path(info_file + ".tmp")
+            tmp.write_text(json.dumps(info, indent=2))
+            tmp.replace(info_file)  # atomic: a script polling for the file never reads half of it
+        if walkthrough:
+            from kvcore.cli.walkthrough import walk
+
+            walk(info, propagation_delay)
+        _out.print("[dim]Ctrl-C stops every process.[/dim]")
+        while True:
+            for child in children:
+                assert child.proc is not None
+                if child.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{child.name} exited with {child.proc.returncode}; see {child.log_path}"
+                    )
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        _err.print("stopping...")
+    except RuntimeError as exc:
+        _err.print(f"error: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        for child in reversed(children):
+            child.stop()
+        if info_file:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(info_file)
+        if temp:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _print_table(info: dict[str, Any], root: Path, delay: float) -> None:
+    table = Table(title=f"edgekv dev cluster (propagation delay {delay:g}s)")
+    table.add_column("process")
+    table.add_column("REST API base URL (Cloudflare SDK base_url)")
+    table.add_column("metrics")
+    table.add_row("central", f"{info['central']['http']}/client/v4", f"{info['central']['http']}/metrics")
+    for name, url in info["regions"].items():
+        table.add_row(f"replica {name}", f"{url}/client/v4", f"{url}/metrics")
+    _out.print(table)
+    _out.print(f"central gRPC: {info['central']['grpc']}")
+    _out.print(f"account id:   [bold]{info['account_id']}[/bold]")
+    _out.print(f"API token:    [bold]{info['token']}[/bold]  (write permission)")
+    _out.print(f"data and logs: {root}")
+    _out.print(
+        "try: export EDGEKV_ENDPOINT={} EDGEKV_ACCOUNT_ID={} EDGEKV_API_TOKEN={}".format(
+            next(iter(info["regions"].values())), info["account_id"], info["token"]
+        )
+    )

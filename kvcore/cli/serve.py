@@ -1,0 +1,106 @@
+"""`edgekv central` and `edgekv replica`: flags -> validated settings -> the process."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kvcore.settings import CentralSettings, ReplicaSettings, SettingsError, TlsSettings, parse_size
+
+
+def _opt(envvar: str, help: str) -> typer.models.OptionInfo:
+    return typer.Option(envvar=envvar, help=help, show_envvar=True)  # type: ignore[no-any-return]
+
+
+def central_command(
+    data_dir: Annotated[str, _opt("EDGEKV_DATA_DIR", "Directory of the RocksDB store.")],
+    grpc_addr: Annotated[str, _opt("EDGEKV_GRPC_ADDR", "HOST:PORT of the gRPC API.")] = "127.0.0.1:7070",
+    http_addr: Annotated[
+        str, _opt("EDGEKV_HTTP_ADDR", "HOST:PORT of the REST API, /metrics, /healthz, /readyz.")
+    ] = "127.0.0.1:8080",
+    propagation_delay: Annotated[
+        float,
+        _opt("EDGEKV_PROPAGATION_DELAY", "Seconds within which updates reach every replica (0 = at once)."),
+    ] = 60.0,
+    cluster_secret: Annotated[
+        str | None, _opt("EDGEKV_CLUSTER_SECRET", "Shared secret every gRPC call must carry.")
+    ] = None,
+    tls_cert: Annotated[str | None, _opt("EDGEKV_TLS_CERT", "PEM certificate for gRPC TLS.")] = None,
+    tls_key: Annotated[str | None, _opt("EDGEKV_TLS_KEY", "PEM private key for gRPC TLS.")] = None,
+    push_value_max_bytes: Annotated[
+        str, _opt("EDGEKV_PUSH_VALUE_MAX_BYTES", "Creates up to this size are pushed with their value.")
+    ] = "64KiB",
+    log_retention: Annotated[
+        int, _opt("EDGEKV_LOG_RETENTION", "Change-log entries kept for replicas to resume from.")
+    ] = 1_000_000,
+    bootstrap_account: Annotated[
+        str | None, _opt("EDGEKV_BOOTSTRAP_ACCOUNT", "Create this account (32 hex) at start...")
+    ] = None,
+    bootstrap_token: Annotated[
+        str | None, _opt("EDGEKV_BOOTSTRAP_TOKEN", "...with a write token of this secret.")
+    ] = None,
+) -> None:
+    from central.server import run
+
+    try:
+        settings = CentralSettings(
+            data_dir=data_dir,
+            grpc_addr=grpc_addr,
+            http_addr=http_addr,
+            propagation_delay_s=propagation_delay,
+            cluster_secret=cluster_secret,
+            tls=TlsSettings(cert_path=tls_cert, key_path=tls_key),
+            push_value_max_bytes=parse_size(push_value_max_bytes),
+            log_retention=log_retention,
+            bootstrap_account=bootstrap_account,
+            bootstrap_token=bootstrap_token,
+        ).validate()
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    run(settings)
+
+
+def replica_command(
+    region: Annotated[str, _opt("EDGEKV_REGION", "This replica's region name (e.g. eu).")],
+    central: Annotated[str, _opt("EDGEKV_CENTRAL", "HOST:PORT of central's gRPC API.")],
+    data_dir: Annotated[
+        str, _opt("EDGEKV_DATA_DIR", "Directory for the replica's persisted stream position.")
+    ],
+    http_addr: Annotated[str, _opt("EDGEKV_HTTP_ADDR", "HOST:PORT of the REST API and /metrics.")] = (
+        "127.0.0.1:8081"
+    ),
+    cache_bytes: Annotated[
+        str, _opt("EDGEKV_CACHE_BYTES", "Edge cache bound: keys + values (e.g. 64MiB, 1GiB).")
+    ] = "256MiB",
+    admit_threshold: Annotated[
+        int, _opt("EDGEKV_ADMIT_THRESHOLD", "Reads (decaying count) before a key enters the cache.")
+    ] = 2,
+    cluster_secret: Annotated[
+        str | None, _opt("EDGEKV_CLUSTER_SECRET", "Shared secret for central's gRPC API.")
+    ] = None,
+    tls_ca: Annotated[
+        str | None, _opt("EDGEKV_TLS_CA", "PEM CA to verify central's TLS certificate.")
+    ] = None,
+    central_timeout: Annotated[
+        float,
+        _opt("EDGEKV_CENTRAL_TIMEOUT", "Seconds before a read-through or write to central fails (503)."),
+    ] = 2.0,
+) -> None:
+    from replica.server import run
+
+    try:
+        settings = ReplicaSettings(
+            region=region,
+            central=central,
+            data_dir=data_dir,
+            http_addr=http_addr,
+            cache_bytes=parse_size(cache_bytes),
+            admit_threshold=admit_threshold,
+            cluster_secret=cluster_secret,
+            tls=TlsSettings(ca_path=tls_ca),
+            central_timeout_s=central_timeout,
+        ).validate()
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    run(settings)

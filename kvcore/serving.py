@@ -1,0 +1,62 @@
+"""Running an ASGI app next to other tasks in one event loop, and stopping cleanly.
+
+Both processes run uvicorn beside their own background work (gRPC server, change
+stream). uvicorn's own signal capture re-raises the signal after it stops, which
+would end the process before the store is closed; so the process owns SIGTERM and
+SIGINT here and tells uvicorn to exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from kvcore.settings import split_addr
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def http_server(app: Any, addr: str, *, log_level: str = "warning") -> uvicorn.Server:
+    host, port = split_addr(addr)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        # Header and keep-alive defaults suit API clients; a 25 MiB value plus
+        # multipart framing is read by the app with its own limits.
+        timeout_keep_alive=30,
+        server_header=False,
+        date_header=False,
+    )
+    return _Server(config)
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def serve_until(server: uvicorn.Server, stop: asyncio.Event) -> None:
+    """Run `server` until `stop` is set (or the server fails), then shut it down."""
+    task = asyncio.create_task(server.serve(), name="http")
+    waiter = asyncio.create_task(stop.wait(), name="stop")
+    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    waiter.cancel()
+    await task
+    if not server.started and task in done:
+        raise SystemExit(f"could not start the HTTP server on {server.config.host}:{server.config.port}")

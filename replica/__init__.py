@@ -1,0 +1,1 @@
+"""Replica: the regional edge with a hot-key cache, read-through and the change stream."""
