@@ -1,0 +1,311 @@
+"""The write operations the writer thread applies, one class per kind.
+
+Each `apply` runs on the writer thread against a `Txn`: it decides against the state
+as of this point in the group (create vs update, conditions, titles), stages writes
+and change-log records, and returns the caller's result or raises a KVError.
+Inputs are validated before an operation is queued (see rocks.py), so here only
+state-dependent rules are checked.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from kvcore.errors import (
+    DuplicateTitle,
+    NamespaceNotFound,
+    PreconditionFailed,
+    TooManyNamespaces,
+    ValidationError,
+)
+from kvcore.limits import MAX_NAMESPACES_PER_ACCOUNT
+from kvcore.model import (
+    NO_CONDITION,
+    BulkResult,
+    Change,
+    ChangeKind,
+    Condition,
+    Namespace,
+    Token,
+    WriteItem,
+    WriteResult,
+)
+from kvcore.store import codec
+from kvcore.store.txn import CF, Txn
+
+_OP_OVERHEAD: Final = 128  # bytes counted per item towards the group bound
+
+
+def _namespace(txn: Txn, account_id: str, namespace_id: str) -> Namespace:
+    ns = txn.catalog.namespace(namespace_id)
+    if ns is None or ns.account_id != account_id:
+        raise NamespaceNotFound()
+    return ns
+
+
+def _live_version(txn: Txn, ekey: bytes) -> tuple[int | None, int]:
+    """(version of the live value or None, stored expiration or 0 when no record)."""
+    raw = txn.get(CF.DATA, ekey)
+    if raw is None:
+        return None, 0
+    version, expiration = codec.entry_version_expiration(raw)
+    return (version if codec.is_live(expiration, txn.now) else None), expiration
+
+
+def _check(condition: Condition, live_version: int | None) -> None:
+    if condition.if_match is not None and live_version != condition.if_match:
+        raise PreconditionFailed()
+    if condition.if_none_match and live_version is not None:
+        raise PreconditionFailed("precondition failed: the key already has a value")
+
+
+def _put_one(txn: Txn, ns: Namespace, nsb: bytes, item: WriteItem, condition: Condition) -> Change:
+    ekey = codec.entry_key(nsb, item.key)
+    live, old_expiration = _live_version(txn, ekey)
+    _check(condition, live)
+    if old_expiration:
+        txn.delete(CF.EXPIRY, codec.expiry_key(old_expiration, ekey))
+    change = txn.log(
+        ChangeKind.KEY_CREATE if live is None else ChangeKind.KEY_UPDATE,
+        namespace_id=ns.id,
+        account_id=ns.account_id,
+        key=item.key,
+        expiration=item.expiration,
+        metadata_json=item.metadata_json,
+    )
+    txn.put(CF.DATA, ekey, codec.encode_entry(change.seq, item.expiration, item.metadata_json, item.value))
+    if item.expiration:
+        txn.put(CF.EXPIRY, codec.expiry_key(item.expiration, ekey), b"")
+    return change
+
+
+def _delete_one(txn: Txn, ns: Namespace, nsb: bytes, key: str, condition: Condition) -> Change | None:
+    ekey = codec.entry_key(nsb, key)
+    live, old_expiration = _live_version(txn, ekey)
+    _check(condition, live)
+    if old_expiration:
+        txn.delete(CF.EXPIRY, codec.expiry_key(old_expiration, ekey))
+    if live is None:
+        if old_expiration:
+            # An expired value not yet purged: drop it quietly, it was already gone.
+            txn.delete(CF.DATA, ekey)
+        return None
+    txn.delete(CF.DATA, ekey)
+    return txn.log(ChangeKind.KEY_DELETE, namespace_id=ns.id, account_id=ns.account_id, key=key)
+
+
+# ---------------------------------------------------------------- entries
+
+
+@dataclass(slots=True)
+class PutOp:
+    account_id: str
+    namespace_id: str
+    item: WriteItem
+    condition: Condition = NO_CONDITION
+
+    @property
+    def size(self) -> int:
+        return len(self.item.value) + _OP_OVERHEAD
+
+    def apply(self, txn: Txn) -> WriteResult:
+        ns = _namespace(txn, self.account_id, self.namespace_id)
+        change = _put_one(txn, ns, codec.ns_bytes(ns.id), self.item, self.condition)
+        return WriteResult(change.seq, change.kind is ChangeKind.KEY_CREATE, txn.now)
+
+
+@dataclass(slots=True)
+class DeleteOp:
+    account_id: str
+    namespace_id: str
+    key: str
+    condition: Condition = NO_CONDITION
+
+    @property
+    def size(self) -> int:
+        return _OP_OVERHEAD
+
+    def apply(self, txn: Txn) -> WriteResult:
+        ns = _namespace(txn, self.account_id, self.namespace_id)
+        change = _delete_one(txn, ns, codec.ns_bytes(ns.id), self.key, self.condition)
+        return WriteResult(change.seq if change else 0, False, txn.now)
+
+
+@dataclass(slots=True)
+class BulkPutOp:
+    """Every item in the same batch: all are written or (on error) none."""
+
+    account_id: str
+    namespace_id: str
+    items: Sequence[WriteItem]
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = sum(len(i.value) + _OP_OVERHEAD for i in self.items)
+
+    def apply(self, txn: Txn) -> BulkResult:
+        ns = _namespace(txn, self.account_id, self.namespace_id)
+        nsb = codec.ns_bytes(ns.id)
+        seq = 0
+        for item in self.items:
+            seq = _put_one(txn, ns, nsb, item, NO_CONDITION).seq
+        return BulkResult(len(self.items), [], seq)
+
+
+@dataclass(slots=True)
+class BulkDeleteOp:
+    account_id: str
+    namespace_id: str
+    keys: Sequence[str]
+
+    @property
+    def size(self) -> int:
+        return len(self.keys) * _OP_OVERHEAD
+
+    def apply(self, txn: Txn) -> BulkResult:
+        ns = _namespace(txn, self.account_id, self.namespace_id)
+        nsb = codec.ns_bytes(ns.id)
+        seq = 0
+        for key in self.keys:
+            change = _delete_one(txn, ns, nsb, key, NO_CONDITION)
+            if change is not None:
+                seq = change.seq
+        return BulkResult(len(self.keys), [], seq)
+
+
+# ---------------------------------------------------------------- namespaces
+
+
+@dataclass(slots=True)
+class CreateNamespaceOp:
+    account_id: str
+    title: str
+    size: int = _OP_OVERHEAD
+
+    def apply(self, txn: Txn) -> Namespace:
+        if txn.catalog.title_owner(self.account_id, self.title) is not None:
+            raise DuplicateTitle()
+        if txn.catalog.namespace_count(self.account_id) >= MAX_NAMESPACES_PER_ACCOUNT:
+            raise TooManyNamespaces()
+        ns_id = secrets.token_hex(16)
+        while txn.catalog.namespace(ns_id) is not None:  # astronomically unlikely
+            ns_id = secrets.token_hex(16)
+        ns = Namespace(ns_id, self.account_id, self.title)
+        txn.put(CF.NAMESPACES, codec.ns_bytes(ns_id), codec.encode_namespace(ns))
+        txn.put(CF.TITLES, codec.title_key(ns.account_id, ns.title), codec.ns_bytes(ns_id))
+        txn.catalog.set_namespace(ns_id, ns)
+        txn.log(ChangeKind.NAMESPACE_CREATE, namespace_id=ns_id, account_id=ns.account_id, title=ns.title)
+        return ns
+
+
+@dataclass(slots=True)
+class RenameNamespaceOp:
+    account_id: str
+    namespace_id: str
+    title: str
+    size: int = _OP_OVERHEAD
+
+    def apply(self, txn: Txn) -> Namespace:
+        ns = _namespace(txn, self.account_id, self.namespace_id)
+        owner = txn.catalog.title_owner(self.account_id, self.title)
+        if owner is not None and owner != ns.id:
+            raise DuplicateTitle()
+        if ns.title == self.title:
+            return ns  # nothing changes, so nothing to log
+        renamed = Namespace(ns.id, ns.account_id, self.title)
+        txn.delete(CF.TITLES, codec.title_key(ns.account_id, ns.title))
+        txn.put(CF.TITLES, codec.title_key(ns.account_id, self.title), codec.ns_bytes(ns.id))
+        txn.put(CF.NAMESPACES, codec.ns_bytes(ns.id), codec.encode_namespace(renamed))
+        txn.catalog.set_namespace(ns.id, renamed)
+        txn.log(ChangeKind.NAMESPACE_RENAME, namespace_id=ns.id, account_id=ns.account_id, title=self.title)
+        return renamed
+
+
+@dataclass(slots=True)
+class DeleteNamespaceOp:
+    account_id: str
+    namespace_id: str
+    size: int = _OP_OVERHEAD
+
+    def apply(self, txn: Txn) -> None:
+        ns = _namespace(txn, self.account_id, self.namespace_id)
+        nsb = codec.ns_bytes(ns.id)
+        # One range tombstone for every key; the expiry index keeps stale pointers that
+        # the purge drops when it finds no matching entry.
+        txn.delete_range(CF.DATA, *codec.namespace_range(nsb))
+        txn.delete(CF.NAMESPACES, nsb)
+        txn.delete(CF.TITLES, codec.title_key(ns.account_id, ns.title))
+        txn.catalog.set_namespace(ns.id, None)
+        txn.log(ChangeKind.NAMESPACE_DELETE, namespace_id=ns.id, account_id=ns.account_id, title=ns.title)
+
+
+# ---------------------------------------------------------------- tokens
+
+
+@dataclass(slots=True)
+class PutTokenOp:
+    token: Token
+    size: int = _OP_OVERHEAD
+
+    def apply(self, txn: Txn) -> Token:
+        txn.put(CF.TOKENS, self.token.id.encode("ascii"), codec.encode_token(self.token))
+        txn.catalog.set_token(self.token.id, self.token)
+        txn.log(ChangeKind.TOKEN_PUT, account_id=self.token.account_id, token=self.token)
+        return self.token
+
+
+@dataclass(slots=True)
+class RevokeTokenOp:
+    token_id: str
+    size: int = _OP_OVERHEAD
+
+    def apply(self, txn: Txn) -> None:
+        token = txn.catalog.token(self.token_id)
+        if token is None:
+            raise ValidationError("token_id: unknown token")
+        txn.delete(CF.TOKENS, self.token_id.encode("ascii"))
+        txn.catalog.set_token(self.token_id, None)
+        txn.log(ChangeKind.TOKEN_REVOKE, account_id=token.account_id, token=token)
+
+
+# ---------------------------------------------------------------- maintenance
+
+
+@dataclass(slots=True)
+class PurgeOp:
+    """Delete up to `limit` expired entries via the expiry index. Logs nothing:
+    readers already hide expired values, replicas check expirations themselves."""
+
+    expired: Sequence[bytes]  # expiry-index keys with expiration <= now, read by the caller
+    size: int = _OP_OVERHEAD
+
+    def apply(self, txn: Txn) -> int:
+        purged = 0
+        for ikey in self.expired:
+            expiration, ekey = codec.split_expiry_key(ikey)
+            txn.delete(CF.EXPIRY, ikey)
+            raw = txn.get(CF.DATA, ekey)
+            if raw is None:
+                continue
+            _, current = codec.entry_version_expiration(raw)
+            # Only if the entry is still the one this index key points at, and still
+            # expired at this group's time (a put in the same group may have replaced it).
+            if current == expiration and not codec.is_live(current, txn.now):
+                txn.delete(CF.DATA, ekey)
+                purged += 1
+        return purged
+
+
+@dataclass(slots=True)
+class TrimLogOp:
+    """Drop change-log records older than `oldest` (one range tombstone)."""
+
+    oldest: int
+    size: int = _OP_OVERHEAD
+
+    def apply(self, txn: Txn) -> int:
+        txn.delete_range(CF.LOG, codec.u64(0), codec.u64(self.oldest))
+        return self.oldest
