@@ -1,0 +1,45 @@
+"""Bearer-token auth for the KV routes.
+
+The token secret is hashed (SHA-256, hex) and looked up through the backend on every
+request: lookups are in-memory at central and at replicas, and with no cache here a
+revocation takes effect on the very next request. The account check comes before any
+namespace is touched, so a token of account A learns nothing about account B.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from kvcore.errors import AuthenticationError, PermissionDenied
+from kvcore.model import Permission, Token
+from kvcore.rest.backend import Backend
+
+_MAX_TOKEN_CHARS = 256
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def bearer_secret(authorization: str | None) -> str:
+    """The secret of an `Authorization: Bearer <secret>` header (401 when missing or malformed)."""
+    if not authorization:
+        raise AuthenticationError("Authentication error: missing Authorization header")
+    scheme, _, secret = authorization.strip().partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret or " " in secret or len(secret) > _MAX_TOKEN_CHARS:
+        raise AuthenticationError("Authentication error: expected 'Authorization: Bearer <token>'")
+    return secret
+
+
+async def authorize(backend: Backend, authorization: str | None, account_id: str, *, write: bool) -> Token:
+    """The token allowed to act on `account_id`; raises 401 / 403 otherwise."""
+    secret = bearer_secret(authorization)
+    token = await backend.authenticate(secret_hash(secret))
+    if token is None:
+        raise AuthenticationError("Authentication error: unknown or revoked token")
+    if token.account_id != account_id:
+        raise PermissionDenied("Authentication error: this token is not valid for this account")
+    if write and token.permission is not Permission.WRITE:
+        raise PermissionDenied("Authentication error: this token has read permission only")
+    return token

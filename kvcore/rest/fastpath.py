@@ -1,0 +1,165 @@
+"""The outermost layer of the REST app, as plain ASGI: HTTP metrics for every request
+and the hot path, `GET .../values/{key}`, served without FastAPI's routing,
+dependency injection and response classes.
+
+Everything else is passed on to FastAPI. The value read is answered by the same
+function (`read_value`) whichever way a request arrives, so both render alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from kvcore import limits
+from kvcore.errors import InternalError, KVError, NamespaceNotFound
+from kvcore.metrics import Metrics
+from kvcore.rest import envelope
+from kvcore.rest.auth import authorize
+from kvcore.rest.backend import Backend
+from kvcore.rest.parsing import decode_segment, strong_read
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+_VALUE_GET: Final = re.compile(
+    rb"/client/v4/accounts/([^/]+)/storage/kv/namespaces/([^/]+)/values/(.*)\Z", re.DOTALL
+)
+_KV_PREFIX: Final = "/client/v4/accounts/"
+_METHODS: Final = frozenset({"GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "OPTIONS"})
+_SIMPLE_ROUTES: Final = {"/metrics": "metrics", "/healthz": "healthz", "/readyz": "readyz"}
+_SUB_ROUTES: Final = {"keys": "keys", "metadata": "metadata", "values": "values"}
+_JSON_HEADERS: Final = [(b"content-type", envelope.JSON_CONTENT_TYPE)]
+
+
+def route_label(path: str, method: str) -> str:
+    """A small fixed vocabulary for the `route` label, never the raw path."""
+    if not path.startswith(_KV_PREFIX):
+        return _SIMPLE_ROUTES.get(path, "other")
+    parts = path.split("/", 11)
+    n = len(parts)
+    if n < 8 or parts[5] != "storage" or parts[6] != "kv" or parts[7] != "namespaces":
+        return "other"
+    if n == 8:
+        return "namespaces"
+    if n == 9:
+        return "namespace"
+    sub = parts[9]
+    if sub == "bulk":
+        if n == 10:
+            return "bulk_delete" if method == "DELETE" else "bulk"
+        return {"delete": "bulk_delete", "get": "bulk_get"}.get(parts[10], "other")
+    return _SUB_ROUTES.get(sub, "other")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope["headers"]:
+        if k == name:
+            return bytes(v).decode("latin-1")
+    return None
+
+
+def _segment(raw: bytes, field: str) -> str:
+    return raw.decode("ascii") if raw.isascii() and b"%" not in raw else decode_segment(raw, field)
+
+
+async def read_value(
+    backend: Backend, scope: Scope, raw_account: bytes, raw_namespace: bytes, raw_key: bytes
+) -> tuple[int, Headers, bytes]:
+    """Status, headers and body of `GET .../values/{key}` (raw bytes, or the failure envelope)."""
+    try:
+        account_id = _segment(raw_account, "account_id")
+        await authorize(backend, _header(scope, b"authorization"), account_id, write=False)
+        namespace_id = limits.validate_namespace_id(_segment(raw_namespace, "namespace_id"))
+        if not namespace_id:
+            raise NamespaceNotFound("get: 'namespace not found'")
+        key = limits.validate_key(decode_segment(raw_key, "key_name"))
+        strong = False
+        qs = scope.get("query_string")
+        if qs:
+            strong = strong_read(dict(parse_qsl(qs.decode("latin-1"), keep_blank_values=True)))
+        result = await backend.get(account_id, namespace_id, key, strong=strong)
+    except KVError as exc:
+        return exc.http_status, list(_JSON_HEADERS), envelope.error_body(exc)
+    entry = result.entry
+    headers: Headers = [
+        (b"content-type", b"application/octet-stream"),
+        (b"etag", b'"%d"' % entry.version),
+        (b"age", b"%d" % int(result.age_s)),
+        (b"x-edgekv-region", backend.region.encode()),
+        (b"x-edgekv-source", result.source.encode()),
+    ]
+    if entry.expiration is not None:
+        headers.append((b"expiration", b"%d" % entry.expiration))
+    return 200, headers, entry.value
+
+
+class EdgeMiddleware:
+    """Metrics around every HTTP request, and the value-read fast path."""
+
+    def __init__(self, app: ASGIApp, *, backend: Backend, metrics: Metrics) -> None:
+        self.app = app
+        self.backend = backend
+        self.metrics = metrics
+        self.region = backend.region
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[str, Any] = {}
+
+    def _record(self, route: str, method: str, status: int, elapsed: float) -> None:
+        if method not in _METHODS:
+            method = "other"
+        counter = self._counters.get((route, method, status))
+        if counter is None:
+            counter = self.metrics.http_requests.labels(self.region, route, method, str(status))
+            self._counters[(route, method, status)] = counter
+        counter.inc()
+        hist = self._histograms.get(route)
+        if hist is None:
+            hist = self._histograms[route] = self.metrics.http_duration.labels(self.region, route)
+        hist.observe(elapsed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        method: str = scope["method"]
+        status = 500
+        if method == "GET":
+            raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+            m = _VALUE_GET.match(raw_path)
+            if m is not None:
+                try:
+                    status, headers, body = await read_value(self.backend, scope, *m.groups())
+                except Exception:
+                    log.exception("value read failed")
+                    exc = InternalError()
+                    status, headers, body = exc.http_status, list(_JSON_HEADERS), envelope.error_body(exc)
+                headers.append((b"content-length", b"%d" % len(body)))
+                try:
+                    await send({"type": "http.response.start", "status": status, "headers": headers})
+                    await send({"type": "http.response.body", "body": body})
+                finally:
+                    self._record("values", method, status, time.perf_counter() - start)
+                return
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self._record(route_label(scope["path"], method), method, status, time.perf_counter() - start)

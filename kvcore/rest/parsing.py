@@ -1,0 +1,271 @@
+"""Turning raw HTTP input into validated domain values, with Cloudflare-style 400s.
+
+Nothing here trusts a framework's coercion: keys are cut from the raw path and
+percent-decoded strictly, query numbers are parsed by hand, bodies are read with a
+cap and multipart bodies are parsed from the capped bytes. Every failure is a
+`KVError` naming the field, so the app renders it as the failure envelope.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import unquote_to_bytes
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+
+from kvcore import limits
+from kvcore.errors import PayloadTooLarge, ValidationError
+from kvcore.model import NO_CONDITION, Condition
+
+# ---------------------------------------------------------------------------- keys
+
+# The key is everything after `/values/` or `/metadata/` in the RAW path, so `%2F` in
+# a key is never confused with a separator (and a literal `/` stays part of the key).
+_KEY_PATH: Final = re.compile(
+    rb"/accounts/([^/]+)/storage/kv/namespaces/([^/]+)/(values|metadata)/(.*)\Z", re.DOTALL
+)
+_BAD_PERCENT: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def decode_segment(raw: bytes, field: str) -> str:
+    """Strictly percent-decode one URL segment into text: a `%` not followed by two hex
+    digits, or bytes that are not UTF-8, are a 400 naming `field`."""
+    if b"%" in raw:
+        if _BAD_PERCENT.search(raw):
+            raise ValidationError(f"{field}: invalid percent-encoding")
+        raw = unquote_to_bytes(raw)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{field}: not valid UTF-8 after percent-decoding") from exc
+
+
+def key_from_raw_path(raw_path: bytes) -> str:
+    """The decoded, validated key of a `.../values/{key}` or `.../metadata/{key}` path."""
+    m = _KEY_PATH.search(raw_path)
+    if m is None:
+        raise ValidationError("key_name: missing from the path")
+    return limits.validate_key(decode_segment(m.group(4), "key_name"))
+
+
+def split_key_path(raw_path: bytes) -> tuple[str, str, str, str] | None:
+    """(account_id, namespace_id, kind, raw key bytes as latin-1) of a key path, or None.
+    The key is returned undecoded so the caller decides when to validate it."""
+    m = _KEY_PATH.search(raw_path)
+    if m is None:
+        return None
+    return (
+        m.group(1).decode("latin-1"),
+        m.group(2).decode("latin-1"),
+        m.group(3).decode("ascii"),
+        m.group(4).decode("latin-1"),
+    )
+
+
+# ---------------------------------------------------------------------------- query numbers
+
+_DECIMAL: Final = re.compile(r"[0-9]{1,24}(?:\.[0-9]{0,24})?\Z")
+_MAX_QUERY_NUMBER: Final = float(2**63)
+
+
+def query_number(params: Mapping[str, str], name: str) -> float | None:
+    """A non-negative decimal query parameter (`expiration`, `expiration_ttl`), or None."""
+    text = params.get(name)
+    if text is None:
+        return None
+    text = text.strip()
+    if text.startswith("-"):
+        raise ValidationError(f"{name}: must not be negative")
+    if not _DECIMAL.match(text):
+        raise ValidationError(f"{name}: must be a non-negative decimal number, got {text[:40]!r}")
+    value = float(text)
+    if value > _MAX_QUERY_NUMBER:
+        raise ValidationError(f"{name}: {text[:40]} is too large")
+    return value
+
+
+def query_int(params: Mapping[str, str], name: str, lo: int, hi: int) -> int | None:
+    """A whole-number query parameter within [lo, hi] (`page`, `per_page`, `limit`), or None."""
+    value = query_number(params, name)
+    if value is None:
+        return None
+    if value != int(value):
+        raise ValidationError(f"{name}: must be a whole number")
+    n = int(value)
+    if not lo <= n <= hi:
+        raise ValidationError(f"{name}: {n} must be between {lo} and {hi}")
+    return n
+
+
+def query_choice(params: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
+    text = params.get(name)
+    if text is None:
+        return None
+    if text not in choices:
+        raise ValidationError(f"{name}: must be one of {', '.join(choices)}")
+    return text
+
+
+def strong_read(params: Mapping[str, str]) -> bool:
+    """The edgekv extension `?consistency=strong` (or `eventual`, the default)."""
+    return query_choice(params, "consistency", ("strong", "eventual")) == "strong"
+
+
+# ---------------------------------------------------------------------------- conditions
+
+_ETAG: Final = re.compile(r'(?:W/)?"?([0-9]{1,19})"?\Z')
+
+
+def parse_condition(if_match: str | None, if_none_match: str | None) -> Condition:
+    """`If-Match: "<version>"` (quotes optional) and `If-None-Match: *` (edgekv extension)."""
+    if if_match is None and if_none_match is None:
+        return NO_CONDITION
+    version: int | None = None
+    if if_match is not None:
+        text = if_match.strip()
+        if text == "*":
+            raise ValidationError("If-Match: '*' is not supported; send the key's version (its ETag)")
+        m = _ETAG.match(text)
+        if m is None:
+            raise ValidationError('If-Match: expected one version, as the ETag "<version>"')
+        version = int(m.group(1))
+    none_match = False
+    if if_none_match is not None:
+        if if_none_match.strip() != "*":
+            raise ValidationError("If-None-Match: only '*' (the key must not exist) is supported")
+        none_match = True
+    return Condition(if_match=version, if_none_match=none_match)
+
+
+# ---------------------------------------------------------------------------- bodies
+
+
+async def read_capped(
+    chunks: AsyncIterator[bytes], content_length: str | None, limit: int, what: str
+) -> bytes:
+    """Read a request body of at most `limit` bytes: refuse it up front by its
+    Content-Length, and stop reading as soon as the stream passes the limit."""
+    if content_length is not None:
+        try:
+            declared = int(content_length)
+        except ValueError as exc:
+            raise ValidationError("Content-Length: not a number") from exc
+        if declared > limit:
+            raise PayloadTooLarge(f"{what}: {declared} bytes exceeds the limit of {limit} bytes")
+    buf = bytearray()
+    async for chunk in chunks:
+        buf += chunk
+        if len(buf) > limit:
+            raise PayloadTooLarge(f"{what}: the request body exceeds the limit of {limit} bytes")
+    return bytes(buf)
+
+
+def parse_json_body(body: bytes, what: str) -> Any:
+    if not body.strip():
+        raise ValidationError(f"{what}: a JSON body is required")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError(f"{what}: not valid JSON") from exc
+
+
+def is_multipart(content_type: str | None) -> bool:
+    return content_type is not None and content_type.lower().lstrip().startswith("multipart/form-data")
+
+
+@dataclass(slots=True)
+class _Part:
+    headers: dict[bytes, bytes]
+    data: bytearray
+
+
+@dataclass(frozen=True, slots=True)
+class ValueUpload:
+    value: bytes
+    metadata_json: str | None
+
+
+def parse_multipart_value(content_type: str, body: bytes) -> ValueUpload:
+    """The `value` part (file or text, required) and optional `metadata` part (JSON) of a
+    `multipart/form-data` PUT body. Truncated or malformed bodies are a 400."""
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise ValidationError("Content-Type: multipart/form-data without a boundary")
+    parts: list[_Part] = []
+    field: list[bytes] = []
+    value: list[bytes] = []
+
+    def on_part_begin() -> None:
+        parts.append(_Part({}, bytearray()))
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        part = parts[-1]
+        part.data += data[start:end]
+        if len(part.data) > limits.MAX_VALUE_BYTES:
+            raise PayloadTooLarge(f"value: exceeds the limit of {limits.MAX_VALUE_BYTES} bytes (25 MiB)")
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        field.append(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        value.append(data[start:end])
+
+    def on_header_end() -> None:
+        parts[-1].headers[b"".join(field).strip().lower()] = b"".join(value).strip()
+        field.clear()
+        value.clear()
+
+    parser = MultipartParser(
+        boundary,
+        callbacks={
+            "on_part_begin": on_part_begin,
+            "on_part_data": on_part_data,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+        },
+    )
+    try:
+        parser.write(body)
+    except MultipartParseError as exc:
+        raise ValidationError(f"multipart body: malformed ({exc})") from exc
+    if parser.state != MultipartState.END:
+        raise ValidationError("multipart body: truncated (no closing boundary)")
+
+    found: dict[str, _Part] = {}
+    for part in parts:
+        _, disp = parse_options_header(part.headers.get(b"content-disposition", b""))
+        name = disp.get(b"name", b"").decode("latin-1")
+        if name in ("value", "metadata") and name not in found:
+            found[name] = part
+    if "value" not in found:
+        raise ValidationError("value: the multipart body has no 'value' part")
+    meta = found.get("metadata")
+    return ValueUpload(value=bytes(found["value"].data), metadata_json=_metadata_part(meta) if meta else None)
+
+
+def _metadata_part(part: _Part) -> str | None:
+    """The `metadata` part is JSON text. The Python SDK sends a *string* metadata as a
+    bare text/plain part (not JSON-quoted); accept that form as the string it is."""
+    raw = bytes(part.data)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError("metadata: not valid UTF-8") from exc
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        ctype, _ = parse_options_header(part.headers.get(b"content-type", b""))
+        if ctype == b"text/plain":
+            return limits.encode_metadata(text)
+        raise ValidationError("metadata: not valid JSON") from exc
+    try:
+        return limits.encode_metadata(parsed)
+    except (RecursionError, UnicodeEncodeError) as exc:
+        raise ValidationError("metadata: nested too deeply or not valid UTF-8") from exc
