@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv demo test lint typecheck pytest proto proto-check bench compose-test clean
+.PHONY: all venv demo test lint typecheck pytest proto proto-check bench compose-test deps-debian clean
 
 all: test
 
@@ -41,10 +41,20 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(VENV)/bin/pytest -q
 
-test: proto-check lint typecheck pytest
+# Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py).
+deps-debian:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
+
+test: deps-debian proto-check lint typecheck pytest
 
 demo: $(STAMP)
 	$(VENV)/bin/edgekv dev --walkthrough
+
+# Builds the image on a debootstrap stand-in base, runs central + us/eu/ap under docker compose
+# and checks create/update propagation through the published ports (needs root).
+compose-test:
+	bash scripts/compose_test.sh
 
 bench: $(STAMP)
 	$(PY) -m bench.run
