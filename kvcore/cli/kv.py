@@ -1,0 +1,471 @@
+"""`edgekv kv ...`: wrangler-style commands over the REST API of central or any region.
+
+    edgekv kv namespace create|list|rename|delete
+    edgekv kv key put|get|list|delete
+    edgekv kv bulk put|delete|get FILE.json
+
+Every command takes `--endpoint`, `--token` and `--account` (or EDGEKV_ENDPOINT,
+EDGEKV_API_TOKEN, EDGEKV_ACCOUNT_ID); key and bulk commands name the namespace by
+`--namespace-id` (EDGEKV_NAMESPACE_ID) or by title with `--namespace` / `--binding`.
+Humans get tables, scripts `--json`. Errors are one line on stderr: exit 1 when the
+API refused or could not be reached, 2 for usage errors and malformed input files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from kvcore.client import KVClient
+from kvcore.client.bulkfile import BulkFileError, load_json, parse_keys, parse_put_items
+from kvcore.errors import KVError, NamespaceNotFound
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_API = 1
+EXIT_USAGE = 2
+PROGRESS_MIN_ITEMS = 2000  # smaller jobs finish before a bar is worth drawing
+DEFAULT_BATCH = 1000  # as wrangler: a tenth of the API's 10,000
+
+kv_app = typer.Typer(
+    name="kv",
+    help="Manage namespaces, keys and bulk data (wrangler kv style).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+namespace_app = typer.Typer(help="Create, list, rename and delete namespaces.", no_args_is_help=True)
+key_app = typer.Typer(help="Put, get, list and delete single keys.", no_args_is_help=True)
+bulk_app = typer.Typer(help="Write, delete and read many keys from a JSON file.", no_args_is_help=True)
+kv_app.add_typer(namespace_app, name="namespace")
+kv_app.add_typer(key_app, name="key")
+kv_app.add_typer(bulk_app, name="bulk")
+
+Endpoint = Annotated[
+    str | None,
+    typer.Option("--endpoint", envvar="EDGEKV_ENDPOINT", help="API base URL, e.g. http://127.0.0.1:8787"),
+]
+Token = Annotated[str | None, typer.Option("--token", envvar="EDGEKV_API_TOKEN", help="API token.")]
+Account = Annotated[str | None, typer.Option("--account", envvar="EDGEKV_ACCOUNT_ID", help="Account id.")]
+Timeout = Annotated[float, typer.Option("--timeout", envvar="EDGEKV_TIMEOUT", help="Seconds per request.")]
+NamespaceId = Annotated[
+    str | None, typer.Option("--namespace-id", envvar="EDGEKV_NAMESPACE_ID", help="Namespace id.")
+]
+Title = Annotated[
+    str | None, typer.Option("--namespace", "--binding", help="Namespace title (looked up by title).")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+BatchSize = Annotated[
+    int, typer.Option("--batch-size", min=1, max=10_000, help="Items per request (API maximum 10,000).")
+]
+ShowProgress = Annotated[
+    bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")
+]
+
+
+class UsageError(Exception):
+    """Bad arguments or input file: exit 2."""
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "unknown error"
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn every failure into one line on stderr and an exit code, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except (UsageError, BulkFileError) as exc:
+            _fail(_one_line(str(exc)), EXIT_USAGE)
+        except KVError as exc:
+            _fail(_one_line(exc.message), EXIT_API)
+        except httpx.HTTPError as exc:
+            _fail(_one_line(f"HTTP request failed: {exc}"), EXIT_API)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as exc:
+            if os.environ.get("EDGEKV_DEBUG"):
+                raise
+            _fail(_one_line(f"unexpected {type(exc).__name__}: {exc}"), EXIT_API)
+
+    return wrapper
+
+
+def _client(endpoint: str | None, token: str | None, account: str | None, timeout: float) -> KVClient:
+    missing = [
+        name
+        for name, value in (
+            ("--endpoint (EDGEKV_ENDPOINT)", endpoint),
+            ("--token (EDGEKV_API_TOKEN)", token),
+            ("--account (EDGEKV_ACCOUNT_ID)", account),
+        )
+        if not value
+    ]
+    if missing:
+        raise UsageError("missing " + ", ".join(missing))
+    assert endpoint and token and account
+    return make_client(endpoint, account, token, timeout)
+
+
+def make_client(endpoint: str, account: str, token: str, timeout: float) -> KVClient:
+    """Builds the API client; tests replace it to talk to an in-process server."""
+    return KVClient(endpoint, account, token, timeout=timeout)
+
+
+def _namespace_id(client: KVClient, namespace_id: str | None, title: str | None) -> str:
+    if namespace_id and title:
+        raise UsageError("give either --namespace-id or --namespace/--binding, not both")
+    if namespace_id:
+        return namespace_id
+    if title:
+        try:
+            return client.find_namespace(title).id
+        except NamespaceNotFound:
+            raise NamespaceNotFound(f"namespace not found: no namespace titled {title!r}") from None
+    raise UsageError("name the namespace with --namespace-id or --namespace/--binding TITLE")
+
+
+def _print_json(doc: Any) -> None:
+    typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+
+
+def _stdout() -> Console:
+    return Console(soft_wrap=True)
+
+
+def _format_expiration(expiration: int | None) -> str:
+    if expiration is None:
+        return ""
+    return dt.datetime.fromtimestamp(expiration, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@contextlib.contextmanager
+def _progress(total: int, label: str, enabled: bool | None) -> Iterator[Callable[[int], None]]:
+    console = Console(stderr=True)
+    show = enabled if enabled is not None else (console.is_terminal and total >= PROGRESS_MIN_ITEMS)
+    if not show:
+        yield lambda _n: None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+# -- namespace ---------------------------------------------------------------------------
+
+
+@namespace_app.command("create")
+@handle_errors
+def namespace_create(
+    title: Annotated[str, typer.Argument(help="Title of the new namespace.")],
+    endpoint: Endpoint = None,
+    token: Token = None,
+    account: Account = None,
+    timeout: Timeout = 30.0,
+    as_json: AsJson = False,
+) -> None:
+    """Create a namespace."""
+    with _client(endpoint, token, account, timeout) as client:
+        ns = client.create_namespace(title)
+    if as_json:
+        _print_json({"id": ns.id, "title": ns.title})
+    else:
+        typer.echo(f"Created namespace {ns.title!r} with id {ns.id}")
+
+
+@namespace_app.command("list")
+@handle_errors
+def namespace_list(
+    endpoint: Endpoint = None,
+    token: Token = None,
+    account: Account = None,
+    timeout: Timeout = 30.0,
+    as_json: AsJson = False,
+) -> None:
+    """List every namespace of the account (all pages)."""
+    with _client(endpoint, token, account, timeout) as client:
+        namespaces = client.list_namespaces()
+    if as_json:
+        _print_json([{"id": ns.id, "title": ns.title} for ns in namespaces])
+        return
+    table = Table("id", "title")
+    for ns in namespaces:
+        table.add_row(ns.id, ns.title)
+    _stdout().print(table)
+
+
+@namespace_app.command("rename")
+@handle_errors
+def namespace_rename(
+    old_title: Annotated[str | None, typer.Argument(help="Current title (or use --namespace-id).")] = None,
+    new_name: Annotated[str, typer.Option("--new-name", help="The new title.")] = "",
+    namespace_id: NamespaceId = None,
+    endpoint: Endpoint = None,
+    token: Token = None,
+    account: Account = None,
+    timeout: Timeout = 30.0,
+    as_json: AsJson = False,
+) -> None:
+    """Rename a namespace."""
+    if not new_name:
+        raise UsageError("--new-name is required")
+    with _client(endpoint, token, account, timeout) as client:
+        ns = client.rename_namespace(_namespace_id(client, namespace_id, old_title), new_name)
+    if as_json:
+        _print_json({"id": ns.id, "title": ns.title})
+    else:
+        typer.echo(f"Renamed namespace {ns.id} to {ns.title!r}")
+
+
+@namespace_app.command("delete")
+@handle_errors
+def namespace_delete(
+    title: Annotated[str | None, typer.Argument(help="Title (or use --namespace-id).")] = None,
+    namespace_id: NamespaceId = None,
+    by_title: Title = None,
+    endpoint: Endpoint = None,
+    token: Token = None,
+    account: Account = None,
+    timeout: Timeout = 30.0,
+) -> None:
+    """Delete a namespace and all its keys."""
+    if title and by_title:
+        raise UsageError("give the title once")
+    with _client(endpoint, token, account, timeout) as client:
+        ns_id = _namespace_id(client, namespace_id, title or by_title)
+        client.delete_namespace(ns_id)
+    typer.echo(f"Deleted namespace {ns_id}")
+
+
+# -- key ---------------------------------------------------------------------------------
+
+
+def _parse_metadata(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--metadata is not valid JSON: {exc}") from exc
+
+
+@key_app.command("put")
+@handle_errors
+def key_put(
+    key: Annotated[str, typer.Argument(help="The key to write.")],
+    value: Annotated[str | None, typer.Argument(help="The value (or use --path).")] = None,
+    path: Annotated[Path | None, typer.Option("--path", help="Read the value from this file.")] = None,
+    ttl: Annotated[int | None, typer.Option("--ttl", help="Expire after N seconds (>= 60).")] = None,
+    expiration: Annotated[int | None, typer.Option("--expiration", help="Expire at epoch seconds.")] = None,
+    metadata: Annotated[str | None, typer.Option("--metadata", help="JSON metadata.")] = None,
+    namespace_id: NamespaceId = None,
+    title: Title = None,
+    endpoint: Endpoint = None,
+    token: Token = None,
+    account: Account = None,
+    timeout: Timeout = 30.0,
+) -> None:
+    """Write one key (from VALUE or --path FILE)."""
+    if (value is None) == (path is None):
+        raise UsageError("give exactly one of VALUE or --path FILE")
+    meta = _parse_metadata(metadata)
+    if path is not None:
+        try:
+            body: str | bytes = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    else:
+        assert value is not None
+        body = value
+    with _client(endpoint, token, account, timeout) as client:
+        ns_id = _namespace_id(client, namespace_id, title)
+        client.namespace(ns_id).put(key, body, expiration=expiration, expiration_ttl=ttl, metadata=meta)
+    typer.echo(f"Wrote key {key!r} to namespace {ns_id}", err=True)
+
+
+@key_app.command("get")
+@handle_errors
+def key_get(
+    key: Annotated[str, typer.Argument(help="The key to read.")],
+    text: Annotated[bool, typer.Option("--text", help="Decode as UTF-8 and end with a newline.")] = False,
+    strong: Annotated[bool, typer.Option("--strong", help="Read from central (consistency=strong).")] = False,
+    namespace_id: NamespaceId = None,
+    title: Title = None,
+    endpoint: Endpoint = None,
+    token: Token = None,
+    account: Account = None,
+    timeout: Timeout = 30.0,
+) -> None:
+    """Print a key's value: raw bytes on stdout (or text with --text)."""
+    with _client(endpoint, token, account, timeout) as client:
+        ns_id = _namespace_id(client, namespace_id, title)
+        value = client.namespace(ns_id).get(key, "bytes", "strong" if strong else None)
+    if value is None:
+        _fail(f"key not found: {key!r}", EXIT_API)
+    if text:
+        typer.echo(value.decode("utf-8", "replace"))
+    else:
+        out = typer.get_binary_stream("stdout")
+        out.write(value)
+        out.flush()
+
+
+@key_app.command("list")
+@handle_errors
+def key_list(
+    prefix: Annotated[str | None, typer.Option("--prefix", help="Only keys starting with this.")] = None,
+    namespace_id: NamespaceId = None,
+    title: Title = None,
+    endpoint: Endpoint = None,
+    token: Token = None,
+    account: Account = None,
+    timeout: Timeout = 30.0,
+    as_json: AsJson = False,
+) -> None:
+    """List keys (following cursors to the end)."""
+    with _client(endpoint, token, account, timeout) as client:
+        keys = client.list_keys(_namespace_id(client, namespace_id, title), prefix)
+    if as_json:
+        _print_json(keys)
+        return
+    table = Table("name", "expiration", "metadata")
+    for info in keys:
+        meta = json.dumps(info["metadata"], ensure_ascii=False) if "metadata" in info else ""
+        table.add_row(info["name"], _format_expiration(info.get("expiration")), meta)
+    table.caption = f"{len(keys)} keys"
+    _stdout().print(table)
+
+
+@key_app.command("delete")
+@handle_errors
+def key_delete(
+    key: Annotated[str, typer.Argument(help="The key to delete.")],
+    namespace_id: NamespaceId = None,
+    title: Title = None,
+    endpoint: Endpoint = None,
+    token: Token = None,
+    account: Account = None,
+    timeout: Timeout = 30.0,
+) -> None:
+    """Delete one key."""
+    with _client(endpoint, token, account, timeout) as client:
+        ns_id = _namespace_id(client, namespace_id, title)
+        client.namespace(ns_id).delete(key)
+    typer.echo(f"Deleted key {key!r} from namespace {ns_id}", err=True)
+
+
+# -- bulk --------------------------------------------------------------------------------
+
+
+def _report_bulk(verb: str, done: int, failed: list[str], as_json: bool) -> None:
+    if as_json:
+        _print_json({"successful_key_count": done, "unsuccessful_keys": failed})
+    if failed:
+        sample = ", ".join(repr(k) for k in failed[:5])
+        _fail(f"{len(failed)} keys were not {verb} ({sample}{', ...' if len(failed) > 5 else ''})", EXIT_API)
+    if not as_json:
+        typer.echo(f"Success: {verb} {done} keys")
+
+
+@bulk_app.command("put")
+@handle_errors
+def bulk_put(
+    file: Annotated[Path, typer.Argument(help="JSON array of {key, value, ...} objects.")],
+    batch_size: BatchSize = DEFAULT_BATCH,
+    progress: ShowProgress = None,
+    namespace_id: NamespaceId = None,
+    title: Title = None,
+    endpoint: Endpoint = None,
+    token: Token = None,
+    account: Account = None,
+    timeout: Timeout = 60.0,
+    as_json: AsJson = False,
+) -> None:
+    """Write many keys from a wrangler-format JSON file."""
+    items = parse_put_items(load_json(file), file)
+    with _client(endpoint, token, account, timeout) as client:
+        ns_id = _namespace_id(client, namespace_id, title)
+        with _progress(len(items), "writing", progress) as advance:
+            result = client.bulk_put(ns_id, items, batch_size=batch_size, progress=advance)
+    _report_bulk("written", result.successful_key_count, result.unsuccessful_keys, as_json)
+
+
+@bulk_app.command("delete")
+@handle_errors
+def bulk_delete(
+    file: Annotated[Path, typer.Argument(help="JSON array of keys (or of {key} objects).")],
+    batch_size: BatchSize = DEFAULT_BATCH,
+    progress: ShowProgress = None,
+    namespace_id: NamespaceId = None,
+    title: Title = None,
+    endpoint: Endpoint = None,
+    token: Token = None,
+    account: Account = None,
+    timeout: Timeout = 60.0,
+    as_json: AsJson = False,
+) -> None:
+    """Delete many keys listed in a JSON file."""
+    keys = parse_keys(load_json(file), file)
+    with _client(endpoint, token, account, timeout) as client:
+        ns_id = _namespace_id(client, namespace_id, title)
+        with _progress(len(keys), "deleting", progress) as advance:
+            result = client.bulk_delete(ns_id, keys, batch_size=batch_size, progress=advance)
+    _report_bulk("deleted", result.successful_key_count, result.unsuccessful_keys, as_json)
+
+
+@bulk_app.command("get")
+@handle_errors
+def bulk_get(
+    file: Annotated[Path, typer.Argument(help="JSON array of keys.")],
+    with_metadata: Annotated[bool, typer.Option("--metadata", help="Include metadata.")] = False,
+    value_type: Annotated[str, typer.Option("--type", help="text or json.")] = "text",
+    progress: ShowProgress = None,
+    namespace_id: NamespaceId = None,
+    title: Title = None,
+    endpoint: Endpoint = None,
+    token: Token = None,
+    account: Account = None,
+    timeout: Timeout = 60.0,
+) -> None:
+    """Read many keys (100 per request); prints a JSON object of key -> value (null if missing)."""
+    if value_type not in ("text", "json"):
+        raise UsageError("--type must be 'text' or 'json'")
+    keys = parse_keys(load_json(file), file)
+    with _client(endpoint, token, account, timeout) as client:
+        ns_id = _namespace_id(client, namespace_id, title)
+        with _progress(len(keys), "reading", progress) as advance:
+            values = client.bulk_get(
+                ns_id, keys, type=value_type, with_metadata=with_metadata, progress=advance
+            )
+    _print_json(values)
+
+
+def main() -> None:  # pragma: no cover - for `python -m kvcore.cli.kv`
+    kv_app(prog_name="edgekv kv")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,276 @@
+"""The wire layer shared by the sync and async clients: URLs, request shapes, and
+turning responses (Cloudflare envelopes) back into values or `kvcore.errors` classes.
+
+Nothing here performs I/O. Each client method builds a `Call`, hands it to its
+transport (`httpx.Client` or `httpx.AsyncClient`), and parses the `httpx.Response`
+with the functions below, so the two flavours cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+
+from kvcore.errors import (
+    AuthenticationError,
+    DuplicateTitle,
+    InternalError,
+    KeyNotFound,
+    KVError,
+    MethodNotAllowed,
+    NamespaceNotFound,
+    NotFoundRoute,
+    PayloadTooLarge,
+    PermissionDenied,
+    PreconditionFailed,
+    TooManyNamespaces,
+    Unavailable,
+    ValidationError,
+)
+from kvcore.limits import validate_key
+
+API_PREFIX = "/client/v4"
+DEFAULT_TIMEOUT_S = 30.0
+USER_AGENT = "edgekv-client/0.1"
+
+ValueType = Literal["text", "json", "bytes"]
+Consistency = Literal["strong"]
+
+# Files for httpx multipart: name -> (filename or None, content, content type).
+MultipartFiles = dict[str, tuple[str | None, bytes | str, str]]
+
+
+def normalize_endpoint(endpoint: str) -> str:
+    """`127.0.0.1:8000`, `http://h:p`, `http://h:p/` and `http://h:p/client/v4` all mean the
+    same API base: return it with a scheme and ending in `/client/v4` (no trailing slash)."""
+    text = endpoint.strip()
+    if not text:
+        raise ValidationError("endpoint: must not be empty")
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValidationError(f"endpoint: {endpoint!r} is not an http(s) URL")
+    path = parts.path.rstrip("/")
+    if not path.endswith(API_PREFIX):
+        path += API_PREFIX
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def quote_key(key: str) -> str:
+    """Percent-encode a key as one path segment (every reserved character escaped)."""
+    validate_key(key)
+    return quote(key, safe="")
+
+
+def quote_id(value: str, field: str) -> str:
+    if not value:
+        raise ValidationError(f"{field}: must not be empty")
+    return quote(value, safe="")
+
+
+def auth_headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One HTTP request, independent of the sync or async transport that sends it."""
+
+    method: str
+    url: str
+    params: dict[str, str] | None = None
+    headers: dict[str, str] | None = None
+    content: bytes | None = None
+    json_body: Any = None
+    files: MultipartFiles | None = None
+
+    def send_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if self.params:
+            kwargs["params"] = self.params
+        if self.headers:
+            kwargs["headers"] = self.headers
+        if self.content is not None:
+            kwargs["content"] = self.content
+        if self.json_body is not None:
+            kwargs["json"] = self.json_body
+        if self.files is not None:
+            kwargs["files"] = self.files
+        return kwargs
+
+
+class Paths:
+    """URL builder for one account under one API base."""
+
+    def __init__(self, endpoint: str, account_id: str) -> None:
+        self.base = normalize_endpoint(endpoint)
+        self.account_id = account_id
+        self.namespaces = f"{self.base}/accounts/{quote_id(account_id, 'account_id')}/storage/kv/namespaces"
+
+    def namespace(self, namespace_id: str) -> str:
+        return f"{self.namespaces}/{quote_id(namespace_id, 'namespace_id')}"
+
+    def value(self, namespace_id: str, key: str) -> str:
+        return f"{self.namespace(namespace_id)}/values/{quote_key(key)}"
+
+    def metadata(self, namespace_id: str, key: str) -> str:
+        return f"{self.namespace(namespace_id)}/metadata/{quote_key(key)}"
+
+
+# -- errors -----------------------------------------------------------------------------
+
+_BY_STATUS: dict[int, type[KVError]] = {
+    401: AuthenticationError,
+    403: PermissionDenied,
+    405: MethodNotAllowed,
+    412: PreconditionFailed,
+    413: PayloadTooLarge,
+    503: Unavailable,
+}
+
+_BY_CODE: dict[int, type[KVError]] = {
+    10009: KeyNotFound,
+    10013: NamespaceNotFound,
+    10014: DuplicateTitle,
+    10030: PreconditionFailed,
+    10011: PayloadTooLarge,
+    10026: TooManyNamespaces,
+    10043: Unavailable,
+    7003: NotFoundRoute,
+    10405: MethodNotAllowed,
+    10002: InternalError,
+    10001: ValidationError,
+    9106: AuthenticationError,
+}
+
+
+def _first_error(body: bytes) -> tuple[int | None, str | None]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    errors = doc.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        code = errors[0].get("code")
+        message = errors[0].get("message")
+        return (code if isinstance(code, int) else None), (str(message) if message is not None else None)
+    return None, None
+
+
+def error_from_response(status: int, body: bytes) -> KVError:
+    """Map a failed response to the `kvcore.errors` class the server raised.
+
+    Status decides first for the classes that have a status of their own (401, 403, 412,
+    503...), because Cloudflare reuses codes across them (10000 is both 401 and 403).
+    Otherwise the Cloudflare code decides; a 404 with an unknown code reads as a missing
+    key, anything else by its status class.
+    """
+    code, message = _first_error(body)
+    if message is None:
+        snippet = body[:200].decode("utf-8", "replace").strip()
+        message = f"HTTP {status}" + (f": {snippet}" if snippet else "")
+    cls = _BY_STATUS.get(status)
+    if cls is None and code is not None:
+        cls = _BY_CODE.get(code)
+    if cls is None:
+        if status == 404:
+            cls = NotFoundRoute if code == 7003 else KeyNotFound
+        elif status >= 500:
+            cls = InternalError
+        else:
+            cls = ValidationError
+    return cls(message)
+
+
+def transport_error(exc: httpx.TransportError, url: str) -> Unavailable:
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+    where = urlsplit(url).netloc or url
+    return Unavailable(f"request to {where} {kind}: {exc or type(exc).__name__}")
+
+
+def check(resp: httpx.Response) -> httpx.Response:
+    if resp.is_success:
+        return resp
+    raise error_from_response(resp.status_code, resp.content)
+
+
+def envelope(resp: httpx.Response) -> tuple[Any, dict[str, Any]]:
+    """`(result, result_info)` of a successful enveloped response."""
+    check(resp)
+    try:
+        doc = resp.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InternalError(f"HTTP {resp.status_code}: response is not JSON") from exc
+    if not isinstance(doc, dict) or doc.get("success") is not True:
+        code, message = _first_error(resp.content)
+        raise (_BY_CODE.get(code or 0) or InternalError)(message or "request failed")
+    info = doc.get("result_info")
+    return doc.get("result"), (info if isinstance(info, dict) else {})
+
+
+# -- values -----------------------------------------------------------------------------
+
+
+def encode_value(value: str | bytes | bytearray | memoryview | dict[str, Any] | list[Any]) -> bytes:
+    """str is stored as UTF-8, bytes as they are, a dict or list as its JSON text."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    raise TypeError(f"value must be str, bytes, dict or list, not {type(value).__name__}")
+
+
+def decode_value(body: bytes, type: ValueType) -> Any:
+    if type == "bytes":
+        return body
+    if type == "text":
+        return body.decode("utf-8", "replace")
+    if type == "json":
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"value is not valid JSON: {exc}") from exc
+    raise ValueError(f"type must be 'text', 'json' or 'bytes', not {type!r}")
+
+
+def parse_etag(value: str | None) -> str | None:
+    """`"42"` or `W/"42"` -> `42`."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    return text.strip('"') or None
+
+
+def format_etag(version: str | int) -> str:
+    text = str(version)
+    return text if text.startswith('"') else f'"{text}"'
+
+
+def condition_headers(if_match: str | int | None, if_none_match: bool) -> dict[str, str]:
+    if if_match is not None and if_none_match:
+        raise ValueError("if_match and if_none_match are mutually exclusive")
+    if if_match is not None:
+        return {"If-Match": format_etag(if_match)}
+    if if_none_match:
+        return {"If-None-Match": "*"}
+    return {}
+
+
+def expiration_params(expiration: int | float | None, expiration_ttl: int | float | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    if expiration is not None:
+        params["expiration"] = str(int(expiration))
+    if expiration_ttl is not None:
+        params["expiration_ttl"] = str(int(expiration_ttl))
+    return params
