@@ -49,7 +49,7 @@ deps-debian:
 test: deps-debian proto-check lint typecheck pytest
 
 demo: $(STAMP)
-	$(VENV)/bin/edgekv dev --walkthrough
+	$(VENV)/bin/edgekv dev --walkthrough --propagation-delay 5
 
 # Builds the image on a debootstrap stand-in base, runs central + us/eu/ap under docker compose
 # and checks create/update propagation through the published ports (needs root).
