@@ -1,0 +1,212 @@
+"""`ReplicaBackend`: the REST `Backend` of a replica.
+
+Value and metadata reads are answered from the hot-key cache when they can be, and
+read through to central otherwise; everything else goes to central. Acknowledged
+writes are applied to the local cache at once (C3). While central is unreachable
+(C7) cached keys are still served and everything that needs central fails fast with
+`Unavailable` (503): calls carry a deadline, and once the stream has been down for
+`FAIL_FAST_AFTER_S` they are not even attempted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from kvcore.clock import Clock
+from kvcore.errors import KeyNotFound, Unavailable
+from kvcore.model import (
+    BulkResult,
+    Condition,
+    Entry,
+    KeyPage,
+    Namespace,
+    ReadResult,
+    Token,
+    WriteItem,
+    WriteResult,
+)
+from kvcore.rpc.client import CentralClient
+from replica.edge import EdgeState, KeyRef
+
+T = TypeVar("T")
+
+# Once the stream has been down this long, calls to central are not attempted.
+FAIL_FAST_AFTER_S = 3.0
+# Forwarded writes get the read deadline plus time to move their bytes.
+WRITE_BYTES_PER_S = 4 * 1024 * 1024
+
+
+class ReplicaBackend:
+    def __init__(
+        self,
+        *,
+        edge: EdgeState,
+        central: CentralClient,
+        clock: Clock,
+        timeout_s: float,
+        stream_down_for: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        self._edge = edge
+        self._central = central
+        self._clock = clock
+        self._timeout_s = timeout_s
+        self._stream_down_for = stream_down_for
+        r = edge.region
+        m = edge.metrics.cache_requests
+        self._hit = m.labels(r, "hit")
+        self._miss = m.labels(r, "miss")
+        self._negative_hit = m.labels(r, "negative_hit")
+
+    @property
+    def region(self) -> str:
+        return self._edge.region
+
+    def now(self) -> float:
+        return self._clock.now()
+
+    async def authenticate(self, secret_hash: str) -> Token | None:
+        return self._edge.token(secret_hash)
+
+    async def ready(self) -> tuple[bool, str]:
+        if not self._edge.loaded:
+            return False, "waiting for the first batch of the change stream from central"
+        return True, "ok"
+
+    # ------------------------------------------------------------------ calls to central
+
+    async def _central_call(self, call: Callable[[], Awaitable[T]], deadline_s: float | None = None) -> T:
+        down = self._stream_down_for()
+        if down > FAIL_FAST_AFTER_S:
+            raise Unavailable(f"central unreachable (replication stream down for {down:.0f} s)")
+        try:
+            async with asyncio.timeout(deadline_s or self._timeout_s):
+                return await call()
+        except TimeoutError:
+            raise Unavailable("central did not answer in time") from None
+
+    def _write_deadline(self, nbytes: int) -> float:
+        return self._timeout_s + nbytes / WRITE_BYTES_PER_S
+
+    # ------------------------------------------------------------------ namespaces
+
+    async def create_namespace(self, account_id: str, title: str) -> Namespace:
+        ns = await self._central_call(lambda: self._central.create_namespace(account_id, title))
+        self._edge.add_namespace(ns)
+        return ns
+
+    async def get_namespace(self, account_id: str, namespace_id: str) -> Namespace:
+        self._edge.local_namespace(account_id, namespace_id)
+        return await self._central_call(lambda: self._central.get_namespace(account_id, namespace_id))
+
+    async def list_namespaces(
+        self, account_id: str, page: int, per_page: int, order: str, direction: str
+    ) -> tuple[list[Namespace], int]:
+        return await self._central_call(
+            lambda: self._central.list_namespaces(account_id, page, per_page, order, direction)
+        )
+
+    async def rename_namespace(self, account_id: str, namespace_id: str, title: str) -> Namespace:
+        self._edge.local_namespace(account_id, namespace_id)
+        ns = await self._central_call(lambda: self._central.rename_namespace(account_id, namespace_id, title))
+        self._edge.add_namespace(ns)
+        return ns
+
+    async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
+        self._edge.local_namespace(account_id, namespace_id)
+        await self._central_call(lambda: self._central.delete_namespace(account_id, namespace_id))
+        self._edge.drop_namespace(namespace_id)
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(
+        self,
+        account_id: str,
+        namespace_id: str,
+        key: str,
+        *,
+        strong: bool = False,
+        metadata_only: bool = False,
+    ) -> ReadResult:
+        edge = self._edge
+        ref: KeyRef = (namespace_id, key)
+        local = edge.local_namespace(account_id, namespace_id)
+        freq = edge.cache.record_read(ref)
+        if local and not strong:
+            cached = edge.lookup(ref)
+            if cached is not None:
+                self._hit.inc()
+                return ReadResult(
+                    cached.entry, age_s=max(0.0, self._clock.now() - cached.installed_at), source="cache"
+                )
+            if ref in edge.negative:
+                self._negative_hit.inc()
+                raise KeyNotFound()
+        self._miss.inc()
+        # A metadata read of a key hot enough to be admitted fetches the value too, so the
+        # key can be cached; otherwise only what was asked for.
+        full = not metadata_only or freq >= edge.cache.admit_threshold
+        entry, as_of = await self._central_call(
+            lambda: self._central.get(account_id, namespace_id, key, metadata_only=not full)
+        )
+        if full or entry is None:
+            edge.install_read(ref, entry, as_of)
+        # A newer copy may have arrived on the stream while we waited: never serve older.
+        cached = edge.lookup(ref)
+        if cached is not None and (entry is None or cached.entry.version > entry.version):
+            return ReadResult(cached.entry, age_s=0.0, source="cache")
+        if entry is None:
+            raise KeyNotFound()
+        return ReadResult(entry, age_s=0.0, source="read-through")
+
+    async def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
+        self._edge.local_namespace(account_id, namespace_id)
+        return await self._central_call(lambda: self._central.bulk_get(account_id, namespace_id, keys))
+
+    async def list_keys(
+        self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
+    ) -> KeyPage:
+        self._edge.local_namespace(account_id, namespace_id)
+        return await self._central_call(
+            lambda: self._central.list_keys(account_id, namespace_id, prefix, limit, cursor)
+        )
+
+    # ------------------------------------------------------------------ writes
+
+    async def put(
+        self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition
+    ) -> WriteResult:
+        self._edge.local_namespace(account_id, namespace_id)
+        size = len(item.value) + len(item.metadata_json or "")
+        result = await self._central_call(
+            lambda: self._central.put(account_id, namespace_id, item, condition), self._write_deadline(size)
+        )
+        self._edge.apply_own_put((namespace_id, item.key), item, result)
+        return result
+
+    async def delete(self, account_id: str, namespace_id: str, key: str, condition: Condition) -> WriteResult:
+        self._edge.local_namespace(account_id, namespace_id)
+        result = await self._central_call(
+            lambda: self._central.delete(account_id, namespace_id, key, condition), self._write_deadline(0)
+        )
+        self._edge.apply_own_delete((namespace_id, key), result)
+        return result
+
+    async def bulk_put(self, account_id: str, namespace_id: str, items: Sequence[WriteItem]) -> BulkResult:
+        self._edge.local_namespace(account_id, namespace_id)
+        size = sum(len(i.value) + len(i.key) + len(i.metadata_json or "") for i in items)
+        result = await self._central_call(
+            lambda: self._central.bulk_put(account_id, namespace_id, items), self._write_deadline(size)
+        )
+        self._edge.apply_own_bulk(namespace_id, [i.key for i in items], result, deleted=False)
+        return result
+
+    async def bulk_delete(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> BulkResult:
+        self._edge.local_namespace(account_id, namespace_id)
+        size = sum(len(k) for k in keys)
+        result = await self._central_call(
+            lambda: self._central.bulk_delete(account_id, namespace_id, keys), self._write_deadline(size)
+        )
+        self._edge.apply_own_bulk(namespace_id, keys, result, deleted=True)
+        return result

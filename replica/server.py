@@ -1,0 +1,134 @@
+"""The replica process: the REST API over `ReplicaBackend`, the change stream and the
+hot-key reports, in one event loop.
+
+`serve()` runs until SIGTERM/SIGINT (or `stop` is set): uvicorn stops accepting and
+drains, the background tasks are cancelled, the resume point is flushed to disk and
+the channel to central is closed. `run()` is the `edgekv replica` entry point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+
+from kvcore.clock import SYSTEM_CLOCK, Clock
+from kvcore.errors import KVError
+from kvcore.metrics import Metrics
+from kvcore.rest.app import create_app
+from kvcore.rpc.client import CentralClient
+from kvcore.serving import http_server, serve_until, stop_on_signals
+from kvcore.settings import ReplicaSettings
+from replica.backend import ReplicaBackend
+from replica.edge import EdgeState
+from replica.state import ReplicaState
+from replica.stream import StreamSubscriber
+
+log = logging.getLogger("edgekv.replica")
+
+
+async def report_hot_keys(
+    client: CentralClient, edge: EdgeState, region: str, interval_s: float, max_keys: int
+) -> None:
+    """Every `interval_s`, send the region's hot set to central (best effort)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        keys = list(edge.hot_keys(max_keys))
+        try:
+            await client.report_hot_keys(region, keys)
+        except KVError as exc:
+            log.debug("hot-key report not delivered: %s", exc.message)
+
+
+async def serve(
+    settings: ReplicaSettings,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    ready_event: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    settings.validate()
+    stop = stop or asyncio.Event()
+    os.makedirs(settings.data_dir, exist_ok=True)
+    state = ReplicaState(settings.data_dir, settings.region)
+    metrics = Metrics(settings.region)
+    client = CentralClient(
+        settings.central,
+        cluster_secret=settings.cluster_secret,
+        tls_ca=settings.tls.ca_path,
+        timeout_s=settings.central_timeout_s,
+    )
+    edge = EdgeState(
+        metrics=metrics,
+        clock=clock,
+        cache_bytes=settings.cache_bytes,
+        admit_threshold=settings.admit_threshold,
+        half_life_s=settings.frequency_half_life_s,
+        negative_ttl_s=settings.negative_ttl_s,
+    )
+    stream = StreamSubscriber(
+        client=client, edge=edge, state=state, region=settings.region, clock=clock, metrics=metrics
+    )
+    backend = ReplicaBackend(
+        edge=edge,
+        central=client,
+        clock=clock,
+        timeout_s=settings.central_timeout_s,
+        stream_down_for=stream.down_for,
+    )
+    app = create_app(backend, metrics, title=f"edgekv replica {settings.region}")
+    http = http_server(app, settings.http_addr)
+    http.config.lifespan = "on"
+    if settings.tls.cert_path and settings.tls.key_path:
+        http.config.ssl_certfile = settings.tls.cert_path
+        http.config.ssl_keyfile = settings.tls.key_path
+    stop_on_signals(stop)
+    log.info(
+        "replica %s: http %s, central %s, cache %d bytes, resuming from seq %d",
+        settings.region,
+        settings.http_addr,
+        settings.central,
+        settings.cache_bytes,
+        state.safe_seq,
+    )
+    tasks = [
+        asyncio.create_task(stream.run(), name="replication-stream"),
+        asyncio.create_task(
+            report_hot_keys(
+                client, edge, settings.region, settings.hot_report_interval_s, settings.hot_report_keys
+            ),
+            name="hot-key-reports",
+        ),
+    ]
+    if ready_event is not None:
+        tasks.append(asyncio.create_task(_wait_started(http, ready_event), name="ready"))
+    try:
+        await serve_until(http, stop)
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        state.close()
+        await client.close()
+        log.info("replica %s stopped at seq %d", settings.region, state.safe_seq)
+
+
+async def _wait_started(http: object, ready_event: asyncio.Event) -> None:
+    while not getattr(http, "started", False):
+        await asyncio.sleep(0.02)
+    ready_event.set()
+
+
+def run(settings: ReplicaSettings) -> None:
+    """`edgekv replica`: serve until SIGTERM/SIGINT, on uvloop when it is installed."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        asyncio.run(serve(settings))
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings))

@@ -1,0 +1,350 @@
+"""The stream applier and local rules of `EdgeState`, fed domain objects directly."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvcore.clock import ManualClock
+from kvcore.errors import NamespaceNotFound
+from kvcore.metrics import Metrics
+from kvcore.model import (
+    BulkResult,
+    Change,
+    ChangeBatch,
+    ChangeKind,
+    Entry,
+    Namespace,
+    Permission,
+    Snapshot,
+    Token,
+    WriteItem,
+    WriteResult,
+)
+from replica.edge import EdgeState
+
+ACC = "a" * 32
+OTHER = "b" * 32
+NS = "1" * 32
+NS2 = "2" * 32
+TOKEN = Token("t1", ACC, Permission.WRITE, "h" * 64, 1.0)
+
+
+def make_edge(clock: ManualClock | None = None, **kw: object) -> EdgeState:
+    clock = clock or ManualClock()
+    args: dict[str, object] = {"cache_bytes": 1 << 20, "admit_threshold": 2}
+    args.update(kw)
+    edge = EdgeState(metrics=Metrics("eu"), clock=clock, **args)  # type: ignore[arg-type]
+    edge.apply_batch(
+        ChangeBatch(
+            [],
+            safe_seq=1,
+            committed_seq=1,
+            snapshot=Snapshot([Namespace(NS, ACC, "one"), Namespace(NS2, ACC, "two")], [TOKEN]),
+        )
+    )
+    return edge
+
+
+def key_change(
+    kind: ChangeKind, seq: int, key: str = "k", value: bytes | None = None, ns: str = NS
+) -> Change:
+    return Change(
+        seq=seq,
+        kind=kind,
+        commit_time=1_700_000_000.0,
+        namespace_id=ns,
+        account_id=ACC,
+        key=key,
+        value=value,
+        has_value=value is not None,
+    )
+
+
+def batch(*changes: Change, safe: int | None = None, reset: bool = False) -> ChangeBatch:
+    top = max((c.seq for c in changes), default=0)
+    return ChangeBatch(
+        list(changes), safe_seq=safe if safe is not None else top, committed_seq=top, reset=reset
+    )
+
+
+def hot(edge: EdgeState, key: str = "k", ns: str = NS, reads: int = 3) -> None:
+    for _ in range(reads):
+        edge.cache.record_read((ns, key))
+
+
+def entry(key: str, value: bytes, version: int) -> Entry:
+    return Entry(key, value, None, None, version)
+
+
+def cached_version(edge: EdgeState, key: str = "k", ns: str = NS) -> int | None:
+    c = edge.lookup((ns, key))
+    return c.entry.version if c else None
+
+
+def test_snapshot_loads_namespaces_and_tokens() -> None:
+    edge = make_edge()
+    assert edge.loaded
+    assert edge.local_namespace(ACC, NS)
+    assert not edge.local_namespace(ACC, "9" * 32)  # unknown: central decides
+    with pytest.raises(NamespaceNotFound):
+        edge.local_namespace(OTHER, NS)
+    assert edge.token(TOKEN.secret_hash) == TOKEN
+
+
+def test_create_installs_value_of_a_hot_key_and_clears_negative() -> None:
+    edge = make_edge()
+    ref = (NS, "k")
+    hot(edge)
+    edge.install_read(ref, None, as_of_seq=5)
+    assert ref in edge.negative
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 6, value=b"v")))
+    assert ref not in edge.negative
+    assert cached_version(edge) == 6
+
+
+def test_create_of_a_cold_key_clears_negative_but_stays_uncached() -> None:
+    edge = make_edge()
+    ref = (NS, "k")
+    edge.install_read(ref, None, as_of_seq=5)
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 6, value=b"v")))
+    assert ref not in edge.negative
+    assert cached_version(edge) is None
+
+
+def test_older_create_keeps_a_newer_negative() -> None:
+    edge = make_edge()
+    ref = (NS, "k")
+    hot(edge)
+    edge.install_read(ref, None, as_of_seq=9)  # read saw it missing at 9
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 6, value=b"v")))
+    assert ref in edge.negative
+    assert cached_version(edge) is None
+
+
+def test_update_never_goes_back_c4() -> None:
+    edge = make_edge()
+    ref = (NS, "k")
+    hot(edge)
+    edge.install_read(ref, entry("k", b"new", 10), as_of_seq=10)
+    assert cached_version(edge) == 10
+    # A lazily flushed, older update (with or without its value) changes nothing.
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 8, value=b"old")))
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 9)))
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_DELETE, 7)))
+    c = edge.lookup(ref)
+    assert c is not None and c.entry.value == b"new" and c.entry.version == 10
+    # A newer one with its value replaces it; without, invalidates.
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 11, value=b"newer")))
+    c = edge.lookup(ref)
+    assert c is not None and c.entry.value == b"newer" and c.entry.version == 11
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 12)))
+    assert edge.lookup(ref) is None
+
+
+def test_delete_invalidates_without_negative() -> None:
+    edge = make_edge()
+    ref = (NS, "k")
+    hot(edge)
+    edge.install_read(ref, entry("k", b"v", 3), as_of_seq=3)
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_DELETE, 4)))
+    assert edge.lookup(ref) is None
+    assert ref not in edge.negative
+
+
+def test_stale_delete_after_newer_create_keeps_the_value() -> None:
+    edge = make_edge()
+    hot(edge)
+    # create 7 pushed at once; delete 6 of the same key was held and flushed after it.
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 7, value=b"v7"), safe=5))
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_DELETE, 6), safe=7))
+    assert cached_version(edge) == 7
+
+
+def test_reset_drops_cache_and_negative_cache() -> None:
+    edge = make_edge()
+    hot(edge, "a")
+    hot(edge, "b")
+    edge.install_read((NS, "a"), entry("a", b"1", 2), as_of_seq=2)
+    edge.install_read((NS, "b"), None, as_of_seq=2)
+    assert len(edge.cache) == 1 and len(edge.negative) == 1
+    snap = Snapshot([Namespace(NS, ACC, "one")], [TOKEN])
+    edge.apply_batch(ChangeBatch([], safe_seq=100, committed_seq=100, reset=True, snapshot=snap))
+    assert len(edge.cache) == 0 and len(edge.negative) == 0
+    assert edge.cache.bytes_used == 0
+    # A read taken before the reset point may not be installed after it.
+    edge.install_read((NS, "a"), entry("a", b"1", 2), as_of_seq=50)
+    assert len(edge.cache) == 0
+    edge.install_read((NS, "a"), entry("a", b"1", 2), as_of_seq=100)
+    assert len(edge.cache) == 1
+
+
+def test_namespace_delete_drops_its_keys_only() -> None:
+    edge = make_edge()
+    for ns in (NS, NS2):
+        hot(edge, "x", ns)
+        edge.install_read((ns, "x"), entry("x", b"1", 2), as_of_seq=2)
+        edge.install_read((ns, "gone"), None, as_of_seq=2)
+    edge.apply_batch(batch(Change(seq=3, kind=ChangeKind.NAMESPACE_DELETE, commit_time=0, namespace_id=NS)))
+    assert edge.lookup((NS, "x")) is None and (NS, "gone") not in edge.negative
+    assert edge.lookup((NS2, "x")) is not None and (NS2, "gone") in edge.negative
+    assert not edge.local_namespace(ACC, NS)
+    # Nothing is installed for a namespace the replica does not know.
+    hot(edge, "y")
+    edge.install_read((NS, "y"), entry("y", b"1", 4), as_of_seq=4)
+    assert edge.lookup((NS, "y")) is None
+
+
+def test_namespace_create_and_rename() -> None:
+    edge = make_edge()
+    ns3 = "3" * 32
+    edge.apply_batch(
+        batch(
+            Change(seq=2, kind=ChangeKind.NAMESPACE_CREATE, commit_time=0, namespace_id=ns3, account_id=OTHER)
+        )
+    )
+    assert edge.local_namespace(OTHER, ns3)
+    with pytest.raises(NamespaceNotFound):
+        edge.local_namespace(ACC, ns3)
+    edge.apply_batch(
+        batch(
+            Change(
+                seq=3,
+                kind=ChangeKind.NAMESPACE_RENAME,
+                commit_time=0,
+                namespace_id=ns3,
+                account_id=OTHER,
+                title="new",
+            )
+        )
+    )
+    assert edge.namespaces is not None and edge.namespaces[ns3].title == "new"
+
+
+def test_token_put_and_revoke_take_effect_at_once() -> None:
+    edge = make_edge()
+    t2 = Token("t2", ACC, Permission.READ, "f" * 64, 2.0)
+    edge.apply_batch(batch(Change(seq=2, kind=ChangeKind.TOKEN_PUT, commit_time=0, token=t2)))
+    assert edge.token(t2.secret_hash) == t2
+    edge.apply_batch(batch(Change(seq=3, kind=ChangeKind.TOKEN_REVOKE, commit_time=0, token=TOKEN)))
+    assert edge.token(TOKEN.secret_hash) is None
+    assert edge.token(t2.secret_hash) == t2
+    # A revoke record may carry only the id.
+    edge.apply_batch(
+        batch(
+            Change(
+                seq=4,
+                kind=ChangeKind.TOKEN_REVOKE,
+                commit_time=0,
+                token=Token("t2", ACC, Permission.READ, "", 0.0),
+            )
+        )
+    )
+    assert edge.token(t2.secret_hash) is None
+
+
+def test_read_through_race_guard() -> None:
+    edge = make_edge()
+    ref = (NS, "k")
+    hot(edge)
+    # The stream applied an update at 20 while a read-through at 15 was in flight.
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 20)))
+    edge.install_read(ref, entry("k", b"old", 12), as_of_seq=15)
+    assert edge.lookup(ref) is None
+    # Same for a negative answer racing a create.
+    hot(edge, "n")
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 21, key="n")))
+    edge.install_read((NS, "n"), None, as_of_seq=16)
+    assert (NS, "n") not in edge.negative
+    # A read newer than every change is installed.
+    edge.install_read(ref, entry("k", b"cur", 20), as_of_seq=22)
+    assert cached_version(edge) == 20
+
+
+def test_guard_forgets_safely() -> None:
+    clock = ManualClock()
+    edge = make_edge(clock, recent_window_s=10.0)
+    hot(edge)
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 20, key="other")))
+    clock.advance(11)
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 30, key="other2")))
+    assert edge.recent.floor == 20  # "other" forgotten: its seq became the floor
+    hot(edge)
+    edge.install_read((NS, "k"), entry("k", b"v", 5), as_of_seq=19)  # older than the floor
+    assert cached_version(edge) is None
+    edge.install_read((NS, "k"), entry("k", b"v", 5), as_of_seq=31)
+    assert cached_version(edge) == 5
+
+
+def test_own_put_is_served_at_once_and_own_delete_negative() -> None:
+    edge = make_edge()
+    ref = (NS, "k")
+    edge.install_read(ref, None, as_of_seq=3)
+    edge.apply_own_put(ref, WriteItem("k", b"mine", '{"a":1}', None), WriteResult(5, True, 0.0))
+    c = edge.lookup(ref)
+    assert c is not None and c.entry.value == b"mine" and c.entry.metadata_json == '{"a":1}'
+    assert ref not in edge.negative
+    # The stream echo of the same write, or an older change, changes nothing.
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 5, value=b"mine")))
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 4)))
+    assert cached_version(edge) == 5
+    edge.apply_own_delete(ref, WriteResult(6, False, 0.0))
+    assert edge.lookup(ref) is None and ref in edge.negative
+    # A read-through that started before the delete cannot bring the value back.
+    edge.install_read(ref, entry("k", b"mine", 5), as_of_seq=5)
+    assert edge.lookup(ref) is None and ref in edge.negative
+
+
+def test_own_put_loses_to_newer_change_seen_first() -> None:
+    edge = make_edge()
+    ref = (NS, "k")
+    hot(edge)
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 9, value=b"theirs")))
+    edge.apply_own_put(ref, WriteItem("k", b"mine"), WriteResult(8, False, 0.0))
+    c = edge.lookup(ref)
+    assert c is not None and c.entry.value == b"theirs"
+
+
+def test_own_bulk_writes() -> None:
+    edge = make_edge()
+    hot(edge, "a")
+    edge.install_read((NS, "a"), entry("a", b"1", 2), as_of_seq=2)
+    edge.install_read((NS, "b"), None, as_of_seq=2)
+    edge.apply_own_bulk(NS, ["a", "b"], BulkResult(2, [], 4), deleted=False)
+    assert edge.lookup((NS, "a")) is None and (NS, "b") not in edge.negative
+    edge.apply_own_bulk(NS, ["a", "b", "c"], BulkResult(2, ["c"], 7), deleted=True)
+    assert (NS, "a") in edge.negative and (NS, "b") in edge.negative and (NS, "c") not in edge.negative
+
+
+def test_expired_entries_are_missing() -> None:
+    clock = ManualClock()
+    edge = make_edge(clock)
+    hot(edge)
+    exp = int(clock.now()) + 60
+    edge.install_read((NS, "k"), Entry("k", b"v", None, exp, 3), as_of_seq=3)
+    assert cached_version(edge) == 3
+    clock.advance(61)
+    assert edge.lookup((NS, "k")) is None
+    assert len(edge.cache) == 0
+
+
+def test_metrics_follow_the_cache() -> None:
+    edge = make_edge(cache_bytes=2000)
+    for i in range(20):
+        hot(edge, f"k{i}", reads=3 + i)
+        edge.install_read((NS, f"k{i}"), entry(f"k{i}", b"x" * 300, i + 2), as_of_seq=i + 2)
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 100, key="zzz"), safe=100))
+    text = edge.metrics.render().decode()
+
+    def value(name: str) -> float:
+        for line in text.splitlines():
+            if line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(name)
+
+    assert value("edgekv_cache_bytes") == edge.cache.bytes_used <= 2000
+    assert value("edgekv_cache_keys") == len(edge.cache)
+    assert value("edgekv_cache_admissions_total") == edge.cache.admissions > 0
+    assert value("edgekv_cache_evictions_total") == edge.cache.evictions > 0
+    assert value("edgekv_replication_applied_seq") == 100
+    assert value("edgekv_central_committed_seq") == 100
+    assert 'edgekv_replication_lag_seconds_count{kind="update",region="eu"} 1.0' in text
