@@ -1,0 +1,384 @@
+"""RocksStore entries: round trips, ordering, pagination, expiration, bulk, conditions."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kvcore.clock import ManualClock
+from kvcore.errors import NamespaceNotFound, PayloadTooLarge, PreconditionFailed, ValidationError
+from kvcore.model import ChangeKind, Condition, WriteItem
+from kvcore.store.rocks import RocksStore
+
+ACCT = "acct1"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: ManualClock) -> Iterator[RocksStore]:
+    # A long purge interval: tests call purge_expired() themselves, so nothing races them.
+    s = RocksStore(str(tmp_path / "db"), clock=clock, purge_interval_s=3600, sync=False)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def ns(store: RocksStore) -> str:
+    return store.create_namespace(ACCT, "main").id
+
+
+def utf8_len(s: str) -> int:
+    return len(s.encode("utf-8"))
+
+
+keys = st.text(st.characters(codec="utf-8"), min_size=1, max_size=512).filter(
+    lambda k: utf8_len(k) <= 512 and k not in (".", "..")
+)
+
+
+# ---------------------------------------------------------------- round trips
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=keys, value=st.binary(max_size=4096), meta=st.none() | st.just('{"a":[1,"é"]}'))
+def test_round_trip_arbitrary_keys_and_values(
+    store: RocksStore, ns: str, key: str, value: bytes, meta: str | None
+) -> None:
+    result = store.put(ACCT, ns, WriteItem(key, value, meta))
+    entry = store.get(ACCT, ns, key)
+    assert entry is not None
+    assert (entry.key, entry.value, entry.metadata_json, entry.expiration) == (key, value, meta, None)
+    assert entry.version == result.seq
+    [listed] = [k for k in _all_keys(store, ns, key) if k == key]
+    assert listed == key
+
+
+def _all_keys(store: RocksStore, ns: str, prefix: str = "", limit: int = 1000) -> list[str]:
+    out: list[str] = []
+    cursor = ""
+    while True:
+        page = store.list_keys(ACCT, ns, prefix, limit, cursor)
+        out.extend(k.name for k in page.keys)
+        if not page.cursor:
+            return out
+        cursor = page.cursor
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(keys, min_size=1, max_size=40, unique=True))
+def test_listing_is_utf8_byte_order(tmp_path_factory: pytest.TempPathFactory, names: list[str]) -> None:
+    with RocksStore(str(tmp_path_factory.mktemp("db")), purge_interval_s=3600, sync=False) as s:
+        ns = s.create_namespace(ACCT, "t").id
+        s.bulk_put(ACCT, ns, [WriteItem(k, b"") for k in names])
+        assert _all_keys(s, ns, limit=10) == sorted(names, key=lambda k: k.encode("utf-8"))
+
+
+def test_non_ascii_ordering(store: RocksStore, ns: str) -> None:
+    for k in ["😀", "中", "é", "z", "a", "Z"]:
+        store.put(ACCT, ns, WriteItem(k, k.encode()))
+    assert _all_keys(store, ns) == ["Z", "a", "z", "é", "中", "😀"]
+
+
+def test_missing_key_and_foreign_namespace(store: RocksStore, ns: str) -> None:
+    assert store.get(ACCT, ns, "nope") is None
+    with pytest.raises(NamespaceNotFound):
+        store.get("other", ns, "k")
+    with pytest.raises(NamespaceNotFound):
+        store.put("other", ns, WriteItem("k", b"v"))
+    with pytest.raises(NamespaceNotFound):
+        store.get(ACCT, "0" * 32, "k")
+
+
+def test_bulk_get(store: RocksStore, ns: str, clock: ManualClock) -> None:
+    store.put(ACCT, ns, WriteItem("a", b"1"))
+    store.put(ACCT, ns, WriteItem("b", b"2", expiration=int(clock.now()) + 60))
+    clock.advance(61)
+    got = store.bulk_get(ACCT, ns, ["a", "b", "c"])
+    assert [e.value if e else None for e in got] == [b"1", None, None]
+
+
+# ---------------------------------------------------------------- pagination
+
+
+@pytest.mark.parametrize("prefix", ["", "p/"])
+def test_cursor_pagination_2500_keys(store: RocksStore, ns: str, prefix: str) -> None:
+    wanted = [f"p/{i:05d}" for i in range(2500)]
+    others = [f"q/{i:05d}" for i in range(300)]
+    store.bulk_put(ACCT, ns, [WriteItem(k, b"v") for k in wanted + others])
+    seen: list[str] = []
+    cursor = ""
+    pages = 0
+    while True:
+        page = store.list_keys(ACCT, ns, prefix, 1000, cursor)
+        pages += 1
+        assert page.keys, "no empty pages when nothing is expired"
+        seen.extend(k.name for k in page.keys)
+        if not page.cursor:
+            break
+        cursor = page.cursor
+    expected = wanted if prefix else wanted + others
+    assert seen == expected
+    assert pages == -(-len(expected) // 1000)
+
+
+def test_cursor_only_when_more_remain(store: RocksStore, ns: str) -> None:
+    store.bulk_put(ACCT, ns, [WriteItem(f"k{i:02d}", b"") for i in range(20)])
+    first = store.list_keys(ACCT, ns, "", 10, "")
+    assert len(first.keys) == 10 and first.cursor
+    second = store.list_keys(ACCT, ns, "", 10, first.cursor)
+    assert [k.name for k in second.keys] == [f"k{i:02d}" for i in range(10, 20)]
+    assert second.cursor == ""
+
+
+def test_list_validation(store: RocksStore, ns: str) -> None:
+    for bad in (9, 1001):
+        with pytest.raises(ValidationError):
+            store.list_keys(ACCT, ns, "", bad, "")
+    for cursor in ("!!!", "a", "____"):
+        with pytest.raises(ValidationError):
+            store.list_keys(ACCT, ns, "", 10, cursor)
+
+
+def test_list_metadata_and_expiration(store: RocksStore, ns: str, clock: ManualClock) -> None:
+    exp = int(clock.now()) + 120
+    store.put(ACCT, ns, WriteItem("k", b"v", '{"x":1}', exp))
+    [info] = store.list_keys(ACCT, ns, "", 10, "").keys
+    assert (info.name, info.expiration, info.metadata_json) == ("k", exp, '{"x":1}')
+
+
+# ---------------------------------------------------------------- expiration
+
+
+def test_expiration_hides_purges_and_recreates(store: RocksStore, ns: str, clock: ManualClock) -> None:
+    exp = int(clock.now()) + 60
+    assert store.put(ACCT, ns, WriteItem("k", b"v", expiration=exp)).created
+    store.put(ACCT, ns, WriteItem("live", b"v"))
+    assert store.get(ACCT, ns, "k") is not None
+    assert store.purge_expired() == 0
+
+    clock.advance(60)  # expiration == now: expired
+    assert store.get(ACCT, ns, "k") is None
+    assert _all_keys(store, ns) == ["live"]
+    seq = store.committed_seq
+    assert store.purge_expired() == 1
+    assert store.committed_seq == seq, "purge logs nothing"
+    assert store.purge_expired() == 0
+
+    again = store.put(ACCT, ns, WriteItem("k", b"v2"))
+    assert again.created
+    assert store.changes_since(seq)[-1].kind is ChangeKind.KEY_CREATE
+
+
+def test_put_over_expired_unpurged_is_create_and_delete_is_noop(
+    store: RocksStore, ns: str, clock: ManualClock
+) -> None:
+    store.put(ACCT, ns, WriteItem("a", b"v", expiration=int(clock.now()) + 60))
+    store.put(ACCT, ns, WriteItem("b", b"v", expiration=int(clock.now()) + 60))
+    clock.advance(100)
+    seq = store.committed_seq
+    assert store.delete(ACCT, ns, "a").seq == 0
+    assert store.committed_seq == seq
+    assert store.put(ACCT, ns, WriteItem("b", b"new")).created
+    # The replaced value's stale index entry must not purge the new value.
+    assert store.purge_expired() == 0
+    entry = store.get(ACCT, ns, "b")
+    assert entry is not None and entry.value == b"new"
+
+
+def test_expired_keys_skipped_in_pages(store: RocksStore, ns: str, clock: ManualClock) -> None:
+    exp = int(clock.now()) + 60
+    store.bulk_put(ACCT, ns, [WriteItem(f"a{i:02d}", b"", expiration=exp) for i in range(30)])
+    store.bulk_put(ACCT, ns, [WriteItem(f"b{i:02d}", b"") for i in range(15)])
+    store.bulk_put(ACCT, ns, [WriteItem(f"c{i:02d}", b"", expiration=exp) for i in range(30)])
+    clock.advance(61)
+    page = store.list_keys(ACCT, ns, "", 10, "")
+    assert [k.name for k in page.keys] == [f"b{i:02d}" for i in range(10)] and page.cursor
+    page = store.list_keys(ACCT, ns, "", 10, page.cursor)
+    assert [k.name for k in page.keys] == [f"b{i:02d}" for i in range(10, 15)]
+    assert page.cursor == "", "only expired keys remain"
+
+
+def test_purge_runs_in_background(tmp_path: Path, clock: ManualClock) -> None:
+    import time
+
+    with RocksStore(str(tmp_path / "db"), clock=clock, purge_interval_s=0.02, sync=False) as s:
+        ns = s.create_namespace(ACCT, "t").id
+        s.put(ACCT, ns, WriteItem("k", b"v", expiration=int(clock.now()) + 60))
+        clock.advance(61)
+        deadline = time.monotonic() + 5
+        while s._data.get(bytes.fromhex(ns) + b"k") is not None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+
+# ---------------------------------------------------------------- create/update/delete
+
+
+def test_create_update_delete_kinds_and_versions(store: RocksStore, ns: str) -> None:
+    r1 = store.put(ACCT, ns, WriteItem("k", b"1"))
+    r2 = store.put(ACCT, ns, WriteItem("k", b"2"))
+    assert r1.created and not r2.created and r2.seq == r1.seq + 1
+    d = store.delete(ACCT, ns, "k")
+    assert d.seq == r2.seq + 1 and not d.created
+    assert store.get(ACCT, ns, "k") is None
+    kinds = [c.kind for c in store.changes_since(r1.seq - 1)]
+    assert kinds == [ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE]
+    assert store.put(ACCT, ns, WriteItem("k", b"3")).created
+
+
+def test_put_replaces_metadata_and_expiration(store: RocksStore, ns: str, clock: ManualClock) -> None:
+    store.put(ACCT, ns, WriteItem("k", b"1", '{"a":1}', int(clock.now()) + 60))
+    store.put(ACCT, ns, WriteItem("k", b"2"))
+    entry = store.get(ACCT, ns, "k")
+    assert entry is not None and entry.metadata_json is None and entry.expiration is None
+    clock.advance(3600)
+    assert store.purge_expired() == 0
+    assert store.get(ACCT, ns, "k") is not None
+
+
+# ---------------------------------------------------------------- conditions
+
+
+def test_conditional_writes(store: RocksStore, ns: str) -> None:
+    with pytest.raises(PreconditionFailed):
+        store.put(ACCT, ns, WriteItem("k", b"x"), Condition(if_match=1))
+    r1 = store.put(ACCT, ns, WriteItem("k", b"1"), Condition(if_none_match=True))
+    assert r1.created
+    with pytest.raises(PreconditionFailed):
+        store.put(ACCT, ns, WriteItem("k", b"x"), Condition(if_none_match=True))
+    with pytest.raises(PreconditionFailed):
+        store.put(ACCT, ns, WriteItem("k", b"x"), Condition(if_match=r1.seq + 100))
+    seq = store.committed_seq
+    r2 = store.put(ACCT, ns, WriteItem("k", b"2"), Condition(if_match=r1.seq))
+    assert r2.seq == seq + 1, "failed conditions consumed no seq"
+    with pytest.raises(PreconditionFailed):
+        store.delete(ACCT, ns, "k", Condition(if_match=r1.seq))
+    assert store.delete(ACCT, ns, "k", Condition(if_match=r2.seq)).seq == r2.seq + 1
+    entry = store.get(ACCT, ns, "k")
+    assert entry is None
+
+
+async def test_conditions_race_within_one_group(store: RocksStore, ns: str) -> None:
+    import asyncio
+
+    once = Condition(if_none_match=True)
+    puts = [store.aput(ACCT, ns, WriteItem("once", b"%d" % i), once) for i in range(50)]
+    results = await asyncio.gather(*puts, return_exceptions=True)
+    wins = [r for r in results if not isinstance(r, BaseException)]
+    assert len(wins) == 1 and wins[0].created
+    assert all(isinstance(r, PreconditionFailed) for r in results if isinstance(r, BaseException))
+
+
+# ---------------------------------------------------------------- bulk
+
+
+def test_bulk_put_one_invalid_item_writes_nothing(store: RocksStore, ns: str) -> None:
+    seq = store.committed_seq
+    items = [WriteItem(f"k{i}", b"v") for i in range(10)] + [WriteItem("x" * 513, b"v")]
+    with pytest.raises(ValidationError):
+        store.bulk_put(ACCT, ns, items)
+    with pytest.raises(PayloadTooLarge):
+        store.bulk_put(ACCT, ns, [WriteItem("a", b"v"), WriteItem("b", b"v", "x" * 1100)])
+    with pytest.raises(ValidationError):
+        store.bulk_delete(ACCT, ns, ["a", ".."])
+    assert store.committed_seq == seq
+    assert store.changes_since(seq) == []
+    assert _all_keys(store, ns) == []
+
+
+def test_bulk_put_each_item_logged_last_wins(store: RocksStore, ns: str) -> None:
+    store.put(ACCT, ns, WriteItem("old", b"0"))
+    seq = store.committed_seq
+    result = store.bulk_put(
+        ACCT, ns, [WriteItem("a", b"1"), WriteItem("old", b"1"), WriteItem("a", b"2"), WriteItem("b", b"3")]
+    )
+    assert (result.successful_key_count, result.unsuccessful_keys, result.seq) == (4, [], seq + 4)
+    changes = store.changes_since(seq)
+    assert [(c.seq, c.kind, c.key) for c in changes] == [
+        (seq + 1, ChangeKind.KEY_CREATE, "a"),
+        (seq + 2, ChangeKind.KEY_UPDATE, "old"),
+        (seq + 3, ChangeKind.KEY_UPDATE, "a"),
+        (seq + 4, ChangeKind.KEY_CREATE, "b"),
+    ]
+    entry = store.get(ACCT, ns, "a")
+    assert entry is not None and entry.value == b"2" and entry.version == seq + 3
+
+
+def test_bulk_delete(store: RocksStore, ns: str) -> None:
+    store.bulk_put(ACCT, ns, [WriteItem(k, b"") for k in "abc"])
+    seq = store.committed_seq
+    result = store.bulk_delete(ACCT, ns, ["a", "missing", "c"])
+    assert (result.successful_key_count, result.seq) == (3, seq + 2)
+    assert [c.key for c in store.changes_since(seq)] == ["a", "c"]
+    assert _all_keys(store, ns) == ["b"]
+    assert store.bulk_delete(ACCT, ns, ["zzz"]).seq == 0
+
+
+async def test_async_bulk_and_delete(store: RocksStore, ns: str) -> None:
+    r = await store.abulk_put(ACCT, ns, [WriteItem("a", b"1"), WriteItem("b", b"2")])
+    assert r.successful_key_count == 2
+    assert (await store.adelete(ACCT, ns, "a")).seq == r.seq + 1
+    assert (await store.abulk_delete(ACCT, ns, ["b"])).seq == r.seq + 2
+    assert _all_keys(store, ns) == []
+
+
+def test_group_failure_is_isolated(tmp_path: Path) -> None:
+    """Many threads, some ops failing their condition: the rest of each group commits."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with RocksStore(str(tmp_path / "db"), purge_interval_s=3600) as s:
+        ns = s.create_namespace(ACCT, "t").id
+        s.put(ACCT, ns, WriteItem("taken", b""))
+
+        def work(i: int) -> str:
+            try:
+                cond = Condition(if_none_match=True)
+                s.put(ACCT, ns, WriteItem("taken" if i % 2 else f"k{i}", b"v"), cond)
+                return "ok"
+            except PreconditionFailed:
+                return "failed"
+
+        with ThreadPoolExecutor(32) as pool:
+            outcomes = list(pool.map(work, range(200)))
+        assert outcomes.count("failed") == 100
+        assert len(_all_keys(s, ns)) == 101
+        changes = s.changes_since(0)
+        assert [c.seq for c in changes] == list(range(1, s.committed_seq + 1))
+
+
+def test_reads_survive_reopen(tmp_path: Path) -> None:
+    path = str(tmp_path / "db")
+    with RocksStore(path, purge_interval_s=3600) as s:
+        ns = s.create_namespace(ACCT, "t").id
+        s.put(ACCT, ns, WriteItem("k", b"\x00\xff", '"m"', 2_000_000_000))
+    with RocksStore(path, purge_interval_s=3600) as s:
+        entry = s.get(ACCT, ns, "k")
+        assert entry is not None
+        assert (entry.value, entry.metadata_json, entry.expiration, entry.version) == (
+            b"\x00\xff",
+            '"m"',
+            2_000_000_000,
+            2,
+        )
+
+
+def test_closed_store_rejects_writes(tmp_path: Path) -> None:
+    s = RocksStore(str(tmp_path / "db"), purge_interval_s=3600)
+    s.close()
+    s.close()  # idempotent
+    with pytest.raises(Exception):  # noqa: B017 - any error, never a hang
+        s.create_namespace(ACCT, "t")
+
+
+def test_tempdir_cleanup_smoke() -> None:
+    with tempfile.TemporaryDirectory() as d, RocksStore(d, purge_interval_s=3600) as s:
+        assert s.committed_seq == 0 and s.oldest_retained_seq == 1

@@ -1,0 +1,235 @@
+"""RocksStore namespaces and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kvcore.errors import DuplicateTitle, NamespaceNotFound, TooManyNamespaces, ValidationError
+from kvcore.model import ChangeKind, Permission, WriteItem
+from kvcore.store.rocks import RocksStore
+
+A, B = "acct-a", "acct-b"
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    return str(tmp_path / "db")
+
+
+@pytest.fixture
+def store(path: str) -> Iterator[RocksStore]:
+    s = RocksStore(path, purge_interval_s=3600, sync=False)
+    yield s
+    s.close()
+
+
+# ---------------------------------------------------------------- namespaces
+
+
+def test_create_and_get(store: RocksStore) -> None:
+    ns = store.create_namespace(A, "First")
+    assert re.fullmatch(r"[0-9a-f]{32}", ns.id)
+    assert (ns.account_id, ns.title) == (A, "First")
+    assert store.get_namespace(A, ns.id) == ns
+    [change] = store.changes_since(0)
+    assert (change.kind, change.namespace_id, change.account_id, change.title) == (
+        ChangeKind.NAMESPACE_CREATE,
+        ns.id,
+        A,
+        "First",
+    )
+
+
+def test_duplicate_title_per_account(store: RocksStore) -> None:
+    store.create_namespace(A, "t")
+    with pytest.raises(DuplicateTitle):
+        store.create_namespace(A, "t")
+    store.create_namespace(B, "t")  # titles are unique per account only
+    with pytest.raises(ValidationError):
+        store.create_namespace(A, "   ")
+    with pytest.raises(ValidationError):
+        store.create_namespace("bad\x00acct", "t")
+
+
+async def test_duplicate_title_in_one_group(store: RocksStore) -> None:
+    creates = [store.acreate_namespace(A, "same") for _ in range(20)]
+    results = await asyncio.gather(*creates, return_exceptions=True)
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+    assert sum(isinstance(r, DuplicateTitle) for r in results) == 19
+
+
+def test_account_isolation(store: RocksStore) -> None:
+    ns = store.create_namespace(A, "t")
+    store.put(A, ns.id, WriteItem("k", b"v"))
+    for call in (
+        lambda: store.get_namespace(B, ns.id),
+        lambda: store.rename_namespace(B, ns.id, "x"),
+        lambda: store.delete_namespace(B, ns.id),
+        lambda: store.get(B, ns.id, "k"),
+        lambda: store.list_keys(B, ns.id, "", 10, ""),
+        lambda: store.bulk_put(B, ns.id, [WriteItem("k", b"")]),
+        lambda: store.get_namespace(A, "not-hex"),
+    ):
+        with pytest.raises(NamespaceNotFound):
+            call()
+    assert store.list_namespaces(B, 1, 20, "id", "asc") == ([], 0)
+
+
+def test_rename(store: RocksStore) -> None:
+    one = store.create_namespace(A, "one")
+    two = store.create_namespace(A, "two")
+    with pytest.raises(DuplicateTitle):
+        store.rename_namespace(A, one.id, "two")
+    assert store.rename_namespace(A, one.id, "one") == one  # its own title is fine
+    renamed = store.rename_namespace(A, one.id, "uno")
+    assert renamed.title == "uno" and store.get_namespace(A, one.id).title == "uno"
+    store.create_namespace(A, "one")  # the old title is free again
+    with pytest.raises(DuplicateTitle):
+        store.create_namespace(A, "uno")
+    store.rename_namespace(A, two.id, "dos")
+    kinds = [c.kind for c in store.changes_since(0)]
+    assert kinds.count(ChangeKind.NAMESPACE_RENAME) == 2
+
+
+async def test_async_rename_and_delete(store: RocksStore) -> None:
+    ns = await store.acreate_namespace(A, "t")
+    assert (await store.arename_namespace(A, ns.id, "u")).title == "u"
+    await store.adelete_namespace(A, ns.id)
+    with pytest.raises(NamespaceNotFound):
+        store.get_namespace(A, ns.id)
+
+
+def test_delete_removes_keys_and_title(store: RocksStore) -> None:
+    ns = store.create_namespace(A, "t")
+    keep = store.create_namespace(A, "keep")
+    store.bulk_put(A, ns.id, [WriteItem(f"k{i}", b"v") for i in range(100)])
+    store.put(A, keep.id, WriteItem("k1", b"kept"))
+    store.delete_namespace(A, ns.id)
+    with pytest.raises(NamespaceNotFound):
+        store.get(A, ns.id, "k1")
+    with pytest.raises(NamespaceNotFound):
+        store.delete_namespace(A, ns.id)
+    assert store._data.get(bytes.fromhex(ns.id) + b"k1") is None
+    entry = store.get(A, keep.id, "k1")
+    assert entry is not None and entry.value == b"kept"
+    again = store.create_namespace(A, "t")  # title reusable
+    assert store.list_keys(A, again.id, "", 1000, "").keys == []
+    last = store.changes_since(0)[-2]
+    assert (last.kind, last.namespace_id, last.title) == (ChangeKind.NAMESPACE_DELETE, ns.id, "t")
+
+
+async def test_put_and_delete_namespace_in_one_group(store: RocksStore) -> None:
+    ns = store.create_namespace(A, "t")
+    put = store.aput(A, ns.id, WriteItem("k", b"v"))
+    delete = store.adelete_namespace(A, ns.id)
+    late = store.aput(A, ns.id, WriteItem("k2", b"v"))
+    # Queued in this order, so the writer sees: put ok, delete ok, late put -> not found.
+    results = await asyncio.gather(put, delete, late, return_exceptions=True)
+    assert results[0].created and results[1] is None  # type: ignore[union-attr]
+    assert isinstance(results[2], NamespaceNotFound)
+    assert store._data.get(bytes.fromhex(ns.id) + b"k") is None
+
+
+def test_list_paging_order_direction(store: RocksStore) -> None:
+    titles = ["delta", "alpha", "Charlie", "bravo", "écho"]
+    created = [store.create_namespace(A, t) for t in titles]
+    store.create_namespace(B, "other")
+
+    page, total = store.list_namespaces(A, 1, 20, "title", "asc")
+    assert total == 5
+    assert [n.title for n in page] == ["Charlie", "alpha", "bravo", "delta", "écho"]
+    page, _ = store.list_namespaces(A, 1, 20, "title", "desc")
+    assert [n.title for n in page] == ["écho", "delta", "bravo", "alpha", "Charlie"]
+    page, _ = store.list_namespaces(A, 1, 20, "id", "asc")
+    assert [n.id for n in page] == sorted(n.id for n in created)
+
+    p1, t1 = store.list_namespaces(A, 1, 2, "title", "asc")
+    p2, _ = store.list_namespaces(A, 2, 2, "title", "asc")
+    p3, _ = store.list_namespaces(A, 3, 2, "title", "asc")
+    p4, _ = store.list_namespaces(A, 4, 2, "title", "asc")
+    assert t1 == 5
+    assert [n.title for n in p1 + p2 + p3] == ["Charlie", "alpha", "bravo", "delta", "écho"]
+    assert p4 == []
+    for bad in [(0, 20, "id", "asc"), (1, 0, "id", "asc"), (1, 20, "name", "asc"), (1, 20, "id", "up")]:
+        with pytest.raises(ValidationError):
+            store.list_namespaces(A, *bad)
+    assert {n.id for n in store.all_namespaces()} >= {n.id for n in created}
+
+
+def test_namespace_limit(store: RocksStore) -> None:
+    # Drive the writer in one group per 200 so the limit holds inside groups too.
+    async def fill() -> None:
+        for start in range(0, 1000, 200):
+            await asyncio.gather(*(store.acreate_namespace(A, f"n{i}") for i in range(start, start + 200)))
+
+    asyncio.run(fill())
+    with pytest.raises(TooManyNamespaces):
+        store.create_namespace(A, "one-too-many")
+    store.create_namespace(B, "fine")
+    victim = store.list_namespaces(A, 1, 1, "title", "asc")[0][0]
+    store.delete_namespace(A, victim.id)
+    store.create_namespace(A, "fits-again")
+
+
+def test_namespaces_survive_reopen(path: str) -> None:
+    with RocksStore(path, purge_interval_s=3600) as s:
+        ns = s.create_namespace(A, "t")
+        s.rename_namespace(A, ns.id, "u")
+        gone = s.create_namespace(A, "gone")
+        s.delete_namespace(A, gone.id)
+    with RocksStore(path, purge_interval_s=3600) as s:
+        assert s.all_namespaces() == [ns.__class__(ns.id, A, "u")]
+        with pytest.raises(DuplicateTitle):
+            s.create_namespace(A, "u")
+        s.create_namespace(A, "gone")
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def test_create_token_stores_only_the_hash(store: RocksStore) -> None:
+    token, secret = store.create_token(A, Permission.WRITE)
+    assert len(secret) >= 40 and re.fullmatch(r"[0-9a-f]{32}", token.id)
+    assert token.secret_hash == hashlib.sha256(secret.encode()).hexdigest()
+    assert store.token_by_hash(token.secret_hash) == token
+    assert store.token_by_hash(hashlib.sha256(b"nope").hexdigest()) is None
+    for cf in store._cfs.values():
+        assert not any(secret.encode() in k + v for k, v in cf.items())
+    [change] = store.changes_since(0)
+    assert change.kind is ChangeKind.TOKEN_PUT and change.token == token and change.account_id == A
+
+
+def test_token_with_given_secret_list_and_revoke(path: str) -> None:
+    with RocksStore(path, purge_interval_s=3600) as s:
+        t1, secret = s.create_token(A, Permission.READ, secret="dev-secret")
+        assert secret == "dev-secret"
+        t2, _ = s.create_token(B, Permission.WRITE)
+        assert s.list_tokens(A) == [t1]
+        assert {t.id for t in s.list_tokens()} == {t1.id, t2.id}
+        with pytest.raises(ValidationError):
+            s.revoke_token("0" * 32)
+        with pytest.raises(ValidationError):
+            s.create_token(A, "admin")  # type: ignore[arg-type]
+    with RocksStore(path, purge_interval_s=3600) as s:
+        assert s.token_by_hash(t1.secret_hash) == t1
+        s.revoke_token(t1.id)
+        assert s.token_by_hash(t1.secret_hash) is None
+        assert s.list_tokens(A) == []
+        change = s.changes_since(0)[-1]
+        assert change.kind is ChangeKind.TOKEN_REVOKE and change.token == t1
+    with RocksStore(path, purge_interval_s=3600) as s:
+        assert s.token_by_hash(t1.secret_hash) is None
+        assert s.token_by_hash(t2.secret_hash) == t2
+
+
+def test_shared_secret_survives_revoking_one(store: RocksStore) -> None:
+    t1, _ = store.create_token(A, Permission.READ, secret="same")
+    t2, _ = store.create_token(A, Permission.READ, secret="same")
+    store.revoke_token(t2.id)
+    assert store.token_by_hash(t1.secret_hash) == t1
