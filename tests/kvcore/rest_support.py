@@ -157,13 +157,13 @@ class SpecValidator:
         template = spec_path(path)
         if template is None:
             return None
+        if status >= 400:
+            # Bulk write/delete describe their 4XX as the 200 body (a spec quirk);
+            # every failure (also of a method the path lacks) is the failure envelope.
+            return {"$ref": "#/components/schemas/workers-kv_api-response-common-failure"}
         op = self.spec["paths"][template].get(method.lower())
         if op is None:
             return None
-        if status >= 400:
-            # Bulk write/delete describe their 4XX as the 200 body (a spec quirk);
-            # every failure is the common failure envelope.
-            return {"$ref": "#/components/schemas/workers-kv_api-response-common-failure"}
         response = op["responses"].get(str(status)) or op["responses"].get("2XX")
         if response is None:
             return None

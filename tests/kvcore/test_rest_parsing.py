@@ -1,0 +1,243 @@
+"""Unit tests of the REST app's input parsing, envelope and route labels."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvcore.errors import AuthenticationError, PayloadTooLarge, ValidationError
+from kvcore.limits import MAX_VALUE_BYTES
+from kvcore.model import Condition
+from kvcore.rest import envelope
+from kvcore.rest.auth import bearer_secret
+from kvcore.rest.fastpath import route_label
+from kvcore.rest.parsing import (
+    decode_segment,
+    key_from_raw_path,
+    parse_condition,
+    parse_json_body,
+    parse_multipart_value,
+    query_int,
+    query_number,
+    read_capped,
+)
+
+PATH = b"/client/v4/accounts/acc/storage/kv/namespaces/" + b"a" * 32
+
+
+def sdk_quote(key: str) -> str:
+    """The Python SDK's path-segment encoding (RFC 3986 pchar set left literal)."""
+    return quote(key, safe=":@!$&'()*+,;=-._~")
+
+
+def uri_component(key: str) -> str:
+    """JavaScript's encodeURIComponent, as wrangler uses."""
+    return quote(key, safe="-_.!~*'()")
+
+
+SPECIAL = ["a/b", "q?x", "100%", "#frag", "sp ace", "co:lon", "bang!", "ünï ✓", "a%2Fb", "+&=;@$,'()*"]
+
+
+@pytest.mark.parametrize("key", SPECIAL)
+@pytest.mark.parametrize("encode", [sdk_quote, uri_component])
+def test_key_round_trips_both_encodings(key: str, encode: object) -> None:
+    assert callable(encode)
+    raw = PATH + b"/values/" + encode(key).encode("ascii")
+    assert key_from_raw_path(raw) == key
+    assert key_from_raw_path(PATH + b"/metadata/" + encode(key).encode("ascii")) == key
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=100).filter(lambda k: k not in (".", "..")))
+def test_any_key_round_trips(key: str) -> None:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return
+    for encode in (sdk_quote, uri_component):
+        assert key_from_raw_path(PATH + b"/values/" + encode(key).encode("ascii")) == key
+
+
+@pytest.mark.parametrize("raw", [b"%", b"%2", b"%zz", b"a%G1", b"%FF", b"%C3%28", b"\xff"])
+def test_bad_percent_encoding_or_utf8_is_a_400_naming_the_key(raw: bytes) -> None:
+    with pytest.raises(ValidationError, match="key_name"):
+        key_from_raw_path(PATH + b"/values/" + raw)
+
+
+@pytest.mark.parametrize("raw", [b"", b".", b"..", b"%2E%2E", quote("k" * 513).encode()])
+def test_invalid_keys(raw: bytes) -> None:
+    with pytest.raises(ValidationError, match="key_name"):
+        key_from_raw_path(PATH + b"/values/" + raw)
+
+
+def test_decode_segment_literal_text() -> None:
+    assert decode_segment("ä".encode(), "f") == "ä"
+    assert decode_segment(b"a+b", "f") == "a+b"  # a path, not a form: '+' stays
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("60", 60.0), ("60.5", 60.5), ("0", 0.0), ("1700000000", 1.7e9)]
+)
+def test_query_number(text: str, expected: float) -> None:
+    assert query_number({"expiration": text}, "expiration") == expected
+
+
+@pytest.mark.parametrize("text", ["-1", "abc", "", "1e9", "0x10", "nan", "inf", " ", "1" * 30, "1.2.3"])
+def test_query_number_rejects(text: str) -> None:
+    with pytest.raises(ValidationError, match="expiration"):
+        query_number({"expiration": text}, "expiration")
+
+
+def test_query_int_ranges() -> None:
+    assert query_int({}, "limit", 10, 1000) is None
+    assert query_int({"limit": "10"}, "limit", 10, 1000) == 10
+    for bad in ["9", "1001", "10.5", "-10", "99999999999999999999"]:
+        with pytest.raises(ValidationError, match="limit"):
+            query_int({"limit": bad}, "limit", 10, 1000)
+
+
+def test_conditions() -> None:
+    assert parse_condition(None, None) == Condition()
+    assert parse_condition('"17"', None) == Condition(if_match=17)
+    assert parse_condition("17", None) == Condition(if_match=17)
+    assert parse_condition('W/"17"', None) == Condition(if_match=17)
+    assert parse_condition(None, "*") == Condition(if_none_match=True)
+    for bad_match in ["*", '"x"', "", '"1", "2"']:
+        with pytest.raises(ValidationError, match="If-Match"):
+            parse_condition(bad_match, None)
+    with pytest.raises(ValidationError, match="If-None-Match"):
+        parse_condition(None, '"3"')
+
+
+def test_bearer() -> None:
+    assert bearer_secret("Bearer abc") == "abc"
+    assert bearer_secret("bearer  abc ") == "abc"
+    for bad in [None, "", "Basic abc", "Bearer", "Bearer a b", "abc"]:
+        with pytest.raises(AuthenticationError):
+            bearer_secret(bad)
+
+
+def _multipart(parts: list[tuple[str, bytes, str | None, str | None]], boundary: str = "BND") -> bytes:
+    out = b""
+    for name, data, filename, ctype in parts:
+        out += f"--{boundary}\r\n".encode()
+        disp = f'Content-Disposition: form-data; name="{name}"'
+        if filename:
+            disp += f'; filename="{filename}"'
+        out += disp.encode() + b"\r\n"
+        if ctype:
+            out += f"Content-Type: {ctype}\r\n".encode()
+        out += b"\r\n" + data + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+CT = "multipart/form-data; boundary=BND"
+
+
+def test_multipart_value_and_metadata() -> None:
+    body = _multipart(
+        [
+            ("value", b"\x00bin\r\n--", "blob", "application/octet-stream"),
+            ("metadata", b'{"a": 1}', None, "application/json"),
+        ]
+    )
+    upload = parse_multipart_value(CT, body)
+    assert upload.value == b"\x00bin\r\n--" and upload.metadata_json == '{"a":1}'
+    text = parse_multipart_value(CT, _multipart([("value", b"text", None, None)]))
+    assert text.value == b"text" and text.metadata_json is None
+    plain = parse_multipart_value(
+        CT, _multipart([("value", b"v", None, None), ("metadata", b"not json", None, "text/plain")])
+    )
+    assert plain.metadata_json == '"not json"'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _multipart([("metadata", b"{}", None, None)]),  # no value part
+        _multipart([("value", b"v", None, None)])[:-12],  # truncated
+        b"garbage without boundaries",
+        b"",
+        _multipart([("value", b"v", None, None), ("metadata", b"{bad", None, "application/json")]),
+        _multipart([("value", b"v", None, None), ("metadata", b"\xff", None, None)]),
+    ],
+)
+def test_multipart_malformed_is_400(body: bytes) -> None:
+    with pytest.raises(ValidationError):
+        parse_multipart_value(CT, body)
+
+
+def test_multipart_needs_boundary_and_caps_metadata() -> None:
+    with pytest.raises(ValidationError, match="boundary"):
+        parse_multipart_value("multipart/form-data", _multipart([("value", b"v", None, None)]))
+    big = json.dumps({"k": "x" * 1100}).encode()
+    with pytest.raises(PayloadTooLarge, match="metadata"):
+        parse_multipart_value(CT, _multipart([("value", b"v", None, None), ("metadata", big, None, None)]))
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def test_read_capped() -> None:
+    assert await read_capped(_chunks(b"ab", b"cd"), "4", 4, "body") == b"abcd"
+    with pytest.raises(PayloadTooLarge):
+        await read_capped(_chunks(b"ab"), str(MAX_VALUE_BYTES + 1), MAX_VALUE_BYTES, "value")
+    with pytest.raises(PayloadTooLarge):  # no (or a lying) Content-Length: stops while streaming
+        await read_capped(_chunks(b"abc", b"def"), None, 4, "body")
+    with pytest.raises(ValidationError, match="Content-Length"):
+        await read_capped(_chunks(b""), "x", 4, "body")
+
+
+def test_parse_json_body() -> None:
+    assert parse_json_body(b"[1]", "body") == [1]
+    for bad in [b"", b"{", b"[" * 100_000, b"\xff"]:
+        with pytest.raises(ValidationError, match="body"):
+            parse_json_body(bad, "body")
+
+
+def test_envelopes() -> None:
+    assert json.loads(envelope.success({"x": "ü"})) == {
+        "success": True,
+        "errors": [],
+        "messages": [],
+        "result": {"x": "ü"},
+    }
+    page = json.loads(envelope.success_raw("[]", {"count": 0, "cursor": ""}))
+    assert page["result"] == [] and page["result_info"] == {"count": 0, "cursor": ""}
+    fail = json.loads(envelope.failure(10009, "get: 'key not found'"))
+    assert fail == {
+        "success": False,
+        "errors": [{"code": 10009, "message": "get: 'key not found'"}],
+        "messages": [],
+        "result": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "label"),
+    [
+        ("/client/v4/accounts/a/storage/kv/namespaces", "GET", "namespaces"),
+        ("/client/v4/accounts/a/storage/kv/namespaces/n", "PUT", "namespace"),
+        ("/client/v4/accounts/a/storage/kv/namespaces/n/bulk", "PUT", "bulk"),
+        ("/client/v4/accounts/a/storage/kv/namespaces/n/bulk", "DELETE", "bulk_delete"),
+        ("/client/v4/accounts/a/storage/kv/namespaces/n/bulk/delete", "POST", "bulk_delete"),
+        ("/client/v4/accounts/a/storage/kv/namespaces/n/bulk/get", "POST", "bulk_get"),
+        ("/client/v4/accounts/a/storage/kv/namespaces/n/keys", "GET", "keys"),
+        ("/client/v4/accounts/a/storage/kv/namespaces/n/metadata/k/x", "GET", "metadata"),
+        ("/client/v4/accounts/a/storage/kv/namespaces/n/values/k", "GET", "values"),
+        ("/metrics", "GET", "metrics"),
+        ("/healthz", "GET", "healthz"),
+        ("/readyz", "GET", "readyz"),
+        ("/client/v4/accounts/a/other", "GET", "other"),
+        ("/anything/else", "GET", "other"),
+    ],
+)
+def test_route_labels(path: str, method: str, label: str) -> None:
+    assert route_label(path, method) == label
