@@ -1,0 +1,46 @@
+"""Replica tests: `tests/` on sys.path for the shared helpers, and a module-wide cluster."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+_TESTS = str(Path(__file__).resolve().parents[1])
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+
+from helpers.cluster import Proc, start_central, start_replica, stop_all, wait_ready  # noqa: E402
+
+PROPAGATION_DELAY_S = 2.0
+REGIONS = ("us", "eu", "ap")
+
+
+@dataclass
+class Cluster:
+    central: Proc
+    replicas: dict[str, Proc]
+    tmp: Path
+
+    @property
+    def all(self) -> list[Proc]:
+        return [self.central, *self.replicas.values()]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Central (propagation delay 2 s) and three replicas, shared by a test module."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    central = start_central(tmp, propagation_delay=PROPAGATION_DELAY_S)
+    procs = [central]
+    try:
+        replicas = {r: start_replica(tmp, central.grpc, r, wait=False) for r in REGIONS}
+        procs += replicas.values()
+        for p in replicas.values():
+            wait_ready(p.http, proc=p)
+        yield Cluster(central, replicas, tmp)
+    finally:
+        stop_all(list(reversed(procs)))
