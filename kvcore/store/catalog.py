@@ -37,7 +37,11 @@ class Catalog:
 
     def set_namespace(self, namespace_id: str, ns: Namespace | None) -> None:
         with self._lock:
-            old = self.namespaces.pop(namespace_id, None)
+            # Overwrite rather than pop-then-add: lock-free readers must never see a
+            # renamed namespace briefly missing.
+            old = self.namespaces.get(namespace_id)
+            if ns is None:
+                self.namespaces.pop(namespace_id, None)
             if old is not None:
                 self.titles.pop((old.account_id, old.title), None)
                 ids = self.by_account.get(old.account_id)

@@ -16,9 +16,9 @@ import logging
 import secrets
 import threading
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from rocksdict import Options, Rdict, ReadOptions
+from rocksdict import Options, Rdict
 
 from kvcore import limits
 from kvcore.clock import SYSTEM_CLOCK, Clock
@@ -29,7 +29,6 @@ from kvcore.model import (
     Change,
     Condition,
     Entry,
-    KeyInfo,
     KeyPage,
     Namespace,
     Permission,
@@ -37,8 +36,8 @@ from kvcore.model import (
     WriteItem,
     WriteResult,
 )
-from kvcore.store import codec
-from kvcore.store.base import ChangeListener, LogTruncated
+from kvcore.store import codec, scan
+from kvcore.store.base import ChangeListener, LogTruncated, Store
 from kvcore.store.catalog import Catalog
 from kvcore.store.ops import (
     BulkDeleteOp,
@@ -59,9 +58,6 @@ from kvcore.store.writer import GroupCommitWriter, Op
 log = logging.getLogger(__name__)
 
 PURGE_BATCH: Final = 1000
-# A list page gives up scanning past expired (not yet purged) entries after this many
-# and returns what it has with a cursor, so one request's work stays bounded.
-LIST_SCAN_BUDGET: Final = 10_000
 
 
 class RocksStore:
@@ -95,8 +91,7 @@ class RocksStore:
             (codec.decode_namespace(k, v) for k, v in self._cfs[CF.NAMESPACES].items()),
             (codec.decode_token(k, v) for k, v in self._cfs[CF.TOKENS].items()),
         )
-        seq = self._recover_seq()
-        self._oldest = self._first_log_seq(default=seq + 1)
+        seq, self._oldest = self._recover_seqs()
         self._writer = GroupCommitWriter(
             self._db,
             self._cfs,
@@ -114,24 +109,16 @@ class RocksStore:
 
     # ---------------------------------------------------------------- lifecycle
 
-    def _recover_seq(self) -> int:
+    def _recover_seqs(self) -> tuple[int, int]:
+        """(last committed seq, oldest retained seq) as found on disk."""
         raw = self._cfs[CF.META].get(codec.META_LAST_SEQ)
         seq = codec.read_u64(raw) if raw is not None else 0
+        bounds = scan.log_bounds(self._cfs[CF.LOG])
+        if bounds is None:
+            return seq, seq + 1
         # The meta record is written in the same batch as the log, so they agree; take
         # the max anyway so a damaged meta record can never make a seq repeat.
-        it = self._cfs[CF.LOG].iter()
-        it.seek_to_last()
-        if it.valid():
-            seq = max(seq, codec.read_u64(it.key()))
-        del it
-        return seq
-
-    def _first_log_seq(self, default: int) -> int:
-        it = self._cfs[CF.LOG].iter()
-        it.seek_to_first()
-        first = codec.read_u64(it.key()) if it.valid() else default
-        del it
-        return first
+        return max(seq, bounds[1]), bounds[0]
 
     def close(self) -> None:
         if self._closed:
@@ -238,7 +225,8 @@ class RocksStore:
         limits.validate_value(item.value, f"{field}value")
         if item.metadata_json is not None:
             limits.check_metadata_json(item.metadata_json, f"{field}metadata")
-        if item.expiration is not None and not 0 < item.expiration <= limits.MAX_EXPIRATION_EPOCH_S:
+        exp = item.expiration
+        if exp is not None and (not isinstance(exp, int) or not 0 < exp <= limits.MAX_EXPIRATION_EPOCH_S):
             raise ValidationError(f"{field}expiration: {item.expiration} is out of range")
         return item
 
@@ -335,43 +323,15 @@ class RocksStore:
         self._namespace(account_id, namespace_id)
         limit = limits.validate_list_limit(limit)
         nsb = codec.ns_bytes(namespace_id)
-        low = nsb + prefix.encode("utf-8")
+        try:
+            low = nsb + prefix.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValidationError("prefix: not valid UTF-8") from exc
         start = low
         if cursor:
             # The smallest key after the cursor's key is that key + NUL.
             start = max(low, nsb + codec.decode_cursor(cursor) + b"\x00")
-        now = self._clock.now()
-        keys: list[KeyInfo] = []
-        last = b""  # last key scanned (the resume point if we stop early)
-        more = False
-        opts = ReadOptions()
-        opts.set_iterate_upper_bound(codec.namespace_range(nsb)[1])
-        it = self._data.iter(opts)
-        try:
-            it.seek(start)
-            scanned = 0
-            while it.valid():
-                ekey: bytes = it.key()
-                if not ekey.startswith(low):
-                    break
-                raw: bytes = it.value()
-                _, expiration = codec.entry_version_expiration(raw)
-                if codec.is_live(expiration, now):
-                    if len(keys) == limit:
-                        more = True  # a live key remains after this page
-                        break
-                    keys.append(codec.decode_key_info(codec.entry_name(ekey), raw))
-                    last = ekey
-                else:
-                    scanned += 1
-                    if scanned >= LIST_SCAN_BUDGET:
-                        # Too many expired entries in a row: stop here, resume after them.
-                        last, more = ekey, True
-                        break
-                it.next()
-        finally:
-            del it
-        return KeyPage(keys, codec.encode_cursor(last[len(nsb) :]) if more else "")
+        return scan.key_page(self._data, nsb, low, start, limit, self._clock.now())
 
     # ---------------------------------------------------------------- tokens
 
@@ -419,23 +379,14 @@ class RocksStore:
         return self._oldest
 
     def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+        seq = max(seq, 0)
         if seq < self._oldest - 1:
             raise LogTruncated(f"seq {seq} is older than the retained log (oldest {self._oldest})")
         committed = self.committed_seq
         if seq >= committed or limit <= 0:
             return []
-        opts = ReadOptions()
         # Only committed changes: a batch being written is not yet acknowledged.
-        opts.set_iterate_upper_bound(codec.u64(committed + 1))
-        out: list[Change] = []
-        it = self._cfs[CF.LOG].iter(opts)
-        try:
-            it.seek(codec.u64(max(seq + 1, 0)))
-            while it.valid() and len(out) < limit:
-                out.append(codec.decode_change(codec.read_u64(it.key()), it.value()))
-                it.next()
-        finally:
-            del it
+        out = scan.log_range(self._cfs[CF.LOG], seq, committed, limit)
         if not out or out[0].seq != seq + 1:
             # A trim ran between the check above and the read.
             raise LogTruncated(f"seq {seq} is older than the retained log (oldest {self._oldest})")
@@ -450,19 +401,7 @@ class RocksStore:
         """Delete every entry expired as of the clock's now; returns how many."""
         total = 0
         while True:
-            upper = codec.u64(int(self._clock.now()) + 1)  # expiration <= now
-            expired: list[bytes] = []
-            it = self._cfs[CF.EXPIRY].iter()
-            try:
-                it.seek_to_first()
-                while it.valid() and len(expired) < PURGE_BATCH:
-                    ikey: bytes = it.key()
-                    if ikey >= upper:
-                        break
-                    expired.append(ikey)
-                    it.next()
-            finally:
-                del it
+            expired = scan.expired_index_keys(self._cfs[CF.EXPIRY], self._clock.now(), PURGE_BATCH)
             if not expired:
                 return total
             total += int(self._submit(PurgeOp(expired)))
@@ -487,3 +426,9 @@ class RocksStore:
                 if self._stop.is_set():
                     return
                 log.exception("store maintenance failed")
+
+
+if TYPE_CHECKING:
+    # mypy proves the structural match with the Store protocol here, in strict kvcore.
+    def _conforms(store: RocksStore) -> Store:
+        return store

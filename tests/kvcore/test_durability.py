@@ -120,7 +120,7 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {missing[:5]}"
         # The log resumes without a gap and covers every acknowledged write.
         assert store.committed_seq >= max(acked.values())
-        log_seqs = []
+        log_seqs: list[int] = []
         after = 0
         while batch := store.changes_since(after, limit=10_000):
             log_seqs.extend(c.seq for c in batch)

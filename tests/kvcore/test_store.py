@@ -382,3 +382,30 @@ def test_closed_store_rejects_writes(tmp_path: Path) -> None:
 def test_tempdir_cleanup_smoke() -> None:
     with tempfile.TemporaryDirectory() as d, RocksStore(d, purge_interval_s=3600) as s:
         assert s.committed_seq == 0 and s.oldest_retained_seq == 1
+
+
+def test_scan_budget_returns_short_pages_with_cursor(
+    store: RocksStore, ns: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kvcore.store import scan
+
+    monkeypatch.setattr(scan, "LIST_SCAN_BUDGET", 10)
+    exp = int(clock.now()) + 60
+    store.bulk_put(ACCT, ns, [WriteItem(f"a{i:02d}", b"", expiration=exp) for i in range(35)])
+    store.bulk_put(ACCT, ns, [WriteItem(f"b{i}", b"") for i in range(5)])
+    clock.advance(61)
+    first = store.list_keys(ACCT, ns, "", 10, "")
+    assert first.keys == [] and first.cursor, "an empty page still carries a cursor when keys remain"
+    assert _all_keys(store, ns, limit=10) == [f"b{i}" for i in range(5)]
+
+
+def test_defensive_input_checks(store: RocksStore, ns: str) -> None:
+    with pytest.raises(ValidationError):
+        store.list_keys(ACCT, ns, "\ud800", 10, "")
+    with pytest.raises(ValidationError):
+        store.put(ACCT, ns, WriteItem("k", b"v", expiration=1.5))  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        store.put(ACCT, ns, WriteItem("", b"v"))
+    with pytest.raises(ValidationError):
+        store.get(ACCT, ns, "x" * 513)
+    assert store.committed_seq == 1

@@ -1,0 +1,1 @@
+"""Micro-benchmarks (run with `python -m bench.<name>`; not part of pytest)."""
