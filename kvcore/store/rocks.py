@@ -10,7 +10,6 @@ concurrent put of the same key.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import secrets
@@ -146,7 +145,8 @@ class RocksStore:
         return self._writer.submit(op).result()
 
     async def _asubmit(self, op: Op) -> Any:
-        return await asyncio.wrap_future(self._writer.submit(op))
+        # No thread per waiter: the writer resolves this loop's futures in one callback.
+        return await self._writer.submit_async(op)
 
     def _notify(self, changes: Sequence[Change]) -> None:
         for listener in list(self._listeners):

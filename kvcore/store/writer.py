@@ -13,6 +13,8 @@ then are listeners told, in seq order.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -45,7 +47,13 @@ class Op(Protocol):
         ...
 
 
-_Pending = tuple[Op, "Future[Any]"]
+# A waiter is a concurrent Future (sync callers block on it) or an asyncio Future of
+# the caller's loop. Async waiters are resolved with one call_soon_threadsafe per loop
+# per group rather than one per future: each of those is a self-pipe write and a loop
+# wake-up, which otherwise costs the writer more than applying the operations.
+_Waiter = Future[Any] | asyncio.Future[Any]
+_Pending = tuple[Op, _Waiter]
+_Outcome = tuple[_Waiter, bool, Any]
 _STOP: Final = object()
 
 
@@ -84,13 +92,22 @@ class GroupCommitWriter:
 
     def submit(self, op: Op) -> Future[Any]:
         fut: Future[Any] = Future()
+        self._enqueue(op, fut)
+        return fut
+
+    def submit_async(self, op: Op) -> asyncio.Future[Any]:
+        """Queue from a coroutine; the returned future belongs to the running loop."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._enqueue(op, fut)
+        return fut
+
+    def _enqueue(self, op: Op, fut: _Waiter) -> None:
         # The lock makes "closed" and "queued before the stop marker" one decision, so
         # no operation is left in the queue unanswered after close.
         with self._close_lock:
             if self._closed:
                 raise Unavailable("store is closed")
             self._queue.put((op, fut))
-        return fut
 
     def close(self) -> None:
         with self._close_lock:
@@ -132,11 +149,15 @@ class GroupCommitWriter:
 
     def _commit(self, group: list[_Pending]) -> None:
         txn = Txn(self._cfs, self._catalog, self._seq, self._clock.now())
-        outcomes: list[tuple[Future[Any], bool, Any]] = []
+        outcomes: list[_Outcome] = []
         for op, fut in group:
-            # A caller whose await was cancelled before we got here withdraws the op;
-            # once running, it can no longer be cancelled and will be answered.
-            if not fut.set_running_or_notify_cancel():
+            # A caller cancelled before we got here withdraws the op. Once running, a
+            # concurrent Future can no longer be cancelled; an asyncio one can, and then
+            # simply receives no answer (the op still commits).
+            if isinstance(fut, Future):
+                if not fut.set_running_or_notify_cancel():
+                    continue
+            elif fut.cancelled():
                 continue
             try:
                 result = op.apply(txn)
@@ -159,19 +180,42 @@ class GroupCommitWriter:
                 # Nothing of the group is durable: fail every op, keep the old seq and mirror.
                 log.exception("store write batch failed")
                 error = InternalError(f"store write failed: {exc}")
-                for fut, _, _ in outcomes:
-                    fut.set_exception(error)
+                _resolve([(fut, False, error) for fut, _, _ in outcomes])
                 return
             txn.catalog.publish()
             self._seq = txn.seq
 
-        for fut, ok, value in outcomes:
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
+        _resolve(outcomes)
         if txn.changes:
             try:
                 self._on_commit(txn.changes)
             except Exception:
                 log.exception("change listener failed")
+
+
+def _resolve(outcomes: list[_Outcome]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        fut = outcome[0]
+        if isinstance(fut, Future):
+            _settle(outcome)
+        else:
+            by_loop.setdefault(fut.get_loop(), []).append(outcome)
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left waiting
+            loop.call_soon_threadsafe(_settle_all, items)
+
+
+def _settle_all(outcomes: list[_Outcome]) -> None:
+    for outcome in outcomes:
+        _settle(outcome)
+
+
+def _settle(outcome: _Outcome) -> None:
+    fut, ok, value = outcome
+    if fut.done():  # an asyncio waiter cancelled meanwhile
+        return
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)
