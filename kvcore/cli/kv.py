@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import functools
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,6 +50,16 @@ kv_app = typer.Typer(
 namespace_app = typer.Typer(help="Create, list, rename and delete namespaces.", no_args_is_help=True)
 key_app = typer.Typer(help="Put, get, list and delete single keys.", no_args_is_help=True)
 bulk_app = typer.Typer(help="Write, delete and read many keys from a JSON file.", no_args_is_help=True)
+
+
+@kv_app.callback()
+def _quiet_http_logs() -> None:
+    """Keep stderr for our one-line messages: the `edgekv` entry point logs at INFO,
+    and httpx would log every request there."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 kv_app.add_typer(namespace_app, name="namespace")
 kv_app.add_typer(key_app, name="key")
 kv_app.add_typer(bulk_app, name="bulk")
