@@ -1,0 +1,169 @@
+"""The hot-key cache seen from outside: real central and a replica with a 1 MiB cache,
+observed through HTTP and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers.cluster import KV, Proc, create_account, metric_value, start_central, start_replica, stop_all
+
+pytestmark = pytest.mark.timeout(120)
+
+CACHE_BYTES = 1024 * 1024
+
+
+@dataclass
+class Edge:
+    central: Proc
+    replica: Proc
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    tmp: Path = tmp_path_factory.mktemp("cache")
+    central = start_central(tmp, propagation_delay=2.0)
+    procs = [central]
+    try:
+        procs.append(start_replica(tmp, central.grpc, "eu", cache_bytes=CACHE_BYTES))
+        yield Edge(central, procs[1])
+    finally:
+        stop_all(list(reversed(procs)))
+
+
+@dataclass
+class Clients:
+    central: KV
+    replica: KV
+    ns: str
+
+
+@pytest.fixture
+async def kv(edge: Edge) -> AsyncIterator[Clients]:
+    account, secret = await create_account(edge.central.grpc)
+    kc, kr = KV(edge.central.http, account, secret), KV(edge.replica.http, account, secret)
+    try:
+        for _ in range(250):
+            if (await kr.list_namespaces()).status_code == 200:
+                break
+            await asyncio.sleep(0.02)
+        ns = await kc.create_namespace("cache")
+        for _ in range(250):
+            if (await kr.namespace(ns)).status_code == 200:
+                break
+            await asyncio.sleep(0.02)
+        yield Clients(kc, kr, ns)
+    finally:
+        await kc.aclose()
+        await kr.aclose()
+
+
+async def m(kv: KV, name: str, **labels: str) -> float:
+    return metric_value(await kv.metrics(), name, region="eu", **labels) or 0.0
+
+
+async def test_a_key_read_above_the_threshold_becomes_a_hit(kv: Clients) -> None:
+    assert (await kv.central.put(kv.ns, "hot", b"x" * 100)).status_code == 200
+    hits0 = await m(kv.replica, "edgekv_cache_requests_total", result="hit")
+    sources = [(await kv.replica.get(kv.ns, "hot")).headers["x-edgekv-source"] for _ in range(5)]
+    # Threshold 2: the first two reads go to central, the second one admits the key.
+    assert sources == ["read-through", "read-through", "cache", "cache", "cache"]
+    assert await m(kv.replica, "edgekv_cache_requests_total", result="hit") == hits0 + 3
+
+
+async def test_a_key_read_once_stays_cold(kv: Clients) -> None:
+    assert (await kv.central.put(kv.ns, "cold", b"y" * 100)).status_code == 200
+    keys0 = await m(kv.replica, "edgekv_cache_keys")
+    admissions0 = await m(kv.replica, "edgekv_cache_admissions_total")
+    misses0 = await m(kv.replica, "edgekv_cache_requests_total", result="miss")
+    r = await kv.replica.get(kv.ns, "cold")
+    assert r.status_code == 200 and r.headers["x-edgekv-source"] == "read-through"
+    assert await m(kv.replica, "edgekv_cache_keys") == keys0
+    assert await m(kv.replica, "edgekv_cache_admissions_total") == admissions0
+    r = await kv.replica.get(kv.ns, "cold")  # the next read is still a miss
+    assert r.headers["x-edgekv-source"] == "read-through"
+    assert await m(kv.replica, "edgekv_cache_requests_total", result="miss") == misses0 + 2
+
+
+async def test_missing_keys_are_cached_negatively(kv: Clients) -> None:
+    neg0 = await m(kv.replica, "edgekv_cache_requests_total", result="negative_hit")
+    for _ in range(3):
+        r = await kv.replica.get(kv.ns, "nothing")
+        assert r.status_code == 404 and r.json()["errors"][0]["code"] == 10009
+    assert await m(kv.replica, "edgekv_cache_requests_total", result="negative_hit") == neg0 + 2
+
+
+async def test_the_byte_bound_holds_under_a_random_workload(kv: Clients) -> None:
+    rng = random.Random(7)
+    keys = [f"k{i}" for i in range(150)]
+
+    async def write(key: str) -> None:
+        size = rng.choice([64, 1000, 10_000, 60_000, 200_000])
+        assert (await kv.central.put(kv.ns, key, bytes([rng.randrange(256)]) * size)).status_code == 200
+
+    sem = asyncio.Semaphore(8)
+
+    async def bounded(coro: object) -> None:
+        async with sem:
+            await coro  # type: ignore[misc]
+
+    await asyncio.gather(*(bounded(write(k)) for k in keys))
+    weights = [1 / (i + 1) for i in range(len(keys))]  # Zipf-like popularity
+    peak = 0.0
+    for round_ in range(10):
+        batch = rng.choices(keys, weights, k=150)
+
+        async def read(key: str) -> None:
+            r = await kv.replica.get(kv.ns, key)
+            assert r.status_code == 200
+
+        await asyncio.gather(*(bounded(read(k)) for k in batch))
+        if round_ % 3 == 2:  # values change size under the cache
+            await asyncio.gather(*(bounded(write(k)) for k in rng.sample(keys, 20)))
+        used = await m(kv.replica, "edgekv_cache_bytes")
+        assert used <= CACHE_BYTES
+        peak = max(peak, used)
+    print(
+        f"\ncache: peak {peak:.0f} of {CACHE_BYTES} bytes, "
+        f"{await m(kv.replica, 'edgekv_cache_keys'):.0f} keys, "
+        f"{await m(kv.replica, 'edgekv_cache_admissions_total'):.0f} admissions, "
+        f"{await m(kv.replica, 'edgekv_cache_evictions_total'):.0f} evictions"
+    )
+    assert await m(kv.replica, "edgekv_cache_evictions_total") > 0
+    assert await m(kv.replica, "edgekv_cache_keys") > 0
+    assert peak > CACHE_BYTES / 2
+
+
+async def test_every_replica_metric_of_the_design_is_exported_with_the_region(kv: Clients) -> None:
+    await kv.central.put(kv.ns, "m", b"1")
+    await kv.central.put(kv.ns, "m", b"2")
+    await asyncio.sleep(2.5)  # the update's lazy flush
+    await kv.replica.get(kv.ns, "m")
+    text = await kv.replica.metrics()
+    expected = {
+        "edgekv_http_requests_total": {},
+        "edgekv_http_request_duration_seconds_bucket": {},
+        "edgekv_cache_requests_total": {"result": "hit"},
+        "edgekv_cache_bytes": {},
+        "edgekv_cache_keys": {},
+        "edgekv_cache_evictions_total": {},
+        "edgekv_cache_admissions_total": {},
+        "edgekv_replication_applied_seq": {},
+        "edgekv_central_committed_seq": {},
+        "edgekv_replication_lag_seconds_bucket": {"kind": "create"},
+        "edgekv_replication_lag_seconds_count": {"kind": "update"},
+        "edgekv_replication_connected": {},
+        "edgekv_replication_staleness_seconds": {},
+    }
+    for name, labels in expected.items():
+        assert metric_value(text, name, region="eu", **labels) is not None, name
+    for result in ("hit", "miss", "negative_hit"):
+        assert metric_value(text, "edgekv_cache_requests_total", region="eu", result=result) is not None
+    assert (metric_value(text, "edgekv_replication_lag_seconds_count", region="eu", kind="update") or 0) >= 1
+    samples = [ln for ln in text.splitlines() if ln.startswith("edgekv_")]
+    assert samples and all(re.search(r'region="eu"', ln) for ln in samples)
