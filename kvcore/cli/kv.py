@@ -13,32 +13,28 @@ API refused or could not be reached, 2 for usage errors and malformed input file
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import functools
 import json
 import logging
-import os
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from kvcore.client import KVClient
-from kvcore.client.bulkfile import BulkFileError, load_json, parse_keys, parse_put_items
-from kvcore.errors import KVError, NamespaceNotFound
+from kvcore.client.bulkfile import load_json, parse_keys, parse_put_items
+from kvcore.client.cli_support import (
+    EXIT_API,
+    UsageError,
+    fail,
+    format_expiration,
+    handle_errors,
+    print_json,
+    progress_bar,
+)
+from kvcore.errors import NamespaceNotFound
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-EXIT_API = 1
-EXIT_USAGE = 2
-PROGRESS_MIN_ITEMS = 2000  # smaller jobs finish before a bar is worth drawing
 DEFAULT_BATCH = 1000  # as wrangler: a tenth of the API's 10,000
 
 kv_app = typer.Typer(
@@ -86,44 +82,6 @@ ShowProgress = Annotated[
 ]
 
 
-class UsageError(Exception):
-    """Bad arguments or input file: exit 2."""
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split()) or "unknown error"
-
-
-def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn every failure into one line on stderr and an exit code, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except (UsageError, BulkFileError) as exc:
-            _fail(_one_line(str(exc)), EXIT_USAGE)
-        except KVError as exc:
-            _fail(_one_line(exc.message), EXIT_API)
-        except httpx.HTTPError as exc:
-            _fail(_one_line(f"HTTP request failed: {exc}"), EXIT_API)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
-        except Exception as exc:
-            if os.environ.get("EDGEKV_DEBUG"):
-                raise
-            _fail(_one_line(f"unexpected {type(exc).__name__}: {exc}"), EXIT_API)
-
-    return wrapper
-
-
 def _client(endpoint: str | None, token: str | None, account: str | None, timeout: float) -> KVClient:
     missing = [
         name
@@ -158,31 +116,8 @@ def _namespace_id(client: KVClient, namespace_id: str | None, title: str | None)
     raise UsageError("name the namespace with --namespace-id or --namespace/--binding TITLE")
 
 
-def _print_json(doc: Any) -> None:
-    typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
-
-
 def _stdout() -> Console:
     return Console(soft_wrap=True)
-
-
-def _format_expiration(expiration: int | None) -> str:
-    if expiration is None:
-        return ""
-    return dt.datetime.fromtimestamp(expiration, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-@contextlib.contextmanager
-def _progress(total: int, label: str, enabled: bool | None) -> Iterator[Callable[[int], None]]:
-    console = Console(stderr=True)
-    show = enabled if enabled is not None else (console.is_terminal and total >= PROGRESS_MIN_ITEMS)
-    if not show:
-        yield lambda _n: None
-        return
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 # -- namespace ---------------------------------------------------------------------------
@@ -202,7 +137,7 @@ def namespace_create(
     with _client(endpoint, token, account, timeout) as client:
         ns = client.create_namespace(title)
     if as_json:
-        _print_json({"id": ns.id, "title": ns.title})
+        print_json({"id": ns.id, "title": ns.title})
     else:
         typer.echo(f"Created namespace {ns.title!r} with id {ns.id}")
 
@@ -220,7 +155,7 @@ def namespace_list(
     with _client(endpoint, token, account, timeout) as client:
         namespaces = client.list_namespaces()
     if as_json:
-        _print_json([{"id": ns.id, "title": ns.title} for ns in namespaces])
+        print_json([{"id": ns.id, "title": ns.title} for ns in namespaces])
         return
     table = Table("id", "title")
     for ns in namespaces:
@@ -246,7 +181,7 @@ def namespace_rename(
     with _client(endpoint, token, account, timeout) as client:
         ns = client.rename_namespace(_namespace_id(client, namespace_id, old_title), new_name)
     if as_json:
-        _print_json({"id": ns.id, "title": ns.title})
+        print_json({"id": ns.id, "title": ns.title})
     else:
         typer.echo(f"Renamed namespace {ns.id} to {ns.title!r}")
 
@@ -335,7 +270,7 @@ def key_get(
         ns_id = _namespace_id(client, namespace_id, title)
         value = client.namespace(ns_id).get(key, "bytes", "strong" if strong else None)
     if value is None:
-        _fail(f"key not found: {key!r}", EXIT_API)
+        fail(f"key not found: {key!r}", EXIT_API)
     if text:
         typer.echo(value.decode("utf-8", "replace"))
     else:
@@ -360,12 +295,12 @@ def key_list(
     with _client(endpoint, token, account, timeout) as client:
         keys = client.list_keys(_namespace_id(client, namespace_id, title), prefix)
     if as_json:
-        _print_json(keys)
+        print_json(keys)
         return
     table = Table("name", "expiration", "metadata")
     for info in keys:
         meta = json.dumps(info["metadata"], ensure_ascii=False) if "metadata" in info else ""
-        table.add_row(info["name"], _format_expiration(info.get("expiration")), meta)
+        table.add_row(info["name"], format_expiration(info.get("expiration")), meta)
     table.caption = f"{len(keys)} keys"
     _stdout().print(table)
 
@@ -393,10 +328,10 @@ def key_delete(
 
 def _report_bulk(verb: str, done: int, failed: list[str], as_json: bool) -> None:
     if as_json:
-        _print_json({"successful_key_count": done, "unsuccessful_keys": failed})
+        print_json({"successful_key_count": done, "unsuccessful_keys": failed})
     if failed:
         sample = ", ".join(repr(k) for k in failed[:5])
-        _fail(f"{len(failed)} keys were not {verb} ({sample}{', ...' if len(failed) > 5 else ''})", EXIT_API)
+        fail(f"{len(failed)} keys were not {verb} ({sample}{', ...' if len(failed) > 5 else ''})", EXIT_API)
     if not as_json:
         typer.echo(f"Success: {verb} {done} keys")
 
@@ -419,7 +354,7 @@ def bulk_put(
     items = parse_put_items(load_json(file), file)
     with _client(endpoint, token, account, timeout) as client:
         ns_id = _namespace_id(client, namespace_id, title)
-        with _progress(len(items), "writing", progress) as advance:
+        with progress_bar(len(items), "writing", progress) as advance:
             result = client.bulk_put(ns_id, items, batch_size=batch_size, progress=advance)
     _report_bulk("written", result.successful_key_count, result.unsuccessful_keys, as_json)
 
@@ -442,7 +377,7 @@ def bulk_delete(
     keys = parse_keys(load_json(file), file)
     with _client(endpoint, token, account, timeout) as client:
         ns_id = _namespace_id(client, namespace_id, title)
-        with _progress(len(keys), "deleting", progress) as advance:
+        with progress_bar(len(keys), "deleting", progress) as advance:
             result = client.bulk_delete(ns_id, keys, batch_size=batch_size, progress=advance)
     _report_bulk("deleted", result.successful_key_count, result.unsuccessful_keys, as_json)
 
@@ -467,11 +402,11 @@ def bulk_get(
     keys = parse_keys(load_json(file), file)
     with _client(endpoint, token, account, timeout) as client:
         ns_id = _namespace_id(client, namespace_id, title)
-        with _progress(len(keys), "reading", progress) as advance:
+        with progress_bar(len(keys), "reading", progress) as advance:
             values = client.bulk_get(
                 ns_id, keys, type=value_type, with_metadata=with_metadata, progress=advance
             )
-    _print_json(values)
+    print_json(values)
 
 
 def main() -> None:  # pragma: no cover - for `python -m kvcore.cli.kv`

@@ -143,3 +143,24 @@ def test_malformed_bulk_files_exit_2(api: FakeAPI, tmp_path: Path) -> None:
     path.write_text("[1, 2]")
     assert run("bulk", "get", str(path), "--namespace", "ns").exit_code == 2
     assert len(api.requests) == before  # nothing sent for a malformed file
+
+
+def test_progress_bar_forced_on_and_default_off(api: FakeAPI, tmp_path: Path) -> None:
+    run("namespace", "create", "ns")
+    path = tmp_path / "put.json"
+    path.write_text(json.dumps([{"key": f"k{i}", "value": "v"} for i in range(3000)]))
+    res = run("bulk", "put", str(path), "--namespace", "ns", "--progress", "--batch-size", "500")
+    assert res.exit_code == 0, res.stderr
+    assert "error" not in res.stderr  # the (transient) bar goes to stderr; stdout stays clean
+    assert res.stdout == "Success: written 3000 keys\n"
+    res = run("bulk", "delete", str(path), "--namespace", "ns")
+    assert res.exit_code == 0 and res.stderr == ""  # not a terminal: no bar
+
+
+def test_unexpected_errors_are_one_line(api: FakeAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_: object, **__: object) -> None:
+        raise RuntimeError("kaput\nsecond line")
+
+    monkeypatch.setattr(KVClient, "list_namespaces", boom)
+    res = run("namespace", "list")
+    assert res.exit_code == 1 and res.stderr == "error: unexpected RuntimeError: kaput second line\n"
