@@ -167,3 +167,20 @@ async def test_every_replica_metric_of_the_design_is_exported_with_the_region(kv
     assert (metric_value(text, "edgekv_replication_lag_seconds_count", region="eu", kind="update") or 0) >= 1
     samples = [ln for ln in text.splitlines() if ln.startswith("edgekv_")]
     assert samples and all(re.search(r'region="eu"', ln) for ln in samples)
+
+
+async def test_reported_hot_keys_get_fresh_values_not_invalidations(kv: Clients) -> None:
+    assert (await kv.central.put(kv.ns, "warm", b"v1")).status_code == 200
+    for _ in range(4):
+        r = await kv.replica.get(kv.ns, "warm")
+    assert r.headers["x-edgekv-source"] == "cache"
+    await asyncio.sleep(5.5)  # the replica reports its hot set every 5 s
+    assert (await kv.central.put(kv.ns, "warm", b"v2")).status_code == 200
+    for _ in range(80):
+        r = await kv.replica.get(kv.ns, "warm")
+        # Before the lazy flush the old copy, after it the new one: both from the cache.
+        assert r.headers["x-edgekv-source"] == "cache", r.headers
+        if r.content == b"v2":
+            break
+        await asyncio.sleep(0.05)
+    assert r.content == b"v2"

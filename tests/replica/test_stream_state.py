@@ -1,0 +1,100 @@
+"""The persisted resume point and the subscriber loop (fake client, no processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from kvcore.clock import ManualClock
+from kvcore.errors import Unavailable
+from kvcore.metrics import Metrics
+from kvcore.model import ChangeBatch, Snapshot
+from replica.edge import EdgeState
+from replica.state import ReplicaState, read_safe_seq
+from replica.stream import StreamSubscriber
+
+
+def test_state_persists_and_is_per_region(tmp_path: Path) -> None:
+    s = ReplicaState(str(tmp_path), "eu")
+    assert s.safe_seq == 0
+    s.save(42)
+    s.close()
+    s.close()  # idempotent
+    assert read_safe_seq(str(tmp_path)) == 42
+    s = ReplicaState(str(tmp_path), "eu")
+    assert s.safe_seq == 42
+    s.close()
+    s = ReplicaState(str(tmp_path), "us")  # another region's data dir: start over
+    assert s.safe_seq == 0
+    s.close()
+
+
+class FakeClient:
+    """Each subscribe() plays the next script: a list of batches, then an error (or end)."""
+
+    target = "fake:1"
+
+    def __init__(self, scripts: list[tuple[list[ChangeBatch], Exception | None]]) -> None:
+        self.scripts = scripts
+        self.calls: list[int] = []
+        self.done = asyncio.Event()
+
+    async def subscribe(self, region: str, from_seq: int) -> AsyncIterator[ChangeBatch]:
+        self.calls.append(from_seq)
+        if not self.scripts:
+            self.done.set()
+            await asyncio.Event().wait()
+        batches, error = self.scripts.pop(0)
+        for b in batches:
+            yield b
+            await asyncio.sleep(0)
+        if error is not None:
+            raise error
+
+
+def snap_batch(safe: int, reset: bool = False) -> ChangeBatch:
+    return ChangeBatch([], safe, safe, reset=reset, snapshot=Snapshot([], []))
+
+
+async def test_subscriber_applies_persists_and_resumes(tmp_path: Path) -> None:
+    clock = ManualClock()
+    metrics = Metrics("eu")
+    edge = EdgeState(metrics=metrics, clock=clock, cache_bytes=1 << 20)
+    state = ReplicaState(str(tmp_path), "eu")
+    client = FakeClient(
+        [
+            ([snap_batch(5), ChangeBatch([], 7, 9)], Unavailable("broken")),
+            ([], Unavailable("still down")),
+            ([snap_batch(9)], None),
+        ]
+    )
+    sub = StreamSubscriber(
+        client=client,  # type: ignore[arg-type]
+        edge=edge,
+        state=state,
+        region="eu",
+        clock=clock,
+        metrics=metrics,
+        backoff_initial_s=0.001,
+        backoff_max_s=0.004,
+        rng=random.Random(1),
+    )
+    assert sub.staleness() == 0 and not sub.connected
+    clock.advance(3)
+    assert sub.staleness() == 3  # never connected: since start
+    task = asyncio.create_task(sub.run())
+    await asyncio.wait_for(client.done.wait(), 5)
+    # Resumed from what each connection had persisted.
+    assert client.calls == [0, 7, 7, 9]
+    assert state.safe_seq == 9 and edge.loaded and sub.first_batch.is_set()
+    assert sub.connections == 2
+    assert not sub.connected  # the last script ended the stream
+    clock.advance(2)
+    assert sub.staleness() == 2
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert metrics.replication_connected.labels("eu")._value.get() == 0
+    state.close()
+    assert read_safe_seq(str(tmp_path)) == 9
