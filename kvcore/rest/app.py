@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import BaseRoute
+from starlette.types import Receive, Scope, Send
 
 from kvcore.errors import (
     InternalError,
@@ -33,7 +35,6 @@ from kvcore.rest import openapi_docs as docs
 from kvcore.rest.backend import Backend
 from kvcore.rest.fastpath import EdgeMiddleware, read_value
 from kvcore.rest.handlers import Handlers
-from kvcore.rest.parsing import split_key_path
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,20 @@ async def _unexpected(_: Request, exc: Exception) -> Response:
     return _error_response(InternalError())
 
 
+class EdgeKVApp(FastAPI):
+    """FastAPI, entered through `EdgeMiddleware`: HTTP metrics and the value-read fast
+    path run before FastAPI's own per-request work (its telemetry check, the Starlette
+    middleware stack, routing)."""
+
+    edge: EdgeMiddleware | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.edge is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.edge(scope, receive, send)
+
+
 def create_app(
     backend: Backend,
     metrics: Metrics,
@@ -86,7 +101,7 @@ def create_app(
 
     `extra_routes` (e.g. an `APIRouter`'s `.routes`) are added after the standard ones.
     """
-    app = FastAPI(
+    app = EdgeKVApp(
         title=title,
         version="1.0",
         description="The Cloudflare Workers KV REST API (client/v4), served by edgekv.",
@@ -226,17 +241,8 @@ def create_app(
 
     async def get_value(request: Request) -> Response:
         # Normally answered by the fast path in EdgeMiddleware; kept for completeness.
-        parts = split_key_path(request.scope.get("raw_path") or request.url.path.encode())
-        if parts is None:
-            return _error_response(NotFoundRoute())
-        account, namespace, _, raw_key = parts
-        status, headers, body = await read_value(
-            backend,
-            request.scope,
-            account.encode("latin-1"),
-            namespace.encode("latin-1"),
-            raw_key.encode("latin-1"),
-        )
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        status, headers, body = await read_value(backend, request.scope, raw_path)
         return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
 
     route(
@@ -292,7 +298,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    app.add_middleware(EdgeMiddleware, backend=backend, metrics=metrics)
+    app.edge = EdgeMiddleware(partial(FastAPI.__call__, app), backend=backend, metrics=metrics)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -16,7 +16,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from kvcore import limits
-from kvcore.errors import InternalError, KVError, NamespaceNotFound
+from kvcore.errors import InternalError, KVError, NamespaceNotFound, NotFoundRoute
 from kvcore.metrics import Metrics
 from kvcore.rest import envelope
 from kvcore.rest.auth import authorize
@@ -40,6 +40,7 @@ _METHODS: Final = frozenset({"GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "O
 _SIMPLE_ROUTES: Final = {"/metrics": "metrics", "/healthz": "healthz", "/readyz": "readyz"}
 _SUB_ROUTES: Final = {"keys": "keys", "metadata": "metadata", "values": "values"}
 _JSON_HEADERS: Final = [(b"content-type", envelope.JSON_CONTENT_TYPE)]
+_OCTET_STREAM: Final = (b"content-type", b"application/octet-stream")
 
 
 def route_label(path: str, method: str) -> str:
@@ -73,17 +74,38 @@ def _segment(raw: bytes, field: str) -> str:
     return raw.decode("ascii") if raw.isascii() and b"%" not in raw else decode_segment(raw, field)
 
 
-async def read_value(
-    backend: Backend, scope: Scope, raw_account: bytes, raw_namespace: bytes, raw_key: bytes
-) -> tuple[int, Headers, bytes]:
+# Parsed value paths (raw path -> account, namespace, key): a pure function of the
+# path, so hot keys skip the regex, the percent-decoding and the validation.
+_PARSED: dict[bytes, tuple[str, str, str]] = {}
+_PARSED_MAX: Final = 8192
+
+
+def is_value_path(raw_path: bytes) -> bool:
+    return raw_path in _PARSED or _VALUE_GET.match(raw_path) is not None
+
+
+async def read_value(backend: Backend, scope: Scope, raw_path: bytes) -> tuple[int, Headers, bytes]:
     """Status, headers and body of `GET .../values/{key}` (raw bytes, or the failure envelope)."""
     try:
-        account_id = _segment(raw_account, "account_id")
-        await authorize(backend, _header(scope, b"authorization"), account_id, write=False)
-        namespace_id = limits.validate_namespace_id(_segment(raw_namespace, "namespace_id"))
-        if not namespace_id:
-            raise NamespaceNotFound("get: 'namespace not found'")
-        key = limits.validate_key(decode_segment(raw_key, "key_name"))
+        parsed = _PARSED.get(raw_path)
+        if parsed is not None:
+            account_id, namespace_id, key = parsed
+            await authorize(backend, _header(scope, b"authorization"), account_id, write=False)
+        else:
+            m = _VALUE_GET.match(raw_path)
+            if m is None:
+                raise NotFoundRoute()
+            raw_account, raw_namespace, raw_key = m.groups()
+            account_id = _segment(raw_account, "account_id")
+            # Auth before anything about the namespace or key is looked at or reported.
+            await authorize(backend, _header(scope, b"authorization"), account_id, write=False)
+            namespace_id = limits.validate_namespace_id(_segment(raw_namespace, "namespace_id"))
+            if not namespace_id:
+                raise NamespaceNotFound("get: 'namespace not found'")
+            key = limits.validate_key(decode_segment(raw_key, "key_name"))
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[raw_path] = (account_id, namespace_id, key)
         strong = False
         qs = scope.get("query_string")
         if qs:
@@ -93,9 +115,9 @@ async def read_value(
         return exc.http_status, list(_JSON_HEADERS), envelope.error_body(exc)
     entry = result.entry
     headers: Headers = [
-        (b"content-type", b"application/octet-stream"),
+        _OCTET_STREAM,
         (b"etag", b'"%d"' % entry.version),
-        (b"age", b"%d" % int(result.age_s)),
+        (b"age", b"%d" % result.age_s),
         (b"x-edgekv-region", backend.region.encode()),
         (b"x-edgekv-source", result.source.encode()),
     ]
@@ -137,10 +159,9 @@ class EdgeMiddleware:
         status = 500
         if method == "GET":
             raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
-            m = _VALUE_GET.match(raw_path)
-            if m is not None:
+            if is_value_path(raw_path):
                 try:
-                    status, headers, body = await read_value(self.backend, scope, *m.groups())
+                    status, headers, body = await read_value(self.backend, scope, raw_path)
                 except Exception:
                     log.exception("value read failed")
                     exc = InternalError()

@@ -53,20 +53,6 @@ def key_from_raw_path(raw_path: bytes) -> str:
     return limits.validate_key(decode_segment(m.group(4), "key_name"))
 
 
-def split_key_path(raw_path: bytes) -> tuple[str, str, str, str] | None:
-    """(account_id, namespace_id, kind, raw key bytes as latin-1) of a key path, or None.
-    The key is returned undecoded so the caller decides when to validate it."""
-    m = _KEY_PATH.search(raw_path)
-    if m is None:
-        return None
-    return (
-        m.group(1).decode("latin-1"),
-        m.group(2).decode("latin-1"),
-        m.group(3).decode("ascii"),
-        m.group(4).decode("latin-1"),
-    )
-
-
 # ---------------------------------------------------------------------------- query numbers
 
 _DECIMAL: Final = re.compile(r"[0-9]{1,24}(?:\.[0-9]{0,24})?\Z")
