@@ -38,7 +38,8 @@ app.add_typer(kv_app, name="kv", help="Wrangler-style client of the KV REST API.
 
 
 def main() -> None:
+    # Client commands stay quiet; the servers raise their own logger to INFO.
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     app()

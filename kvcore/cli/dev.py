@@ -8,6 +8,7 @@ cleanly on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import secrets
@@ -40,6 +41,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if `edgekv dev` dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class Child:
     name: str
@@ -59,6 +67,7 @@ class Child:
             stdin=subprocess.DEVNULL,
             env={**os.environ, **self.env},
             start_new_session=True,  # Ctrl-C reaches us; we stop children in order
+            preexec_fn=_die_with_parent,
         )
 
     def stop(self, timeout_s: float = 10.0) -> None:

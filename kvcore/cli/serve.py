@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -42,6 +43,8 @@ def central_command(
     ] = None,
 ) -> None:
     from central.server import run
+
+    logging.getLogger("edgekv").setLevel(logging.INFO)
 
     try:
         settings = CentralSettings(
@@ -88,6 +91,8 @@ def replica_command(
     ] = 2.0,
 ) -> None:
     from replica.server import run
+
+    logging.getLogger("edgekv").setLevel(logging.INFO)
 
     try:
         settings = ReplicaSettings(
