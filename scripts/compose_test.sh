@@ -45,7 +45,7 @@ phase_begin() { PHASE_NAME=$1; phase_t0=$(date +%s.%N); log "== $1"; }
 phase_end() {
   local dt
   dt=$(awk -v a="$phase_t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
-  PHASES+=("$(printf '%-34s %7ss' "$PHASE_NAME" "$dt")")
+  PHASES+=("$(printf '%-46s %7ss' "$PHASE_NAME" "$dt")")
   log "   $PHASE_NAME took ${dt}s"
 }
 
@@ -55,7 +55,7 @@ print_phases() {
   echo "---- compose-test phase timings ----"
   local p
   for p in "${PHASES[@]}"; do echo "  $p"; done
-  printf '  %-34s %7ss\n' "total" "$total"
+  printf '  %-46s %7ss\n' "total" "$total"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -204,9 +204,11 @@ fi
 # ---------------------------------------------------------------------------------------------
 phase_begin "docker build ($IMAGE)"
 # --network host: pip inside the build reaches the package index exactly as this machine does.
-timeout 900 docker build --network host --build-arg "BASE_IMAGE=$BASE_TAG" \
+timeout 900 docker build --force-rm --network host --build-arg "BASE_IMAGE=$BASE_TAG" \
   -f "$DEPLOY/Dockerfile" -t "$IMAGE" "$ROOT" >"$WORK/build.log" 2>&1 \
   || { tail -40 "$WORK/build.log" >&2; die "docker build failed (log above)"; }
+# The previous build's image, untagged now, is garbage (its layers stay cached as parents).
+docker image prune -f --filter "label=org.opencontainers.image.title=edgekv" >/dev/null || true
 log "built $IMAGE ($(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
 phase_end
 
