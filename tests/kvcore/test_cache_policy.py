@@ -1,0 +1,372 @@
+"""HotKeyCache and NegativeCache: admission, byte bound, LFU eviction, decay, TTLs."""
+
+from __future__ import annotations
+
+import functools
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvcore.cache import ENTRY_OVERHEAD_BYTES, HotKeyCache, NegativeCache, entry_size
+from kvcore.clock import ManualClock
+
+NS = "0" * 32
+Key = tuple[str, str]
+
+
+def k(name: str, ns: str = NS) -> Key:
+    return (ns, name)
+
+
+def make(capacity: int = 10_000, **kw: object) -> HotKeyCache[Key, bytes]:
+    kw.setdefault("clock", ManualClock())
+    kw.setdefault("rng", random.Random(7))
+    kw.setdefault("sketch_items", 4096)
+    return HotKeyCache(capacity, **kw)  # type: ignore[arg-type]
+
+
+def read(c: HotKeyCache[Key, bytes], key: Key, times: int = 1) -> int:
+    f = 0
+    for _ in range(times):
+        f = c.record_read(key)
+    return f
+
+
+# -- admission -------------------------------------------------------------------
+
+
+def test_key_read_above_threshold_is_admitted_once_read_key_is_not() -> None:
+    c = make()
+    read(c, k("once"))
+    assert not c.offer(k("once"), b"v", 100)
+    assert k("once") not in c and c.get(k("once")) is None
+    assert read(c, k("twice"), 2) == 2
+    assert c.offer(k("twice"), b"v", 100)
+    assert c.get(k("twice")) == b"v"
+    assert c.admissions == 1 and c.bytes_used == 100 and len(c) == 1
+
+
+def test_threshold_is_configurable() -> None:
+    c = make(admit_threshold=1)
+    read(c, k("a"))
+    assert c.offer(k("a"), b"v", 10)
+    c = make(admit_threshold=5)
+    read(c, k("a"), 4)
+    assert not c.offer(k("a"), b"v", 10)
+    read(c, k("a"))
+    assert c.offer(k("a"), b"v", 10)
+
+
+def test_entry_larger_than_capacity_is_never_admitted() -> None:
+    c = make(1000)
+    read(c, k("big"), 50)
+    assert not c.offer(k("big"), b"x", 1001)
+    assert not c.force_put(k("big"), b"x", 1001)
+    assert not c.put(k("big"), b"x", 1001)
+    assert len(c) == 0 and c.bytes_used == 0
+    assert c.force_put(k("big"), b"x", 1000)  # exactly the capacity fits
+    assert c.bytes_used == 1000
+
+
+def test_newcomer_must_beat_every_victim() -> None:
+    c = make(300)
+    for name in ("a", "b", "c"):
+        read(c, k(name), 5)
+        assert c.offer(k(name), b"v", 100)
+    read(c, k("new"), 5)  # ties with the residents: not admitted, nothing evicted
+    assert not c.offer(k("new"), b"v", 100)
+    assert len(c) == 3 and c.evictions == 0
+    read(c, k("new"))  # now 6 > 5
+    assert c.offer(k("new"), b"v", 100)
+    assert len(c) == 3 and c.evictions == 1 and c.bytes_used == 300
+
+
+def test_failed_admission_evicts_nothing() -> None:
+    # Needs two victims; the second is hotter than the candidate: neither may go.
+    c = make(200)
+    read(c, k("cold"), 2)
+    read(c, k("hot"), 9)
+    assert c.offer(k("cold"), b"v", 100) and c.offer(k("hot"), b"v", 100)
+    read(c, k("mid"), 5)
+    assert not c.offer(k("mid"), b"v", 200)
+    assert set(c.keys()) == {k("cold"), k("hot")} and c.evictions == 0
+
+
+def test_eviction_takes_less_frequent_key_and_calls_back() -> None:
+    evicted: list[tuple[Key, bytes]] = []
+    c = make(1000, on_evict=lambda key, v: evicted.append((key, v)))
+    for i in range(10):
+        read(c, k(f"k{i}"), 2 + i)
+        assert c.offer(k(f"k{i}"), b"v%d" % i, 100)
+    read(c, k("new"), 8)
+    assert c.offer(k("new"), b"n", 250)  # needs 3 victims: the 3 coldest
+    assert sorted(evicted) == [(k("k0"), b"v0"), (k("k1"), b"v1"), (k("k2"), b"v2")]
+    assert c.evictions == 3 and c.bytes_used == 950
+
+
+# -- put / force_put -------------------------------------------------------------
+
+
+def test_put_replaces_cached_key_unconditionally() -> None:
+    c = make(1000)
+    read(c, k("a"), 2)
+    assert c.offer(k("a"), b"old", 100)
+    c.sketch.clear()  # even with no reads counted any more, a cached key is replaced
+    assert c.put(k("a"), b"new", 300)
+    assert c.get(k("a")) == b"new" and c.bytes_used == 300
+    assert c.admissions == 1  # a replacement is not an admission
+
+
+def test_put_of_uncached_key_respects_admission() -> None:
+    c = make(1000)
+    read(c, k("a"))
+    assert not c.put(k("a"), b"v", 10)
+    read(c, k("a"))
+    assert c.put(k("a"), b"v", 10)
+
+
+def test_growing_replacement_evicts_others_but_keeps_bound() -> None:
+    c = make(300)
+    for name, n in (("a", 2), ("b", 3), ("c", 4)):
+        read(c, k(name), n)
+        c.offer(k(name), b"v", 100)
+    assert c.put(k("c"), b"bigger", 250)  # evicts a and b, even if c were colder
+    assert set(c.keys()) == {k("c")} and c.bytes_used == 250
+
+
+def test_force_put_admits_regardless_of_frequency() -> None:
+    c = make(200)
+    for name in ("a", "b"):
+        read(c, k(name), 20)
+        c.offer(k(name), b"v", 100)
+    assert c.force_put(k("mine"), b"written", 100)  # never read: still cached (read-your-write)
+    assert c.get(k("mine")) == b"written"
+    assert len(c) == 2 and c.bytes_used == 200 and c.evictions == 1
+    assert c.force_put(k("mine"), b"again", 150)
+    assert c.get(k("mine")) == b"again" and c.bytes_used <= 200
+
+
+def test_negative_size_rejected() -> None:
+    c = make()
+    try:
+        c.force_put(k("a"), b"", -1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("negative size accepted")
+
+
+# -- removals --------------------------------------------------------------------
+
+
+def test_invalidate_clear_and_invalidate_where() -> None:
+    c = make(10_000)
+    other = "f" * 32
+    for i in range(5):
+        c.force_put(k(f"a{i}"), b"v", 100)
+        c.force_put(k(f"b{i}", other), b"v", 100)
+    assert c.invalidate(k("a0")) and not c.invalidate(k("a0"))
+    assert k("a0") not in c and len(c) == 9 and c.bytes_used == 900
+    assert c.invalidate_where(lambda key: key[0] == other) == 5
+    assert sorted(c.keys()) == [k(f"a{i}") for i in range(1, 5)] and c.bytes_used == 400
+    read(c, k("a1"), 3)
+    c.clear()
+    assert len(c) == 0 and c.bytes_used == 0 and list(c.keys()) == []
+    assert c.frequency(k("a1")) == 3  # frequencies survive a clear
+    assert c.evictions == 0  # invalidations are not evictions
+
+
+def test_hot_keys_orders_by_frequency() -> None:
+    c = make(10_000)
+    for i in range(20):
+        c.force_put(k(f"k{i}"), b"v", 10)
+        read(c, k(f"k{i}"), i + 1)
+    read(c, k("uncached"), 100)
+    assert c.hot_keys(3) == [k("k19"), k("k18"), k("k17")]
+    assert c.hot_keys(0) == []
+    assert len(c.hot_keys(100)) == 20
+
+
+# -- decay -----------------------------------------------------------------------
+
+
+def test_frequencies_decay_with_time() -> None:
+    clock = ManualClock()
+    c = make(10_000, clock=clock, half_life_s=60.0)
+    read(c, k("a"), 3)
+    clock.advance(61)
+    assert c.record_read(k("b")) == 1  # decay is applied on the next read
+    assert c.frequency(k("a")) == 1
+    assert not c.offer(k("a"), b"v", 10)  # no longer hot enough
+    clock.advance(60)
+    c.record_read(k("b"))
+    assert c.frequency(k("a")) == 0
+
+
+def test_frequencies_decay_by_sample() -> None:
+    c = make(10_000, sample_size=50, half_life_s=1e9)
+    read(c, k("a"), 20)
+    for i in range(30):
+        c.record_read(k(f"other{i}"))
+    assert c.sketch.halvings == 1
+    assert 10 <= c.frequency(k("a")) <= 12
+
+
+def test_yesterdays_hot_key_gives_way() -> None:
+    clock = ManualClock()
+    c = make(100, clock=clock)
+    read(c, k("old"), 50)
+    assert c.offer(k("old"), b"v", 100)
+    clock.advance(600)  # 10 half-lives
+    read(c, k("new"), 3)
+    assert c.offer(k("new"), b"v", 100)
+    assert list(c.keys()) == [k("new")]
+
+
+# -- workloads -------------------------------------------------------------------
+
+
+def _same_parity(kid: int, key: Key) -> bool:
+    return int(key[1][3:]) % 2 == kid % 2
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["read_offer", "put", "force_put", "invalidate", "invalidate_where", "clear"]),
+        st.integers(min_value=0, max_value=40),  # key id
+        st.integers(min_value=0, max_value=64 * 1024),  # value size
+    ),
+    max_size=300,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=OPS, capacity=st.integers(min_value=0, max_value=200_000))
+def test_byte_bound_holds_under_random_workload(ops: list[tuple[str, int, int]], capacity: int) -> None:
+    c = make(capacity)
+    model: dict[Key, int] = {}
+    for op, kid, vsize in ops:
+        key = k(f"key{kid}")
+        size = vsize + ENTRY_OVERHEAD_BYTES
+        if op == "read_offer":
+            c.record_read(key)
+            if c.get(key) is None:
+                c.offer(key, b"", size)
+        elif op == "put":
+            c.put(key, b"", size)
+        elif op == "force_put":
+            assert c.force_put(key, b"", size) == (size <= capacity)
+        elif op == "invalidate":
+            c.invalidate(key)
+        elif op == "invalidate_where":
+            c.invalidate_where(functools.partial(_same_parity, kid))
+        else:
+            c.clear()
+        assert c.bytes_used <= c.capacity_bytes
+        cached = list(c.keys())
+        model = {key_: c._entries[key_].size for key_ in cached}
+        assert c.bytes_used == sum(model.values())
+        assert len(c) == len(model) == len(c._order)
+        assert all(e.pos == i for i, e in enumerate(c._order))
+
+
+def test_zipf_hot_keys_stay_cached() -> None:
+    rng = random.Random(1)
+    n_keys = 5_000
+    weights = [1.0 / (i + 1) for i in range(n_keys)]  # zipf, s = 1
+    c = make(200 * 1_000, sketch_items=10_000, rng=random.Random(2))  # room for ~200 of 5000 keys
+    hits = 0
+    stream = rng.choices(range(n_keys), weights=weights, k=60_000)
+    for step, i in enumerate(stream):
+        key = k(f"key{i}")
+        c.record_read(key)
+        if c.get(key) is not None:
+            hits += step >= 20_000
+        else:
+            c.offer(key, b"", 500 + (i * 7919) % 1000)  # mixed sizes, 500..1499 bytes
+        assert c.bytes_used <= c.capacity_bytes
+    top10 = [k(f"key{i}") for i in range(10)]
+    assert sum(key in c for key in top10) >= 9
+    top100 = [k(f"key{i}") for i in range(100)]
+    assert sum(key in c for key in top100) >= 80
+    assert hits / 40_000 > 0.5  # a zipf s=1 head of 200/5000 keys is ~60% of reads
+    assert c.evictions > 0
+
+
+def test_scan_does_not_flush_hot_set() -> None:
+    # Sized like the replica: sketch_items above the distinct keys read per sample period.
+    c = make(50 * 100, sketch_items=16_384)
+    for i in range(50):
+        read(c, k(f"hot{i}"), 5)
+        assert c.offer(k(f"hot{i}"), b"", 100)
+    for i in range(10_000):  # one-off reads of many keys (a crawler) among ongoing hot reads
+        key = k(f"scan{i}")
+        c.record_read(key)
+        c.offer(key, b"", 100)
+        if i % 10 == 0:
+            c.record_read(k(f"hot{i // 10 % 50}"))
+    assert c.evictions == 0
+    assert sum(k(f"hot{i}") in c for i in range(50)) == 50
+
+
+def test_entry_size() -> None:
+    assert entry_size(NS, "ké", b"abc", '{"a":1}') == 32 + 3 + 3 + 7 + ENTRY_OVERHEAD_BYTES
+    assert entry_size(NS, "k", b"") == 32 + 1 + ENTRY_OVERHEAD_BYTES
+
+
+# -- negative cache --------------------------------------------------------------
+
+
+def test_negative_cache_ttl() -> None:
+    clock = ManualClock()
+    n: NegativeCache[Key] = NegativeCache(clock=clock)
+    n.add(k("gone"), as_of_seq=7)
+    assert n.contains(k("gone")) and k("gone") in n and n.as_of(k("gone")) == 7
+    clock.advance(59.9)
+    assert n.contains(k("gone"))
+    clock.advance(0.2)
+    assert not n.contains(k("gone")) and n.as_of(k("gone")) is None and len(n) == 0
+
+
+def test_negative_cache_readd_refreshes_ttl() -> None:
+    clock = ManualClock()
+    n: NegativeCache[Key] = NegativeCache(ttl_s=10, clock=clock)
+    n.add(k("a"), 1)
+    clock.advance(8)
+    n.add(k("a"), 2)
+    clock.advance(8)
+    assert n.contains(k("a")) and n.as_of(k("a")) == 2
+
+
+def test_negative_cache_is_bounded_lru() -> None:
+    n: NegativeCache[Key] = NegativeCache(max_entries=3, clock=ManualClock())
+    for name in ("a", "b", "c"):
+        n.add(k(name), 1)
+    assert n.contains(k("a"))  # a becomes most recently used; b is now the oldest
+    n.add(k("d"), 1)
+    assert len(n) == 3
+    assert not n.contains(k("b"))
+    assert all(n.contains(k(x)) for x in ("a", "c", "d"))
+    for i in range(1000):
+        n.add(k(f"x{i}"), i)
+    assert len(n) == 3
+
+
+def test_negative_cache_discard_and_clear() -> None:
+    n: NegativeCache[Key] = NegativeCache(clock=ManualClock())
+    other = "f" * 32
+    n.add(k("a"), 1)
+    n.add(k("b"), 1)
+    n.add(k("c", other), 1)
+    assert n.discard(k("a")) and not n.discard(k("a"))
+    assert n.discard_where(lambda key: key[0] == other) == 1
+    assert not n.contains(k("c", other)) and n.contains(k("b"))
+    n.clear()
+    assert len(n) == 0 and not n.contains(k("b"))
+
+
+def test_negative_cache_zero_entries_holds_nothing() -> None:
+    n: NegativeCache[Key] = NegativeCache(max_entries=0, clock=ManualClock())
+    n.add(k("a"), 1)
+    assert not n.contains(k("a")) and len(n) == 0
