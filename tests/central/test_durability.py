@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import httpx
+from helpers.cluster import restart
 
 from kvcore.errors import KVError
 from kvcore.model import WriteItem
@@ -18,7 +19,7 @@ ACCOUNT = "b" * 32
 
 
 async def test_acknowledged_writes_survive_sigkill(central_factory: Any) -> None:
-    central = central_factory("--propagation-delay", "0")
+    central = central_factory(propagation_delay=0)
     acked: dict[str, bytes] = {}
     async with CentralClient(central.grpc, timeout_s=5) as client:
         ns = await client.create_namespace(ACCOUNT, "durable")
@@ -41,9 +42,7 @@ async def test_acknowledged_writes_survive_sigkill(central_factory: Any) -> None
         await asyncio.gather(*writers)
     assert len(acked) > 100, "the load did not run"
 
-    restarted = central_factory(
-        *central.args[central.args.index("--propagation-delay") :], data_dir=central.data_dir
-    )
+    restarted = restart(central)  # same data dir and ports
     async with CentralClient(restarted.grpc) as client:
         missing = []
         keys = list(acked)
@@ -57,7 +56,7 @@ async def test_acknowledged_writes_survive_sigkill(central_factory: Any) -> None
 
 
 async def test_central_metrics_exported(central_factory: Any) -> None:
-    central = central_factory("--propagation-delay", "5")
+    central = central_factory(propagation_delay=5)
     async with CentralClient(central.grpc) as client:
         ns = await client.create_namespace(ACCOUNT, "metrics")
         await client.put(ACCOUNT, ns.id, WriteItem(key="k", value=b"1"))

@@ -38,7 +38,7 @@ def _changes(batches: list[tuple[float, ChangeBatch]]) -> list[Any]:
 
 
 async def test_create_arrives_within_100ms(central_factory: Any) -> None:
-    central = central_factory("--propagation-delay", "60")
+    central = central_factory(propagation_delay=60)
     async with CentralClient(central.grpc) as client:
         ns = await client.create_namespace(ACCOUNT, "stream")
         got: list[tuple[float, ChangeBatch]] = []
@@ -75,7 +75,7 @@ async def test_create_arrives_within_100ms(central_factory: Any) -> None:
 
 
 async def test_updates_coalesce_within_propagation_delay(central_factory: Any) -> None:
-    central = central_factory("--propagation-delay", "2")
+    central = central_factory(propagation_delay=2)
     async with CentralClient(central.grpc) as client:
         ns = await client.create_namespace(ACCOUNT, "lazy")
         await client.put(ACCOUNT, ns.id, WriteItem(key="hot", value=b"v0"))
@@ -121,7 +121,7 @@ async def test_updates_coalesce_within_propagation_delay(central_factory: Any) -
 
 
 async def test_resume_without_gap_or_duplicate(central_factory: Any) -> None:
-    central = central_factory("--propagation-delay", "0")
+    central = central_factory(propagation_delay=0)
     async with CentralClient(central.grpc) as client:
         ns = await client.create_namespace(ACCOUNT, "resume")
         seqs = [(await client.put(ACCOUNT, ns.id, WriteItem(key=f"k{i}", value=b"v"))).seq for i in range(30)]
@@ -142,7 +142,7 @@ async def test_resume_without_gap_or_duplicate(central_factory: Any) -> None:
 
 
 async def test_too_old_from_seq_yields_reset(central_factory: Any) -> None:
-    central = central_factory("--propagation-delay", "0", "--log-retention", "10")
+    central = central_factory(propagation_delay=0, extra=("--log-retention", "10"))
     async with CentralClient(central.grpc) as client:
         ns = await client.create_namespace(ACCOUNT, "trim")
         await client.bulk_put(ACCOUNT, ns.id, [WriteItem(key=f"k{i}", value=b"v") for i in range(200)])
@@ -160,7 +160,7 @@ async def test_too_old_from_seq_yields_reset(central_factory: Any) -> None:
 
 
 async def test_stuck_subscriber_does_not_slow_writes(central_factory: Any) -> None:
-    central = central_factory("--propagation-delay", "0")
+    central = central_factory(propagation_delay=0)
     async with CentralClient(central.grpc) as client:
         ns = await client.create_namespace(ACCOUNT, "stuck")
 

@@ -9,7 +9,7 @@ ports with temp data dirs.
     stop_all([eu, c])   # in a `finally` (or use the `Procs` context manager)
 
 Every wait is bounded; processes are stopped by their own pid only (SIGTERM, then
-SIGKILL after a timeout). Import with `tests/` on sys.path (see tests/replica/conftest.py).
+SIGKILL after a timeout). pytest puts `tests/` on sys.path (pyproject `pythonpath`).
 """
 
 from __future__ import annotations

@@ -1,19 +1,13 @@
-"""Replica tests: `tests/` on sys.path for the shared helpers, and a module-wide cluster."""
+"""Replica tests: a module-wide cluster of real processes."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-_TESTS = str(Path(__file__).resolve().parents[1])
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
-
-from helpers.cluster import Proc, start_central, start_replica, stop_all, wait_ready  # noqa: E402
+from helpers.cluster import Proc, start_central, start_replica, stop_all, wait_ready
 
 PROPAGATION_DELAY_S = 2.0
 REGIONS = ("us", "eu", "ap")
