@@ -14,8 +14,6 @@ import os
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from kvcore.rest.app import create_app
-from kvcore.store.rocks import RocksStore
 
 from central.fanout import Hub
 from central.grpc_api import AdminService, KVService, ReplicationService
@@ -25,9 +23,11 @@ from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.metrics import Metrics
 from kvcore.model import Permission
 from kvcore.pb import edgekv_pb2, edgekv_pb2_grpc
+from kvcore.rest.app import create_app
 from kvcore.rpc.security import SERVER_OPTIONS, ClusterSecretInterceptor, server_credentials
 from kvcore.serving import http_server, serve_until, stop_on_signals
 from kvcore.settings import CentralSettings
+from kvcore.store.rocks import RocksStore
 
 log = logging.getLogger("edgekv.central")
 
