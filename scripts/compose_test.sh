@@ -38,15 +38,18 @@ PHASES=()
 T_START=$(date +%s.%N)
 
 log() { printf '[compose-test %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-die() { printf '[compose-test] FAIL: %s\n' "$*" >&2; exit 1; }
+FAILURE=""
+die() { FAILURE=$*; printf '[compose-test] FAIL: %s\n' "$*" >&2; exit 1; }
 
 phase_t0=""
+PHASE_NAME=""
 phase_begin() { PHASE_NAME=$1; phase_t0=$(date +%s.%N); log "== $1"; }
 phase_end() {
   local dt
   dt=$(awk -v a="$phase_t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
-  PHASES+=("$(printf '%-46s %7ss' "$PHASE_NAME" "$dt")")
-  log "   $PHASE_NAME took ${dt}s"
+  PHASES+=("$(printf '%-46s %7ss%s' "$PHASE_NAME" "$dt" "${1:-}")")
+  log "   $PHASE_NAME took ${dt}s${1:-}"
+  PHASE_NAME=""
 }
 
 print_phases() {
@@ -67,6 +70,7 @@ teardown() {
   local rc=$?
   set +e
   trap - EXIT INT TERM
+  [ -n "$PHASE_NAME" ] && phase_end "  (FAILED)"
   if [ "$rc" -ne 0 ] && [ "$COMPOSE_UP" = 1 ]; then
     log "failure: last logs of the services"
     compose ps
@@ -91,7 +95,7 @@ teardown() {
   fi
   rm -rf "$WORK"
   print_phases
-  if [ "$rc" -eq 0 ]; then log "PASS"; else log "FAILED (exit $rc)"; fi
+  if [ "$rc" -eq 0 ]; then log "PASS"; else log "FAILED (exit $rc)${FAILURE:+: $FAILURE}"; fi
   exit "$rc"
 }
 trap teardown EXIT
@@ -240,10 +244,12 @@ for svc in central us eu ap; do
   [ -n "$cid" ] || die "no container for service $svc"
   while :; do
     st=$(docker inspect --format '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$cid")
+    restarts=$(docker inspect --format '{{.RestartCount}}' "$cid")
     case "$st" in
       "running healthy") break ;;
       exited*|dead*) die "service $svc stopped: $st" ;;
     esac
+    [ "$restarts" -lt 2 ] || die "service $svc keeps crashing (restarted $restarts times; logs below)"
     [ "$(date +%s)" -lt "$deadline" ] || die "service $svc not healthy after 120 s (state: $st)"
     sleep 0.5
   done
