@@ -134,11 +134,11 @@ else
   # iptables on; vfs storage as a fallback for kernels without overlayfs.
   start_dockerd() {
     log "starting dockerd $*"
+    # shellcheck disable=SC2086  # DOCKERD_EXTRA_ARGS is split into flags on purpose
     dockerd --host=unix:///var/run/docker.sock --pidfile="$WORK/dockerd.pid" \
       ${DOCKERD_EXTRA_ARGS:-} "$@" >"$WORK/dockerd.log" 2>&1 &
     STARTED_DOCKERD_PID=$!
-    local i
-    for i in $(seq 1 60); do
+    for _ in $(seq 1 60); do
       if ! kill -0 "$STARTED_DOCKERD_PID" 2>/dev/null; then
         wait "$STARTED_DOCKERD_PID" 2>/dev/null || true
         STARTED_DOCKERD_PID=""
