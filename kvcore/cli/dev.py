@@ -248,18 +248,19 @@ def dev_command(
 def _print_table(info: dict[str, Any], root: Path, delay: float) -> None:
     table = Table(title=f"edgekv dev cluster (propagation delay {delay:g}s)")
     table.add_column("process")
-    table.add_column("REST API base URL (Cloudflare SDK base_url)")
-    table.add_column("metrics")
-    table.add_row("central", f"{info['central']['http']}/client/v4", f"{info['central']['http']}/metrics")
+    table.add_column("HTTP (REST API under /client/v4, /metrics, /docs)", no_wrap=True)
+    table.add_row("central", info["central"]["http"])
     for name, url in info["regions"].items():
-        table.add_row(f"replica {name}", f"{url}/client/v4", f"{url}/metrics")
+        table.add_row(f"replica {name}", url)
     _out.print(table)
-    _out.print(f"central gRPC: {info['central']['grpc']}")
-    _out.print(f"account id:   [bold]{info['account_id']}[/bold]")
-    _out.print(f"API token:    [bold]{info['token']}[/bold]  (write permission)")
-    _out.print(f"data and logs: {root}")
-    _out.print(
-        "try: export EDGEKV_ENDPOINT={} EDGEKV_ACCOUNT_ID={} EDGEKV_API_TOKEN={}".format(
-            next(iter(info["regions"].values())), info["account_id"], info["token"]
-        )
-    )
+    first = next(iter(info["regions"].values()))
+    for line in (
+        f"central gRPC:  {info['central']['grpc']}",
+        f"account id:    [bold]{info['account_id']}[/bold]",
+        f"API token:     [bold]{info['token']}[/bold]  (write permission)",
+        f"data and logs: {root}",
+        f'Cloudflare SDK: Cloudflare(base_url="{first}/client/v4", api_token="{info["token"]}")',
+        f"edgekv kv:      export EDGEKV_ENDPOINT={first} EDGEKV_ACCOUNT_ID={info['account_id']} "
+        f"EDGEKV_API_TOKEN={info['token']}",
+    ):
+        _out.print(line, soft_wrap=True, highlight=False)

@@ -35,6 +35,13 @@ def central_command(
     log_retention: Annotated[
         int, _opt("EDGEKV_LOG_RETENTION", "Change-log entries kept for replicas to resume from.")
     ] = 1_000_000,
+    subscriber_queue_changes: Annotated[
+        int,
+        _opt(
+            "EDGEKV_SUBSCRIBER_QUEUE_CHANGES",
+            "Changes buffered per replica stream before a replica that does not keep up is reset.",
+        ),
+    ] = 100_000,
     bootstrap_account: Annotated[
         str | None, _opt("EDGEKV_BOOTSTRAP_ACCOUNT", "Create this account (32 hex) at start...")
     ] = None,
@@ -56,6 +63,7 @@ def central_command(
             tls=TlsSettings(cert_path=tls_cert, key_path=tls_key),
             push_value_max_bytes=parse_size(push_value_max_bytes),
             log_retention=log_retention,
+            subscriber_queue_changes=subscriber_queue_changes,
             bootstrap_account=bootstrap_account,
             bootstrap_token=bootstrap_token,
         ).validate()

@@ -49,7 +49,7 @@ def walk(info: dict[str, Any], propagation_delay_s: float) -> None:
         written = time.monotonic()
         for region in names:
             seen = _poll(http, url(region, values), b"hello, world", 5.0)
-            _out.print(f"  {region}: visible after {(seen - written) * 1000:.0f} ms")
+            _out.print(f"  {region}: served {(seen - written) * 1000:.0f} ms after the write returned")
 
         _step(f"Update it: updates are coalesced and arrive within {propagation_delay_s:g}s.")
         http.put(url(writer, values), content=b"hello again")
@@ -59,19 +59,35 @@ def walk(info: dict[str, Any], propagation_delay_s: float) -> None:
             seen = _poll(http, url(region, values), b"hello again", propagation_delay_s + 5.0)
             _out.print(f"  {region}: new value after {seen - updated:.1f} s")
 
-        _step("Read one key repeatedly in one region: it becomes hot and is served from the edge cache.")
-        sources = [http.get(url(writer, values)).headers.get("x-edgekv-source", "?") for _ in range(5)]
-        _out.print(f"  served from: {', '.join(sources)}")
+        reader = names[-1]
+        _step(
+            f"Read a fresh key repeatedly in region {reader!r}: once read often enough it is hot "
+            "and served from the edge cache."
+        )
+        hot = f"/{ns['id']}/values/{quote('popular', safe='')}"
+        http.put(url(writer, hot), content=b"read me often")
+        _poll(http, url(reader, hot), b"read me often", 5.0)
+        sources = []
+        for _ in range(5):
+            start = time.perf_counter()
+            r = http.get(url(reader, hot))
+            took = (time.perf_counter() - start) * 1000
+            sources.append(f"{r.headers.get('x-edgekv-source', '?')} ({took:.1f} ms)")
+        _out.print("  " + " -> ".join(sources), soft_wrap=True)
 
         _step("Where to look:")
         for region in names:
             _out.print(
-                f"  {regions[region]}/metrics   (edgekv_cache_requests_total, edgekv_replication_lag_seconds)"
+                f"  {regions[region]}/metrics   edgekv_cache_requests_total, edgekv_replication_lag_seconds",
+                soft_wrap=True,
+                highlight=False,
             )
         _out.print(
-            f"  {info['central']['http']}/metrics   (edgekv_writes_total, edgekv_replication_pending_updates)"
+            f"  {info['central']['http']}/metrics   edgekv_writes_total, edgekv_replication_pending_updates",
+            soft_wrap=True,
+            highlight=False,
         )
-        _out.print("  docs of the API: " + f"{info['central']['http']}/docs")
+        _out.print(f"  API docs: {info['central']['http']}/docs", soft_wrap=True, highlight=False)
 
 
 def _poll(http: httpx.Client, url: str, want: bytes, timeout_s: float) -> float:
