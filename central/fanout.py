@@ -36,8 +36,12 @@ log = logging.getLogger("edgekv.central.fanout")
 
 # Flush a held update this long before its deadline, for the trip to the replica.
 FLUSH_MARGIN_S = 0.25
-# Upper bound on changes in one stream message.
+# Upper bounds of one stream message: changes, and bytes of carried values (well
+# under the 128 MiB gRPC message limit even with metadata and framing).
 MAX_BATCH_CHANGES = 1000
+MAX_BATCH_VALUE_BYTES = 16 * 1024 * 1024
+# Per-change bookkeeping counted against a subscriber's byte budget besides its value.
+CHANGE_OVERHEAD_BYTES = 256
 
 KeyRef = tuple[str, str]  # (namespace_id, key)
 
@@ -56,6 +60,7 @@ class Subscriber:
     floor: int
     queue: asyncio.Queue[ChangeBatch | None] = field(default_factory=asyncio.Queue)
     queued_changes: int = 0
+    queued_bytes: int = 0
     needs_reset: bool = False
     id: int = field(default_factory=itertools.count(1).__next__)
 
@@ -70,6 +75,7 @@ class Hub:
         propagation_delay_s: float,
         push_value_max_bytes: int,
         queue_limit: int,
+        queue_limit_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -77,12 +83,13 @@ class Hub:
         self._delay = propagation_delay_s
         self._push_max = push_value_max_bytes
         self._queue_limit = queue_limit
+        self._queue_limit_bytes = queue_limit_bytes
         self._region = metrics.region
         self._held: OrderedDict[KeyRef, _Held] = OrderedDict()
         self._held_seqs: list[tuple[int, KeyRef]] = []  # min-heap, lazily pruned
         self._subscribers: set[Subscriber] = set()
         self._hot: dict[str, set[KeyRef]] = {}
-        self._ingested_seq = store.committed_seq
+        self._ingested_seq = 0  # read in start(), after the listener is registered
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -92,6 +99,9 @@ class Hub:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._store.add_listener(self._on_commit)
+        # Read after registering: a commit in between is then both counted here and
+        # delivered to the listener (ingest takes the max), never neither.
+        self._ingested_seq = max(self._ingested_seq, self._store.committed_seq)
         self._flusher = asyncio.create_task(self._flush_loop(), name="fanout-flush")
         self._metrics.committed_seq.labels(self._region).set(self._ingested_seq)
 
@@ -143,30 +153,43 @@ class Hub:
     def subscriber_safe_seq(self, sub: Subscriber) -> int:
         return max(sub.floor, self.safe_seq())
 
-    def _enqueue(self, sub: Subscriber, changes: list[Change]) -> None:
+    def _enqueue(self, sub: Subscriber, changes: list[Change], upto: int | None = None) -> None:
+        """Queue one batch. `upto` caps its safe_seq when later chunks of the same
+        group are still to come: a replica that persists this batch's safe_seq and
+        then loses the stream must not resume past changes it never received."""
         if sub.needs_reset:
             return
-        if sub.queued_changes + len(changes) > self._queue_limit:
+        size = batch_bytes(changes)
+        if (
+            sub.queued_changes + len(changes) > self._queue_limit
+            or sub.queued_bytes + size > self._queue_limit_bytes
+        ):
             # Too far behind: drop what it has not read and make it start over.
             while not sub.queue.empty():
                 sub.queue.get_nowait()
-            sub.queued_changes = 0
+            sub.queued_changes = sub.queued_bytes = 0
             sub.needs_reset = True
             sub.queue.put_nowait(None)
             self._metrics.subscriber_resets.labels(self._region).inc()
             log.warning("subscriber %s (%s) fell behind; resetting it", sub.id, sub.region)
             return
+        safe = self.subscriber_safe_seq(sub)
+        if upto is not None:
+            safe = min(safe, max(upto, sub.floor))
         sub.queued_changes += len(changes)
-        sub.queue.put_nowait(
-            ChangeBatch(
-                changes=changes,
-                safe_seq=self.subscriber_safe_seq(sub),
-                committed_seq=self._ingested_seq,
-            )
-        )
+        sub.queued_bytes += size
+        sub.queue.put_nowait(ChangeBatch(changes=changes, safe_seq=safe, committed_seq=self._ingested_seq))
+
+    def _enqueue_all(self, sub: Subscriber, changes: list[Change]) -> None:
+        """Queue `changes` (ascending seq) in bounded chunks, each safe only up to itself."""
+        chunks = chunked(changes)
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            self._enqueue(sub, chunk, None if last else chunks[i + 1][0].seq - 1)
 
     def taken(self, sub: Subscriber, batch: ChangeBatch) -> None:
         sub.queued_changes -= len(batch.changes)
+        sub.queued_bytes -= batch_bytes(batch.changes)
 
     # -- values on the stream
 
@@ -182,6 +205,10 @@ class Hub:
         if entry is None or entry.version != change.seq or len(entry.value) > self._push_max:
             return change
         return replace(change, value=entry.value, has_value=True)
+
+    def with_create_values(self, changes: list[Change]) -> list[Change]:
+        """Creates carry their value (when small and still current); the rest as they are."""
+        return [self.with_value(c) if c.kind is ChangeKind.KEY_CREATE else c for c in changes]
 
     # -- ingest (event loop thread)
 
@@ -211,28 +238,38 @@ class Hub:
         self._metrics.committed_seq.labels(self._region).set(self._ingested_seq)
         self._metrics.pending_updates.labels(self._region).set(len(self._held))
         if immediate:
-            immediate = [self.with_value(c) if c.kind is ChangeKind.KEY_CREATE else c for c in immediate]
-            for chunk in _chunks(immediate):
-                for sub in self._subscribers:
-                    self._enqueue(sub, chunk)
+            immediate = self.with_create_values(immediate)
+            for sub in self._subscribers:
+                self._enqueue_all(sub, immediate)
         self._wake.set()
 
     # -- lazy flush
 
     async def _flush_loop(self) -> None:
         while True:
-            if not self._held:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            first = next(iter(self._held.values()))
-            wait = first.deadline - FLUSH_MARGIN_S - self._clock.monotonic()
-            if wait > 0:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=min(wait, 1.0))
-                continue
-            self.flush_due()
+            try:
+                await self._flush_step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Never let one bad flush stop lazy propagation for good (C2).
+                log.exception("lazy flush failed; retrying")
+                await asyncio.sleep(0.1)
+
+    async def _flush_step(self) -> None:
+        """Wait for the earliest held deadline (or new work), then flush what is due."""
+        if not self._held:
+            self._wake.clear()
+            await self._wake.wait()
+            return
+        first = next(iter(self._held.values()))
+        wait = first.deadline - FLUSH_MARGIN_S - self._clock.monotonic()
+        if wait > 0:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=min(wait, 1.0))
+            return
+        self.flush_due()
 
     def flush_due(self, *, everything: bool = False) -> int:
         """Send every held change whose deadline is near (or all of them)."""
@@ -260,10 +297,26 @@ class Hub:
                     out.append(valued[ref])
                 else:
                     out.append(change)
-            for chunk in _chunks(out):
-                self._enqueue(sub, chunk)
+            self._enqueue_all(sub, out)
         return len(due)
 
 
-def _chunks(changes: list[Change]) -> list[list[Change]]:
-    return [changes[i : i + MAX_BATCH_CHANGES] for i in range(0, len(changes), MAX_BATCH_CHANGES)] or [[]]
+def batch_bytes(changes: list[Change]) -> int:
+    return sum(CHANGE_OVERHEAD_BYTES + (len(c.value) if c.value is not None else 0) for c in changes)
+
+
+def chunked(changes: list[Change]) -> list[list[Change]]:
+    """Split into stream messages of at most MAX_BATCH_CHANGES changes and about
+    MAX_BATCH_VALUE_BYTES of values (a single larger value travels alone)."""
+    chunks: list[list[Change]] = []
+    current: list[Change] = []
+    size = 0
+    for change in changes:
+        value = len(change.value) if change.value is not None else 0
+        if current and (len(current) >= MAX_BATCH_CHANGES or size + value > MAX_BATCH_VALUE_BYTES):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(change)
+        size += value
+    chunks.append(current)
+    return chunks

@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 
 import grpc
 
-from central.fanout import Hub, Subscriber
+from central.fanout import Hub, Subscriber, chunked
 from central.writes import MeteredWrites
 from kvcore import limits, wire
 from kvcore.errors import KVError, NamespaceNotFound, ValidationError
-from kvcore.model import ChangeBatch, Permission, Snapshot, WriteItem
+from kvcore.model import ChangeBatch, ChangeKind, Permission, Snapshot, WriteItem
 from kvcore.pb import edgekv_pb2 as pb
 from kvcore.pb import edgekv_pb2_grpc as pb_grpc
 from kvcore.rpc.errors import status_of, trailing_metadata_of
@@ -29,6 +29,7 @@ log = logging.getLogger("edgekv.central.grpc")
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 CATCH_UP_PAGE = 1000
+_KEY_KINDS = (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE)
 
 
 def _kv_errors(fn: F) -> F:
@@ -182,35 +183,50 @@ class ReplicationService(pb_grpc.ReplicationServicer):  # type: ignore[misc]
             log.info("subscriber %s (%s) gone", sub.id, region)
 
     async def _catch_up(self, sub: Subscriber, from_seq: int) -> AsyncIterator[ChangeBatch]:
-        """Snapshot, then the log in (from_seq, sub.floor]; a reset if that is gone."""
+        """Snapshot, then the log in (from_seq, sub.floor]; a reset if that is gone.
+
+        From seq 0 (a replica with nothing) the snapshot alone is the answer: replaying
+        the whole log to an empty cache would only cost time. Namespace and token
+        records are not replayed: the snapshot is at least as new as `floor`, and an
+        older record applied after it would undo it (a revoked token accepted again).
+        """
         snapshot = self._snapshot()
-        if from_seq > sub.floor or from_seq < self._store.oldest_retained_seq - 1:
+        if from_seq == 0 or from_seq > sub.floor or from_seq < self._store.oldest_retained_seq - 1:
             yield ChangeBatch(
                 changes=[], safe_seq=sub.floor, committed_seq=sub.floor, reset=True, snapshot=snapshot
             )
             return
         seq = from_seq
         first = True
-        while True:
+        while seq < sub.floor:
             try:
-                changes = [c for c in self._store.changes_since(seq, CATCH_UP_PAGE) if c.seq <= sub.floor]
+                page = [c for c in self._store.changes_since(seq, CATCH_UP_PAGE) if c.seq <= sub.floor]
             except LogTruncated:
                 yield ChangeBatch(
                     changes=[], safe_seq=sub.floor, committed_seq=sub.floor, reset=True, snapshot=snapshot
                 )
                 return
-            changes = [self._hub.with_value(c) if c.kind.name == "KEY_CREATE" else c for c in changes]
-            seq = changes[-1].seq if changes else sub.floor
-            done = not changes or seq >= sub.floor
-            yield ChangeBatch(
-                changes=changes,
-                safe_seq=sub.floor if done else seq,
-                committed_seq=self._hub.ingested_seq,
-                snapshot=snapshot if first else None,
-            )
-            first = False
-            if done:
-                return
+            if not page:
+                break
+            end = page[-1].seq
+            chunks = chunked(self._hub.with_create_values([c for c in page if c.kind in _KEY_KINDS]))
+            for i, chunk in enumerate(chunks):
+                # Safe up to this chunk's last change; the page's last chunk covers the
+                # whole page (its namespace and token records are in the snapshot).
+                yield ChangeBatch(
+                    changes=chunk,
+                    safe_seq=end if i == len(chunks) - 1 else chunk[-1].seq,
+                    committed_seq=self._hub.ingested_seq,
+                    snapshot=snapshot if first else None,
+                )
+                first = False
+            seq = end
+        yield ChangeBatch(
+            changes=[],
+            safe_seq=sub.floor,
+            committed_seq=self._hub.ingested_seq,
+            snapshot=snapshot if first else None,
+        )
 
     async def _reset(self, sub: Subscriber) -> AsyncIterator[ChangeBatch]:
         sub.needs_reset = False

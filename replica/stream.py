@@ -83,7 +83,7 @@ class StreamSubscriber:
 
     def apply(self, batch: ChangeBatch) -> None:
         """Apply one batch and record its resume point."""
-        if batch.reset:
+        if batch.reset and self._state.safe_seq > 0:
             log.warning(
                 "central reset the stream (resume point %d no longer usable): cache dropped",
                 self._state.safe_seq,

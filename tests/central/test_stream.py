@@ -198,3 +198,62 @@ async def test_tokens_and_admin(central_factory: Any) -> None:
         assert any(t.id == token.id for t in await client.list_tokens(ACCOUNT))
         await client.revoke_token(token.id)
         assert all(t.id != token.id for t in await client.list_tokens(ACCOUNT))
+
+
+async def test_resume_mid_group_loses_nothing(central_factory: Any) -> None:
+    """A commit group larger than one stream message (a 1,500-key bulk) is split; a
+    replica that persists the first message's safe_seq and then loses the stream
+    must still get the rest on resume."""
+    central = central_factory(propagation_delay=0)
+    async with CentralClient(central.grpc) as client:
+        ns = await client.create_namespace(ACCOUNT, "groups")
+        start = (await client.put(ACCOUNT, ns.id, WriteItem(key="first", value=b"v"))).seq
+        got: list[ChangeBatch] = []
+        ready = asyncio.Event()
+
+        async def follow() -> None:
+            async for batch in client.subscribe("r", start):
+                got.append(batch)
+                ready.set()
+
+        task = asyncio.create_task(follow())
+        await asyncio.wait_for(ready.wait(), 5)
+        res = await client.bulk_put(
+            ACCOUNT, ns.id, [WriteItem(key=f"k{i:05}", value=b"v") for i in range(1500)]
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(c.seq == res.seq for b in got for c in b.changes):
+            await asyncio.sleep(0.01)
+        task.cancel()
+        live = [b for b in got if b.changes]
+        assert len(live) >= 2, "the group should span several messages"
+        first = live[0]
+        assert first.safe_seq <= max(c.seq for c in first.changes), "safe_seq ran ahead of what was sent"
+        # Resume from the first message's safe_seq, as a replica that lost the stream would.
+        resumed = await _collect(
+            client, "r", first.safe_seq, lambda b: any(c.seq == res.seq for c in _changes(b)), 5
+        )
+        keys = {c.key for c in first.changes} | {c.key for c in _changes(resumed)}
+        assert {f"k{i:05}" for i in range(1500)} <= keys
+
+
+async def test_catch_up_never_undoes_the_snapshot(central_factory: Any) -> None:
+    """Namespace and token records older than the snapshot are not replayed after it:
+    a token revoked before a replica resumes stays revoked throughout catch-up."""
+    central = central_factory(propagation_delay=0)
+    async with CentralClient(central.grpc) as client:
+        ns = await client.create_namespace(ACCOUNT, "snap")
+        start = (await client.put(ACCOUNT, ns.id, WriteItem(key="k", value=b"v"))).seq
+        token, _ = await client.create_token(ACCOUNT, Permission.READ)
+        await client.bulk_put(ACCOUNT, ns.id, [WriteItem(key=f"b{i}", value=b"v") for i in range(1500)])
+        await client.revoke_token(token.id)
+        doomed = await client.create_namespace(ACCOUNT, "doomed")
+        await client.delete_namespace(ACCOUNT, doomed.id)
+        batches = await _collect(client, "r", start, lambda b: b[-1][1].safe_seq >= start + 1503, 5)
+        assert batches[0][1].snapshot is not None
+        snap = batches[0][1].snapshot
+        assert token.id not in {t.id for t in snap.tokens}
+        assert doomed.id not in {n.id for n in snap.namespaces}
+        kinds = {c.kind for c in _changes(batches)}
+        assert kinds <= {ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE}
+        assert sum(1 for c in _changes(batches) if c.key.startswith("b")) == 1500
