@@ -152,6 +152,8 @@ class ReplicaBackend:
         )
         if full or entry is None:
             edge.install_read(ref, entry, as_of)
+        else:
+            edge.saw_version(ref, entry.version)  # metadata only: nothing to install
         # A newer copy may have arrived on the stream while we waited: never serve older.
         cached = edge.lookup(ref)
         if cached is not None and (entry is None or cached.entry.version > entry.version):

@@ -189,8 +189,15 @@ class EdgeState:
 
     def install_read(self, ref: KeyRef, entry: Entry | None, as_of_seq: int) -> None:
         """A read-through result, read at central's committed seq `as_of_seq`: offered to
-        the cache (or cached negatively) unless a newer change has been applied since."""
-        if not self._may_install(ref, as_of_seq, use_floor=True):
+        the cache (or cached negatively) unless a newer change has been applied since.
+        A served version is remembered either way, so no older copy (a late create
+        carrying its value, say) can be installed and served after it (C4)."""
+        may = self._may_install(ref, as_of_seq, use_floor=True)
+        if entry is not None:
+            self.recent.record(ref, entry.version)
+            if not may:
+                self._drop_older(ref, entry.version)
+        if not may:
             return
         if entry is None:
             old = self.cache.get(ref)
@@ -200,6 +207,12 @@ class EdgeState:
             self.negative.add(ref, as_of_seq)
         else:
             self._install(ref, entry, force=False)
+
+    def saw_version(self, ref: KeyRef, version: int) -> None:
+        """A read served `version` from central (strong or metadata-only reads too):
+        drop any older cached copy and remember it, so the next read cannot go back."""
+        self._drop_older(ref, version)
+        self.recent.record(ref, version)
 
     # ------------------------------------------------------------------ own writes (C3)
 

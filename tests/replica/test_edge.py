@@ -348,3 +348,30 @@ def test_metrics_follow_the_cache() -> None:
     assert value("edgekv_replication_applied_seq") == 100
     assert value("edgekv_central_committed_seq") == 100
     assert 'edgekv_replication_lag_seconds_count{kind="update",region="eu"} 1.0' in text
+
+
+def test_read_through_version_is_remembered_against_late_creates() -> None:
+    """A read-through served version 12; a create (version 11) carrying its value that
+    arrives afterwards must not be installed and served (C4)."""
+    edge = make_edge()
+    ref = (NS, "k")
+    hot(edge)
+    edge.cache.invalidate(ref)  # hot, but not cached (evicted, say)
+    edge.install_read(ref, Entry("k", b"v2", None, None, 12), as_of_seq=12)
+    edge.cache.invalidate(ref)  # gone again: the guard, not the cached copy, must hold
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 11, value=b"v1")))
+    cached = edge.lookup(ref)
+    assert cached is None or cached.entry.version >= 12
+
+
+def test_metadata_read_through_drops_an_older_cached_copy() -> None:
+    """A strong or metadata-only read that saw version 12 leaves no version-11 copy to
+    be served by the next plain read (C4)."""
+    edge = make_edge()
+    ref = (NS, "k")
+    hot(edge)
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 11, value=b"v11")))
+    assert edge.lookup(ref) is not None and edge.lookup(ref).entry.version == 11  # type: ignore[union-attr]
+    edge.saw_version(ref, 12)
+    cached = edge.lookup(ref)
+    assert cached is None or cached.entry.version >= 12
