@@ -144,10 +144,21 @@ class HotKeyCache(Generic[K, V]):
         """The `n` cached keys read most often, hottest first (for reports to central).
 
         O(len) with a cheap estimate per entry: meant for periodic reports, not reads."""
-        if n <= 0:
-            return []
+        return self.hot_keys_job(n)()
+
+    def hot_keys_job(self, n: int) -> Callable[[], list[K]]:
+        """`hot_keys` split for big caches: the entries are snapshotted now (a C-speed
+        list copy), the ranking runs later, e.g. in a worker thread, so a report over a
+        million entries does not stall the event loop for half a second. The ranking
+        only reads each entry's immutable key and sketch slots, and the sketch's
+        counters, which may move meanwhile: a report is a hint, not a ledger."""
+        entries = list(self._order) if n > 0 else []
         est = self._sketch.estimate_slots
-        return [e.key for e in heapq.nlargest(n, self._order, key=lambda e: est(e.slots))]
+
+        def rank() -> list[K]:
+            return [e.key for e in heapq.nlargest(n, entries, key=lambda e: est(e.slots))]
+
+        return rank
 
     # -- installs ----------------------------------------------------------------
 
