@@ -80,10 +80,7 @@ class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
         self, request: pb.ListNamespacesRequest, context: Any
     ) -> pb.ListNamespacesResponse:
         page, per_page = limits.validate_page(request.page or None, request.per_page or None)
-        order = request.order or "id"
-        direction = request.direction or "asc"
-        if order not in ("id", "title") or direction not in ("asc", "desc"):
-            raise ValidationError("order must be 'id' or 'title' and direction 'asc' or 'desc'")
+        order, direction = limits.validate_order(request.order or "id", request.direction or "asc")
         items, total = self._store.list_namespaces(request.account_id, page, per_page, order, direction)
         return pb.ListNamespacesResponse(
             namespaces=[wire.namespace_to_pb(n) for n in items], total_count=total
@@ -251,8 +248,7 @@ class AdminService(pb_grpc.AdminServicer):  # type: ignore[misc]
 
     @_kv_errors
     async def CreateToken(self, request: pb.CreateTokenRequest, context: Any) -> pb.CreateTokenResponse:
-        if not limits.is_valid_account_id(request.account_id):
-            raise ValidationError("account_id: 1-32 characters of letters, digits, '-' or '_'")
+        limits.validate_account_id(request.account_id)
         try:
             permission = Permission(request.permission)
         except ValueError:

@@ -8,7 +8,6 @@ commits; the hub pushes what it committed.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 
@@ -21,7 +20,7 @@ from central.rest_backend import StoreBackend
 from central.writes import MeteredWrites
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.metrics import Metrics
-from kvcore.model import Permission
+from kvcore.model import Permission, token_hash
 from kvcore.pb import edgekv_pb2, edgekv_pb2_grpc
 from kvcore.rest.app import create_app
 from kvcore.rpc.security import SERVER_OPTIONS, ClusterSecretInterceptor, server_credentials
@@ -40,7 +39,7 @@ def bootstrap(store: RocksStore, settings: CentralSettings) -> None:
     """Create the bootstrap account's write token if it does not exist yet."""
     if not (settings.bootstrap_account and settings.bootstrap_token):
         return
-    digest = hashlib.sha256(settings.bootstrap_token.encode()).hexdigest()
+    digest = token_hash(settings.bootstrap_token)
     existing = store.token_by_hash(digest)
     if existing is not None:
         if existing.account_id != settings.bootstrap_account:

@@ -123,6 +123,15 @@ class Unavailable(KVError):
     default_message = "service unavailable: central cannot be reached"
 
 
+class LogTruncated(KVError):
+    """A change-stream resume point older than the retained change log."""
+
+    http_status = 500
+    code = 10044
+    grpc_status = "OUT_OF_RANGE"
+    default_message = "requested changes are older than the retained change log"
+
+
 class InternalError(KVError):
     http_status = 500
     code = 10002
@@ -146,6 +155,7 @@ ALL_ERRORS: tuple[type[KVError], ...] = (
     MethodNotAllowed,
     TooManyNamespaces,
     Unavailable,
+    LogTruncated,
     InternalError,
 )
 

@@ -140,6 +140,24 @@ def is_valid_account_id(account_id: str) -> bool:
     return bool(_ACCOUNT.match(account_id))
 
 
+def validate_account_id(account_id: str) -> str:
+    if not is_valid_account_id(account_id):
+        raise ValidationError("account_id: must be 1 to 32 characters of [0-9A-Za-z_-]")
+    return account_id
+
+
+NAMESPACE_ORDERS: Final = ("id", "title")
+DIRECTIONS: Final = ("asc", "desc")
+
+
+def validate_order(order: str, direction: str) -> tuple[str, str]:
+    if order not in NAMESPACE_ORDERS:
+        raise ValidationError("order: must be 'id' or 'title'")
+    if direction not in DIRECTIONS:
+        raise ValidationError("direction: must be 'asc' or 'desc'")
+    return order, direction
+
+
 def validate_list_limit(limit: int | None) -> int:
     if limit is None:
         return DEFAULT_LIST_LIMIT

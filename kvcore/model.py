@@ -8,7 +8,17 @@ re-serialized, so its size limit is checked on exactly the bytes that are stored
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass, field
+
+# API token secrets chosen by an operator (bootstrap, `edgekv token create --secret`)
+# must be at least this long; generated ones are 43 characters.
+MIN_TOKEN_SECRET_CHARS = 16
+
+
+def token_hash(secret: str) -> str:
+    """What is stored and compared for a bearer secret: its SHA-256, hex."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 class Permission(enum.StrEnum):

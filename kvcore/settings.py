@@ -9,12 +9,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from kvcore.limits import MAX_VALUE_BYTES
+from kvcore.model import MIN_TOKEN_SECRET_CHARS
 
 
 class SettingsError(ValueError):
     """A setting is invalid; the message names the flag and its environment variable."""
 
+
+# Values pushed on the change stream are kept small so stream messages and slow
+# subscribers' queues stay bounded; bigger values are fetched on the next read.
+MAX_PUSH_VALUE_BYTES = 1024 * 1024
 
 _ADDR = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -26,6 +30,10 @@ def check_addr(value: str, flag: str) -> str:
     if not m or not 0 <= int(m["port"]) <= 65535:
         raise SettingsError(f"{flag}: {value!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
     return value
+
+
+def is_loopback(host: str) -> bool:
+    return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
 def split_addr(value: str) -> tuple[str, int]:
@@ -66,21 +74,28 @@ class CentralSettings:
             raise SettingsError("--data-dir (EDGEKV_DATA_DIR): required")
         check_addr(self.grpc_addr, "--grpc-addr (EDGEKV_GRPC_ADDR)")
         check_addr(self.http_addr, "--http-addr (EDGEKV_HTTP_ADDR)")
+        if not self.cluster_secret and not is_loopback(split_addr(self.grpc_addr)[0]):
+            # Without it anyone who reaches the port can mint tokens and read every
+            # account's changes: only acceptable where only this machine can connect.
+            raise SettingsError(
+                f"--cluster-secret (EDGEKV_CLUSTER_SECRET): required when --grpc-addr ({self.grpc_addr}) "
+                "is not a loopback address"
+            )
         _positive(self.propagation_delay_s, "--propagation-delay (EDGEKV_PROPAGATION_DELAY)", allow_zero=True)
         if self.propagation_delay_s > 3600:
             raise SettingsError("--propagation-delay (EDGEKV_PROPAGATION_DELAY): at most 3600 seconds")
         if bool(self.tls.cert_path) != bool(self.tls.key_path):
             raise SettingsError("--tls-cert and --tls-key (EDGEKV_TLS_CERT, EDGEKV_TLS_KEY) go together")
-        if not 0 <= self.push_value_max_bytes <= MAX_VALUE_BYTES:
-            raise SettingsError("--push-value-max-bytes: between 0 and 25 MiB")
+        if not 0 <= self.push_value_max_bytes <= MAX_PUSH_VALUE_BYTES:
+            raise SettingsError("--push-value-max-bytes (EDGEKV_PUSH_VALUE_MAX_BYTES): between 0 and 1 MiB")
         _positive(self.log_retention, "--log-retention (EDGEKV_LOG_RETENTION)")
         _positive(self.subscriber_queue_changes, "--subscriber-queue-changes")
         if bool(self.bootstrap_account) != bool(self.bootstrap_token):
             raise SettingsError("EDGEKV_BOOTSTRAP_ACCOUNT and EDGEKV_BOOTSTRAP_TOKEN go together")
         if self.bootstrap_account and not _HEX32.match(self.bootstrap_account):
             raise SettingsError("EDGEKV_BOOTSTRAP_ACCOUNT: must be 32 lowercase hex characters")
-        if self.bootstrap_token is not None and len(self.bootstrap_token) < 16:
-            raise SettingsError("EDGEKV_BOOTSTRAP_TOKEN: at least 16 characters")
+        if self.bootstrap_token is not None and len(self.bootstrap_token) < MIN_TOKEN_SECRET_CHARS:
+            raise SettingsError(f"EDGEKV_BOOTSTRAP_TOKEN: at least {MIN_TOKEN_SECRET_CHARS} characters")
         return self
 
 

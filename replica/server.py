@@ -81,9 +81,6 @@ async def serve(
     app = create_app(backend, metrics, title=f"edgekv replica {settings.region}")
     http = http_server(app, settings.http_addr)
     http.config.lifespan = "on"
-    if settings.tls.cert_path and settings.tls.key_path:
-        http.config.ssl_certfile = settings.tls.cert_path
-        http.config.ssl_keyfile = settings.tls.key_path
     stop_on_signals(stop)
     log.info(
         "replica %s: http %s, central %s, cache %d bytes, resuming from seq %d",

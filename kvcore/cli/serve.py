@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import typer
 
 from kvcore.settings import CentralSettings, ReplicaSettings, SettingsError, TlsSettings, parse_size
+
+S = TypeVar("S", CentralSettings, ReplicaSettings)
+
+
+def _start(build: Callable[[], S], run: Callable[[S], None]) -> None:
+    """Build and validate the settings (a bad flag is a usage error naming it), log at
+    INFO, run the process."""
+    try:
+        settings = build().validate()
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    logging.getLogger("edgekv").setLevel(logging.INFO)
+    run(settings)
 
 
 def _opt(envvar: str, help: str) -> typer.models.OptionInfo:
@@ -51,10 +65,8 @@ def central_command(
 ) -> None:
     from central.server import run
 
-    logging.getLogger("edgekv").setLevel(logging.INFO)
-
-    try:
-        settings = CentralSettings(
+    _start(
+        lambda: CentralSettings(
             data_dir=data_dir,
             grpc_addr=grpc_addr,
             http_addr=http_addr,
@@ -66,10 +78,9 @@ def central_command(
             subscriber_queue_changes=subscriber_queue_changes,
             bootstrap_account=bootstrap_account,
             bootstrap_token=bootstrap_token,
-        ).validate()
-    except SettingsError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    run(settings)
+        ),
+        run,
+    )
 
 
 def replica_command(
@@ -97,13 +108,18 @@ def replica_command(
         float,
         _opt("EDGEKV_CENTRAL_TIMEOUT", "Seconds before a read-through or write to central fails (503)."),
     ] = 2.0,
+    hot_report_interval: Annotated[
+        float, _opt("EDGEKV_HOT_REPORT_INTERVAL", "Seconds between hot-key reports to central.")
+    ] = 5.0,
+    negative_ttl: Annotated[
+        float,
+        _opt("EDGEKV_NEGATIVE_TTL", "Seconds a 'not found' is cached (a create clears it)."),
+    ] = 60.0,
 ) -> None:
     from replica.server import run
 
-    logging.getLogger("edgekv").setLevel(logging.INFO)
-
-    try:
-        settings = ReplicaSettings(
+    _start(
+        lambda: ReplicaSettings(
             region=region,
             central=central,
             data_dir=data_dir,
@@ -113,7 +129,8 @@ def replica_command(
             cluster_secret=cluster_secret,
             tls=TlsSettings(ca_path=tls_ca),
             central_timeout_s=central_timeout,
-        ).validate()
-    except SettingsError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    run(settings)
+            hot_report_interval_s=hot_report_interval,
+            negative_ttl_s=negative_ttl,
+        ),
+        run,
+    )

@@ -8,17 +8,11 @@ namespace is touched, so a token of account A learns nothing about account B.
 
 from __future__ import annotations
 
-import hashlib
-
 from kvcore.errors import AuthenticationError, PermissionDenied
-from kvcore.model import Permission, Token
+from kvcore.model import Permission, Token, token_hash
 from kvcore.rest.backend import Backend
 
 _MAX_TOKEN_CHARS = 256
-
-
-def secret_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def bearer_secret(authorization: str | None) -> str:
@@ -35,7 +29,7 @@ def bearer_secret(authorization: str | None) -> str:
 async def authorize(backend: Backend, authorization: str | None, account_id: str, *, write: bool) -> Token:
     """The token allowed to act on `account_id`; raises 401 / 403 otherwise."""
     secret = bearer_secret(authorization)
-    token = await backend.authenticate(secret_hash(secret))
+    token = await backend.authenticate(token_hash(secret))
     if token is None:
         raise AuthenticationError("Authentication error: unknown or revoked token")
     if token.account_id != account_id:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from kvcore.errors import KVError
+from kvcore.errors import LogTruncated
 from kvcore.model import (
     NO_CONDITION,
     BulkResult,
@@ -33,14 +33,7 @@ from kvcore.model import (
 
 ChangeListener = Callable[[Sequence[Change]], None]
 
-
-class LogTruncated(KVError):
-    """`changes_since` asked for changes older than the retained log."""
-
-    http_status = 500
-    code = 10002
-    grpc_status = "OUT_OF_RANGE"
-    default_message = "requested changes are older than the retained change log"
+__all__ = ["ChangeListener", "LogTruncated", "Store"]
 
 
 class Store(Protocol):

@@ -10,7 +10,6 @@ concurrent put of the same key.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import threading
@@ -23,6 +22,7 @@ from kvcore import limits
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import NamespaceNotFound, ValidationError
 from kvcore.model import (
+    MIN_TOKEN_SECRET_CHARS,
     NO_CONDITION,
     BulkResult,
     Change,
@@ -34,6 +34,7 @@ from kvcore.model import (
     Token,
     WriteItem,
     WriteResult,
+    token_hash,
 )
 from kvcore.store import codec, scan
 from kvcore.store.base import ChangeListener, LogTruncated, Store
@@ -165,8 +166,7 @@ class RocksStore:
 
     @staticmethod
     def _check_account(account_id: str) -> None:
-        if not limits.is_valid_account_id(account_id):
-            raise ValidationError("account_id: must be 1 to 32 characters of [0-9A-Za-z_-]")
+        limits.validate_account_id(account_id)
 
     def create_namespace(self, account_id: str, title: str) -> Namespace:
         self._check_account(account_id)
@@ -185,10 +185,7 @@ class RocksStore:
         self, account_id: str, page: int, per_page: int, order: str, direction: str
     ) -> tuple[list[Namespace], int]:
         page, per_page = limits.validate_page(page, per_page)
-        if order not in ("id", "title"):
-            raise ValidationError("order: must be 'id' or 'title'")
-        if direction not in ("asc", "desc"):
-            raise ValidationError("direction: must be 'asc' or 'desc'")
+        limits.validate_order(order, direction)
         items = self._catalog.account_namespaces(account_id)
         # Python str order is code-point order, which is UTF-8 byte order.
         by_title = order == "title"
@@ -345,13 +342,13 @@ class RocksStore:
             raise ValidationError("permission: must be 'read' or 'write'") from exc
         if secret is None:
             secret = secrets.token_urlsafe(32)
-        elif not secret:
-            raise ValidationError("secret: must not be empty")
+        elif len(secret) < MIN_TOKEN_SECRET_CHARS:
+            raise ValidationError(f"secret: at least {MIN_TOKEN_SECRET_CHARS} characters")
         token = Token(
             id=secrets.token_hex(16),
             account_id=account_id,
             permission=perm,
-            secret_hash=hashlib.sha256(secret.encode("utf-8")).hexdigest(),
+            secret_hash=token_hash(secret),
             created=self._clock.now(),
         )
         self._submit(PutTokenOp(token))

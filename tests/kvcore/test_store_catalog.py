@@ -207,8 +207,8 @@ def test_create_token_stores_only_the_hash(store: RocksStore) -> None:
 
 def test_token_with_given_secret_list_and_revoke(path: str) -> None:
     with RocksStore(path, purge_interval_s=3600) as s:
-        t1, secret = s.create_token(A, Permission.READ, secret="dev-secret")
-        assert secret == "dev-secret"
+        t1, secret = s.create_token(A, Permission.READ, secret="dev-secret-0123456789")
+        assert secret == "dev-secret-0123456789"
         t2, _ = s.create_token(B, Permission.WRITE)
         assert s.list_tokens(A) == [t1]
         assert {t.id for t in s.list_tokens()} == {t1.id, t2.id}
@@ -229,7 +229,12 @@ def test_token_with_given_secret_list_and_revoke(path: str) -> None:
 
 
 def test_shared_secret_survives_revoking_one(store: RocksStore) -> None:
-    t1, _ = store.create_token(A, Permission.READ, secret="same")
-    t2, _ = store.create_token(A, Permission.READ, secret="same")
+    t1, _ = store.create_token(A, Permission.READ, secret="same-secret-0123456789")
+    t2, _ = store.create_token(A, Permission.READ, secret="same-secret-0123456789")
     store.revoke_token(t2.id)
     assert store.token_by_hash(t1.secret_hash) == t1
+
+
+def test_chosen_secret_has_a_minimum_length(store: RocksStore) -> None:
+    with pytest.raises(ValidationError, match="at least 16"):
+        store.create_token(A, Permission.READ, secret="short")
