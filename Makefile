@@ -56,7 +56,13 @@ demo: $(STAMP)
 compose-test:
 	bash scripts/compose_test.sh
 
+# Benchmarks (never part of `make test`): wrk (Debian) drives HTTP load, Miniflare (npm, in
+# bench/.miniflare) is a baseline, py-spy profiles whatever misses a target. See bench/run.py.
 bench: $(STAMP)
+	@command -v wrk >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk)
+	@test -d bench/.miniflare/node_modules/miniflare || npm install --prefix bench/.miniflare --no-audit --no-fund miniflare
+	@test -x $(VENV)/bin/py-spy || $(PIP) install --quiet py-spy
 	$(PY) -m bench.run
 
 clean:

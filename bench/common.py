@@ -1,0 +1,164 @@
+"""Shared bits of `make bench`: process helpers from tests/helpers, RSS, percentiles,
+time budgets and py-spy profiles of a server under load."""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+_TESTS = str(ROOT / "tests")
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+
+from helpers.cluster import (  # noqa: E402
+    KV,
+    Proc,
+    create_account,
+    free_port,
+    metric_value,
+    running,
+    start_central,
+    start_replica,
+    stop_all,
+    wait_ready,
+)
+
+__all__ = [
+    "KV",
+    "Proc",
+    "create_account",
+    "free_port",
+    "metric_value",
+    "running",
+    "start_central",
+    "start_replica",
+    "stop_all",
+    "wait_ready",
+]
+
+
+def rss_mib(pid: int) -> float:
+    """VmRSS of a process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def pct(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of `values`."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))
+    return s[k]
+
+
+def summary_ms(values_s: list[float]) -> dict[str, float]:
+    ms = [v * 1000 for v in values_s]
+    return {
+        "n": len(ms),
+        "p50_ms": round(pct(ms, 50), 2),
+        "p99_ms": round(pct(ms, 99), 2),
+        "max_ms": round(max(ms), 2) if ms else float("nan"),
+        "mean_ms": round(statistics.fmean(ms), 2) if ms else float("nan"),
+    }
+
+
+class Budget:
+    """A section's time bound: loops check `left()` and stop early."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.start = time.monotonic()
+
+    def left(self) -> float:
+        return self.seconds - (time.monotonic() - self.start)
+
+    def over(self) -> bool:
+        return self.left() <= 0
+
+
+def py_spy() -> str | None:
+    cand = Path(sys.executable).parent / "py-spy"
+    if cand.exists():
+        return str(cand)
+    return shutil.which("py-spy")
+
+
+def profile(pid: int, seconds: float, out_dir: Path, name: str, top: int = 12) -> dict[str, Any]:
+    """Sample `pid` with py-spy for `seconds` (call while load runs); the functions that
+    take the most samples, by own time and including callees (GIL-holding samples
+    only: the Python work that limits an asyncio server)."""
+    exe = py_spy()
+    if exe is None:
+        return {"error": "py-spy not installed"}
+    raw = out_dir / f"{name}.collapsed"
+    cmd = [
+        exe,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(1, int(seconds))),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--output",
+        str(raw),
+        "--nonblocking",
+        "--gil",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
+    if r.returncode != 0 or not raw.exists():
+        return {"error": (r.stderr or r.stdout).strip()[-500:]}
+    own: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = [_short(f) for f in stack.split(";") if f]
+        if frames:
+            own[frames[-1]] += n
+        for f in set(frames):
+            incl[f] += n
+
+    def share(c: collections.Counter[str]) -> list[str]:
+        return [f"{100 * n / total:5.1f}% {f}" for f, n in c.most_common(top)] if total else []
+
+    return {"samples": total, "file": str(raw.relative_to(ROOT)), "own": share(own), "inclusive": share(incl)}
+
+
+def _short(frame: str) -> str:
+    # py-spy raw frames: "func (path/to/file.py:123)"
+    func, _, loc = frame.partition(" (")
+    loc = loc.rstrip(")")
+    path, _, _line = loc.rpartition(":")
+    parts = Path(path).parts
+    for anchor in ("site-packages", "main"):
+        if anchor in parts:
+            parts = parts[parts.index(anchor) + 1 :]
+            break
+    return f"{func} ({'/'.join(parts[-3:])})"
+
+
+def env_info() -> dict[str, Any]:
+    return {
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }

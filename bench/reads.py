@@ -1,0 +1,291 @@
+"""Reads at a replica: the hot key served from the edge cache against a bare ASGI app
+and Miniflare serving the same bytes, and cold keys read through to central."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import wrk
+from bench.common import ROOT, Proc, free_port, profile
+from bench.context import Ctx, value_prefix
+
+HOT_KEY = "hot"
+HOT_VALUE = (b"edgekv-hot-value-" * 8)[:100]
+MINIFLARE_PREFIX = ROOT / "bench" / ".miniflare"
+CONNECTIONS = 32
+THREADS = 2
+
+
+def make_hot(replica_http: str, account: str, ns: str, secret: str) -> dict[str, str]:
+    """Read the key at the replica until it is served from the cache; its headers."""
+    url = replica_http + value_prefix(account, ns) + HOT_KEY
+    hdr = {"authorization": f"Bearer {secret}"}
+    deadline = time.monotonic() + 15
+    with httpx.Client(timeout=5) as c:
+        while time.monotonic() < deadline:
+            r = c.get(url, headers=hdr)
+            r.raise_for_status()
+            if r.content != HOT_VALUE:
+                raise RuntimeError(f"hot key has the wrong value: {r.content!r}")
+            if r.headers.get("x-edgekv-source") == "cache":
+                return dict(r.headers)
+            time.sleep(0.05)
+    raise RuntimeError("the hot key never came from the replica's cache")
+
+
+def start_baseline(ctx: Ctx, headers: dict[str, str]) -> Proc:
+    body = ctx.tmp / "hot-value.bin"
+    body.write_bytes(HOT_VALUE)
+    addr = f"127.0.0.1:{free_port()}"
+    args = [sys.executable, "-m", "bench.baseline_app", "--addr", addr, "--body", str(body)]
+    for k, v in headers.items():
+        if k.lower() not in ("content-length",):
+            args += ["--header", f"{k}: {v}"]
+    p = Proc("baseline", args, ctx.tmp / "baseline.log", f"http://{addr}", ctx.tmp).start()
+    _wait_http(p.http + "/", p)
+    return p
+
+
+class Miniflare:
+    """`node bench/miniflare_worker/server.mjs` and the workerd it starts."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.children: list[int] = []
+
+    def start(self) -> Miniflare:
+        if not (MINIFLARE_PREFIX / "node_modules" / "miniflare").exists():
+            raise RuntimeError(f"miniflare is not installed in {MINIFLARE_PREFIX} (make bench installs it)")
+        value = self.ctx.tmp / "mf-value.bin"
+        value.write_bytes(HOT_VALUE)
+        log = (self.ctx.tmp / "miniflare.log").open("ab")
+        script = ROOT / "bench" / "miniflare_worker" / "server.mjs"
+        self.proc = subprocess.Popen(
+            ["node", str(script), str(MINIFLARE_PREFIX), str(self.port), HOT_KEY, str(value)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=script.parent,
+        )
+        _wait_http(self.url + "/", None, timeout=60, proc=self.proc, expect=HOT_VALUE)
+        self.children = _descendants(self.proc.pid)
+        return self
+
+    def workerd_pid(self) -> int | None:
+        for pid in self.children:
+            try:
+                if "workerd" in Path(f"/proc/{pid}/comm").read_text():
+                    return pid
+            except OSError:
+                pass
+        return None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        for pid in self.children:  # workerd, if dispose() did not end it
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                kids = [int(x) for x in (task / "children").read_text().split()]
+                out += kids
+                todo += kids
+        except OSError:
+            pass
+    return out
+
+
+def _wait_http(
+    url: str,
+    p: Proc | None,
+    *,
+    timeout: float = 30,
+    proc: subprocess.Popen[bytes] | None = None,
+    expect: bytes | None = None,
+) -> None:
+    deadline = time.monotonic() + timeout
+    popen = proc if proc is not None else (p.proc if p is not None else None)
+    while time.monotonic() < deadline:
+        if popen is not None and popen.poll() is not None:
+            raise RuntimeError(f"{url}: server exited {popen.returncode}")
+        try:
+            r = httpx.get(url, timeout=1)
+            if r.status_code == 200 and (expect is None or r.content == expect):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer in {timeout}s")
+
+
+def _load(url: str, script: str, ctx: Ctx, warm: float, secs: float, **kw: Any) -> dict[str, Any]:
+    wrk.run(url, script, seconds=warm, connections=CONNECTIONS, threads=THREADS, **kw)
+    return wrk.run(url, script, seconds=secs, connections=CONNECTIONS, threads=THREADS, **kw)
+
+
+def _profile_under_load(
+    ctx: Ctx, pid: int, name: str, url: str, script: str, secs: float, **kw: Any
+) -> dict[str, Any]:
+    """A separate wrk run (not measured) while py-spy samples `pid`."""
+    box: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: box.update(profile(pid, secs - 2, ctx.out, name)))
+    load = threading.Thread(
+        target=lambda: wrk.run(url, script, seconds=secs, connections=CONNECTIONS, threads=THREADS, **kw)
+    )
+    load.start()
+    time.sleep(1)
+    t.start()
+    t.join()
+    load.join()
+    return box
+
+
+def hot_read(
+    ctx: Ctx, replica: Proc, account: str, ns: str, secret: str, wrk_headers: dict[str, str]
+) -> None:
+    headers = make_hot(replica.http, account, ns, secret)
+    url = replica.http + value_prefix(account, ns) + HOT_KEY
+    script = wrk.get_script(wrk_headers)
+    warm, secs = ctx.secs(3, 1), ctx.secs(10, 3)
+    res: dict[str, Any] = {
+        "value_bytes": len(HOT_VALUE),
+        "connections": CONNECTIONS,
+        "wrk_threads": THREADS,
+        "seconds": secs,
+    }
+
+    ctx.log("hot read: edgekv replica")
+    res["edgekv"] = _load(url, script, ctx, warm, secs)
+    # Still served from the cache after the run?
+    after = make_hot(replica.http, account, ns, secret)
+    res["source_after"] = after.get("x-edgekv-source")
+
+    ctx.log("hot read: bare ASGI baseline")
+    base = start_baseline(ctx, {k: v for k, v in headers.items() if k.lower() != "age"})
+    try:
+        res["asgi_baseline"] = _load(base.http + value_prefix(account, ns) + HOT_KEY, script, ctx, warm, secs)
+    finally:
+        base.stop()
+
+    ctx.log("hot read: Miniflare")
+    mf = Miniflare(ctx)
+    try:
+        mf.start()
+        res["miniflare"] = _load(mf.url + value_prefix(account, ns) + HOT_KEY, script, ctx, warm, secs)
+    except Exception as exc:
+        res["miniflare"] = {"error": repr(exc)}
+    finally:
+        mf.stop()
+
+    e = res["edgekv"]["rps"]
+    res["ratio_vs_asgi"] = round(e / res["asgi_baseline"]["rps"], 3)
+    if "rps" in res["miniflare"]:
+        res["ratio_vs_miniflare"] = round(e / res["miniflare"]["rps"], 2)
+    if res["ratio_vs_asgi"] < 0.6:
+        ctx.log("hot read: profiling the replica (target 0.6x missed)")
+        res["profile_replica"] = _profile_under_load(
+            ctx, replica.pid, "hot-read-replica", url, script, ctx.secs(8, 4)
+        )
+    ctx.results["hot_read"] = res
+    ctx.log(f"hot read: {json.dumps({k: res.get(k) for k in ('ratio_vs_asgi', 'ratio_vs_miniflare')})}")
+
+
+def cold_read(
+    ctx: Ctx,
+    replica: Proc,
+    central: Proc,
+    account: str,
+    ns: str,
+    n_keys: int,
+    key_format: str,
+    wrk_headers: dict[str, str],
+) -> None:
+    """Distinct keys, each read once per pass (the replica admits nothing: its
+    --admit-threshold is far above any key's count), so every read goes to central."""
+    prefix = value_prefix(account, ns)
+    script = wrk.cycle_script(prefix, n_keys, key_format, wrk_headers)
+    warm, secs = ctx.secs(3, 1), ctx.secs(10, 3)
+    ctx.log("cold read: read-through at a replica")
+    wrk.run(
+        replica.http + "/",
+        script,
+        seconds=warm,
+        connections=CONNECTIONS,
+        threads=THREADS,
+        args=[str(THREADS)],
+    )
+    res: dict[str, Any] = {"keys": n_keys, "connections": CONNECTIONS, "seconds": secs}
+    res["edgekv"] = wrk.run(
+        replica.http + "/",
+        script,
+        seconds=secs,
+        connections=CONNECTIONS,
+        threads=THREADS,
+        args=[str(THREADS)],
+    )
+    ctx.log("cold read: the same keys at central (REST), for reference")
+    res["central_rest"] = wrk.run(
+        central.http + "/",
+        script,
+        seconds=secs,
+        connections=CONNECTIONS,
+        threads=THREADS,
+        args=[str(THREADS)],
+    )
+    ctx.log("cold read: profiling replica and central under read-through load")
+    box: dict[str, Any] = {}
+    secs_p = ctx.secs(8, 4)
+    tr = threading.Thread(
+        target=lambda: box.update(replica=profile(replica.pid, secs_p - 2, ctx.out, "cold-read-replica"))
+    )
+    tc = threading.Thread(
+        target=lambda: box.update(central=profile(central.pid, secs_p - 2, ctx.out, "cold-read-central"))
+    )
+    load = threading.Thread(
+        target=lambda: wrk.run(
+            replica.http + "/",
+            script,
+            seconds=secs_p,
+            connections=CONNECTIONS,
+            threads=THREADS,
+            args=[str(THREADS)],
+        )
+    )
+    load.start()
+    time.sleep(1)
+    tr.start()
+    tc.start()
+    tr.join()
+    tc.join()
+    load.join()
+    res["profile_replica"] = box.get("replica")
+    res["profile_central"] = box.get("central")
+    ctx.results["cold_read"] = res

@@ -1,0 +1,449 @@
+"""`make bench`: edgekv against baselines measured in the same run.
+
+    python -m bench.run [--quick] [--only hot,cold,writes,propagation,list,memory] [--keys N]
+
+Sections (each bounded in time; about 10 minutes in all on 2 cores):
+  writes       central's durable writes/s over REST (wrk) and gRPC, 1 and 64 clients,
+               against RocksStore's own group-commit rate in-process (bench.store_bench)
+  hot          a replica's hot-key reads (wrk, 32 connections) against a bare ASGI app
+               under the same uvicorn settings and against Miniflare (Workers + KV)
+  propagation  create and update lag to 3 replicas (central --propagation-delay 2)
+  list         1,000-key pages from a namespace of 1,000,000 keys (bulk-loaded)
+  cold         read-through at a replica that caches nothing
+  memory       central's RSS with 1,000,000 keys; a replica's RSS under Zipf reads
+               with --cache-bytes 64MiB
+
+Prints a table and writes bench/results.json (and py-spy profiles of the limiting
+process where a target is missed, in bench/profiles/). Needs wrk and, for the
+Miniflare baseline, node with miniflare in bench/.miniflare (`make bench` installs both).
+Loopback only; every process started here is stopped by its pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import bigns, propagation, reads, writes
+from bench.common import KV, ROOT, Proc, create_account, env_info, running, start_central, start_replica
+from bench.context import Ctx
+
+RESULTS = ROOT / "bench" / "results.json"
+PROFILES = ROOT / "bench" / "profiles"
+SECTIONS = ("writes", "hot", "propagation", "list", "cold", "memory")
+PROPAGATION_DELAY = 2.0
+CACHE_BYTES = 64 * 2**20
+
+
+def _section(ctx: Ctx, name: str, fn: Callable[[], None]) -> None:
+    t0 = time.monotonic()
+    try:
+        fn()
+    except Exception as exc:
+        ctx.log(f"{name}: FAILED {exc!r}")
+        ctx.results.setdefault("errors", {})[name] = traceback.format_exc()[-3000:]
+    ctx.results.setdefault("section_seconds", {})[name] = round(time.monotonic() - t0, 1)
+
+
+async def _namespace(central: Proc, title: str) -> tuple[str, str, str]:
+    account, secret = await create_account(central.grpc)
+    async with KV(central.http, account, secret) as kv:
+        ns = await kv.create_namespace(title)
+    return account, secret, ns
+
+
+def cluster_a(ctx: Ctx, only: set[str]) -> None:
+    """writes, hot reads, propagation: one central (propagation delay 2 s)."""
+    if not only & {"writes", "hot", "propagation"}:
+        return
+    with running() as procs:
+        central = start_central(ctx.tmp, propagation_delay=PROPAGATION_DELAY, name="central-a")
+        procs.append(central)
+        account, secret, ns = asyncio.run(_namespace(central, "bench"))
+        auth = {"Authorization": f"Bearer {secret}"}
+        if "writes" in only:
+            _section(ctx, "writes-store", lambda: writes.store_baseline(ctx))
+            _section(ctx, "writes", lambda: writes.durable_writes(ctx, central, account, ns, auth))
+        if not only & {"hot", "propagation"}:
+            return
+        r1 = start_replica(ctx.tmp, central.grpc, "us", cache_bytes=CACHE_BYTES)
+        procs.append(r1)
+        if "hot" in only:
+            asyncio.run(_put(central, account, secret, ns, reads.HOT_KEY, reads.HOT_VALUE))
+            _section(ctx, "hot", lambda: reads.hot_read(ctx, r1, account, ns, secret, auth))
+        if "propagation" in only:
+            r2 = start_replica(ctx.tmp, central.grpc, "eu", cache_bytes=CACHE_BYTES)
+            procs.append(r2)
+            r3 = start_replica(ctx.tmp, central.grpc, "ap", cache_bytes=CACHE_BYTES)
+            procs.append(r3)
+            _section(
+                ctx,
+                "propagation",
+                lambda: propagation.propagation(
+                    ctx, central, [r1, r2, r3], account, ns, secret, PROPAGATION_DELAY
+                ),
+            )
+
+
+async def _put(central: Proc, account: str, secret: str, ns: str, key: str, value: bytes) -> None:
+    async with KV(central.http, account, secret) as kv:
+        (await kv.put(ns, key, value)).raise_for_status()
+
+
+def cluster_b(ctx: Ctx, only: set[str], n_keys: int) -> None:
+    """The 1,000,000-key namespace: load, list, cold reads, memory."""
+    if not only & {"list", "cold", "memory"}:
+        return
+    with running() as procs:
+        # A short change log: replicas started after the load begin from a snapshot
+        # instead of replaying a million creates.
+        central = start_central(ctx.tmp, name="central-b", extra=["--log-retention", "10000"])
+        procs.append(central)
+        account, secret, ns = asyncio.run(_namespace(central, "big"))
+        auth = {"Authorization": f"Bearer {secret}"}
+        loaded = 0
+
+        def do_load() -> None:
+            nonlocal loaded
+            loaded = bigns.load(ctx, central, account, ns, n_keys)
+
+        _section(ctx, "load", do_load)
+        if not loaded:
+            return
+        bigns.central_memory(ctx, central, loaded)
+        cold = start_replica(
+            ctx.tmp, central.grpc, "cold", cache_bytes=CACHE_BYTES, extra=["--admit-threshold", "1000000"]
+        )
+        procs.append(cold)
+        if "list" in only:
+            _section(ctx, "list", lambda: bigns.list_pages(ctx, central, cold, account, ns, secret))
+        if "cold" in only:
+            _section(
+                ctx,
+                "cold",
+                lambda: reads.cold_read(ctx, cold, central, account, ns, loaded, bigns.KEY_FORMAT, auth),
+            )
+        cold.stop()
+        if "memory" in only:
+            mem = start_replica(
+                ctx.tmp, central.grpc, "mem", cache_bytes=CACHE_BYTES, extra=["--admit-threshold", "1"]
+            )
+            procs.append(mem)
+            _section(
+                ctx, "memory", lambda: bigns.replica_memory(ctx, mem, account, ns, loaded, CACHE_BYTES, auth)
+            )
+        bigns.central_memory(ctx, central, loaded)
+
+
+# -- the table and the notes
+
+
+def _f(x: Any, fmt: str = ",.0f") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return format(x, fmt)
+
+
+def table(r: dict[str, Any]) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+
+    def row(
+        metric: str,
+        edgekv: str,
+        baseline: str = "-",
+        ratio: str = "-",
+        target: str = "-",
+        ok: bool | None = None,
+    ) -> None:
+        rows.append(
+            {
+                "metric": metric,
+                "edgekv": edgekv,
+                "baseline": baseline,
+                "ratio": ratio,
+                "target": target,
+                "met": "-" if ok is None else ("yes" if ok else "NO"),
+            }
+        )
+
+    h = r.get("hot_read")
+    if h:
+        e, b, m = h["edgekv"], h["asgi_baseline"], h.get("miniflare", {})
+        row(
+            "hot read req/s (replica, 32 conns)",
+            _f(e["rps"]),
+            f"{_f(b['rps'])} bare ASGI",
+            f"{h['ratio_vs_asgi']:.2f}x",
+            ">= 0.6x",
+            h["ratio_vs_asgi"] >= 0.6,
+        )
+        if "rps" in m:
+            row(
+                "hot read req/s vs Miniflare",
+                _f(e["rps"]),
+                f"{_f(m['rps'])} Miniflare",
+                f"{h['ratio_vs_miniflare']:.1f}x",
+                ">= 5x",
+                h["ratio_vs_miniflare"] >= 5,
+            )
+        else:
+            row(
+                "hot read req/s vs Miniflare",
+                _f(e["rps"]),
+                f"failed: {m.get('error', '?')[:60]}",
+                "-",
+                ">= 5x",
+            )
+        row(
+            "hot read p50 / p99 ms",
+            f"{e['p50_ms']:.2f} / {e['p99_ms']:.2f}",
+            f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} ASGI"
+            + (f"; {m['p50_ms']:.2f} / {m['p99_ms']:.2f} Miniflare" if "rps" in m else ""),
+        )
+    c = r.get("cold_read")
+    if c:
+        e, b = c["edgekv"], c["central_rest"]
+        row(
+            "cold read req/s (read-through)",
+            _f(e["rps"]),
+            f"{_f(b['rps'])} central REST",
+            f"{e['rps'] / b['rps']:.2f}x",
+        )
+        row(
+            "cold read p50 / p99 ms",
+            f"{e['p50_ms']:.2f} / {e['p99_ms']:.2f}",
+            f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} central REST",
+        )
+    w = r.get("writes")
+    s = r.get("store_writes", {})
+    if w:
+        for k, label, base in (
+            ("rest_1", "REST, 1 conn", "tasks_1"),
+            ("rest_64", "REST, 64 conns", "tasks_64"),
+            ("grpc_1", "gRPC, 1 client", "tasks_1"),
+            ("grpc_64", "gRPC, 64 clients", "tasks_64"),
+        ):
+            x = w.get(k)
+            if not x:
+                continue
+            bw = s.get(base)
+            tgt = ">= 5,000/s" if k.endswith("64") else "-"
+            row(
+                f"durable writes/s, {label}",
+                _f(x["wps"]),
+                f"{_f(bw)} RocksStore in-process" if bw else "-",
+                f"{x['wps'] / bw:.2f}x" if bw else "-",
+                tgt,
+                x["wps"] >= 5000 if k.endswith("64") else None,
+            )
+    p = r.get("propagation")
+    if p:
+        for name, v in p["create"].items():
+            row(
+                f"create lag p50 / p99 ms -> {name}",
+                f"{v['p50_ms']:.1f} / {v['p99_ms']:.1f}",
+                "-",
+                "-",
+                "p99 < 100 ms",
+                v["p99_ms"] < 100,
+            )
+        d = p["propagation_delay_s"] * 1000
+        for name, v in p["update"].items():
+            row(
+                f"update lag p50 / p99 ms -> {name}",
+                f"{v['p50_ms']:.0f} / {v['p99_ms']:.0f}",
+                f"delay {d:.0f} ms",
+                "-",
+                f"max <= {d:.0f} ms (+poll 20)",
+                v["max_ms"] <= d + 20,
+            )
+    ld = r.get("load")
+    if ld:
+        row(
+            "bulk load keys/s (gRPC BulkPut x 10,000)",
+            _f(ld["keys_per_s"]),
+            "-",
+            "-",
+            f"{ld['keys']:,} keys in {ld['seconds']} s",
+        )
+    li = r.get("list")
+    if li:
+        for where, v in li.items():
+            row(
+                f"list 1,000-key page p50 / p99 ms ({where})",
+                f"{v['p50_ms']:.1f} / {v['p99_ms']:.1f}",
+                "-",
+                "-",
+                "< 20 ms",
+                v["p99_ms"] < 20,
+            )
+    mem = r.get("memory", {})
+    if "replica" in mem:
+        v = mem["replica"]
+        bound = v["cache_bound_mib"] + 100
+        row(
+            "replica RSS MiB (Zipf, 64 MiB cache)",
+            _f(v["rss_peak_mib"], ".0f"),
+            f"cache {v['cache_fill'] * 100:.0f}% full, {_f(v['cache_keys'])} keys",
+            "-",
+            f"<= {bound:.0f} MiB",
+            v["rss_peak_mib"] <= bound,
+        )
+        if v.get("rss_projected_full_mib"):
+            row(
+                "replica RSS MiB projected at a full cache",
+                _f(v["rss_projected_full_mib"], ".0f"),
+                f"{v['rss_bytes_per_cached_entry']} B/entry real vs {v['charged_bytes_per_entry']} charged",
+                "-",
+                f"<= {bound:.0f} MiB",
+                v["rss_projected_full_mib"] <= bound,
+            )
+    if "central" in mem:
+        v = mem["central"]
+        row(f"central RSS MiB ({v['keys']:,} keys)", _f(v["rss_mib"], ".0f"))
+    return rows
+
+
+def render(rows: list[dict[str, str]]) -> str:
+    cols = ("metric", "edgekv", "baseline", "ratio", "target", "met")
+    width = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols} if rows else {c: len(c) for c in cols}
+    line = " | ".join(c.ljust(width[c]) for c in cols)
+    out = [line, "-+-".join("-" * width[c] for c in cols)]
+    out += [" | ".join(r[c].ljust(width[c]) for c in cols) for r in rows]
+    return "\n".join(out)
+
+
+def notes(r: dict[str, Any]) -> list[str]:
+    """Each missed target: by how much, and the top of the limiting process's profile."""
+    out: list[str] = []
+
+    def prof(p: dict[str, Any] | None, label: str) -> str:
+        if not p or "own" not in p:
+            return f" ({label}: no profile: {p.get('error') if p else 'none'})"
+        return f" {label} py-spy (GIL samples), top own: " + "; ".join(x.strip() for x in p["own"][:6])
+
+    h = r.get("hot_read")
+    if h:
+        if h["ratio_vs_asgi"] < 0.6:
+            out.append(
+                f"hot read: {h['ratio_vs_asgi']:.2f}x the bare ASGI app, target 0.6x (short by "
+                f"{(0.6 - h['ratio_vs_asgi']) / 0.6 * 100:.0f}%)." + prof(h.get("profile_replica"), "replica")
+            )
+        if h.get("ratio_vs_miniflare", 99) < 5:
+            out.append(
+                f"hot read: {h['ratio_vs_miniflare']:.1f}x Miniflare, target 5x (short by "
+                f"{(5 - h['ratio_vs_miniflare']) / 5 * 100:.0f}%)."
+            )
+    w = r.get("writes")
+    if w:
+        best = max(w.get("rest_64", {}).get("wps", 0), w.get("grpc_64", {}).get("wps", 0))
+        if best < 5000:
+            out.append(
+                f"durable writes: best with 64 clients {best:,.0f}/s, target 5,000/s (short by "
+                f"{(5000 - best) / 50:.0f}%)."
+                + prof(w.get("profile_central_rest"), "central (REST)")
+                + prof(w.get("profile_central_grpc"), "central (gRPC)")
+            )
+    p = r.get("propagation")
+    if p:
+        worst = max(v["p99_ms"] for v in p["create"].values())
+        if worst >= 100:
+            out.append(
+                f"create lag: worst replica p99 {worst:.0f} ms, target < 100 ms "
+                f"(over by {worst - 100:.0f} ms);"
+                f" replicas' own lag histograms (commit -> applied): {p.get('replica_histograms')}."
+            )
+    g = r.get("store_writes", {}).get("python_speed_beside_sync_writer")
+    if g is not None:
+        out.append(
+            f"store: a Python loop runs at {g:.2f}x its speed while another thread does synced"
+            " rocksdict writes (~1.0 = the GIL is released during the WAL fsync; ~0.5 = held through"
+            " it, so every group commit stalls central's event loop)."
+        )
+    li = r.get("list")
+    if li:
+        for where, v in li.items():
+            if v["p99_ms"] >= 20:
+                out.append(
+                    f"list ({where}): p99 {v['p99_ms']:.1f} ms per 1,000-key page, target < 20 ms "
+                    f"(over by {(v['p99_ms'] - 20) / 20 * 100:.0f}%)."
+                )
+    mem = r.get("memory", {}).get("replica")
+    if mem:
+        bound = mem["cache_bound_mib"] + 100
+        worst = max(mem["rss_peak_mib"], mem.get("rss_projected_full_mib") or 0)
+        if worst > bound:
+            out.append(
+                f"replica memory: RSS {worst:.0f} MiB (peak or projected at a full cache) vs bound "
+                f"{bound:.0f} MiB (over by {worst - bound:.0f} MiB): each cached entry costs "
+                f"~{mem['rss_bytes_per_cached_entry']} B of RSS but is charged "
+                f"{mem['charged_bytes_per_entry']} B."
+            )
+        if mem["cache_fill"] < 0.9:
+            out.append(
+                f"replica memory: the Zipf run filled the cache to {mem['cache_fill'] * 100:.0f}% only "
+                "in its time bound; the full-cache RSS is projected from the measured bytes per entry."
+            )
+    c = r.get("cold_read")
+    if c:
+        out.append(
+            "cold read: "
+            + prof(c.get("profile_replica"), "replica").strip()
+            + ";"
+            + prof(c.get("profile_central"), "central")
+        )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short runs and 100,000 keys (a smoke test)")
+    ap.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
+    )
+    ap.add_argument("--keys", type=int, default=0, help="keys in the big namespace (default 1,000,000)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    a = ap.parse_args()
+    only = {s.strip() for s in a.only.split(",") if s.strip()}
+    unknown = only - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"unknown sections: {sorted(unknown)}")
+    n_keys = a.keys or (100_000 if a.quick else 1_000_000)
+    PROFILES.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="edgekv-bench-", dir=ROOT / "bench"))
+    ctx = Ctx(tmp=tmp, out=PROFILES, quick=a.quick)
+    ctx.results["env"] = env_info() | {"quick": a.quick, "sections": sorted(only)}
+    try:
+        cluster_a(ctx, only)
+        cluster_b(ctx, only, n_keys)
+    finally:
+        logs = {p.name: p.read_text(errors="replace")[-2000:] for p in tmp.glob("*.log")}
+        if ctx.results.get("errors"):
+            ctx.results["logs_tail"] = logs
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = table(ctx.results)
+    ctx.results["table"] = rows
+    ctx.results["notes"] = notes(ctx.results)
+    ctx.results["env"]["total_seconds"] = round(time.monotonic() - ctx.started, 1)
+    a.out.write_text(json.dumps(ctx.results, indent=2, default=str) + "\n")
+    print()
+    print(render(rows))
+    print()
+    for n in ctx.results["notes"]:
+        print("note:", n)
+    if ctx.results.get("errors"):
+        print("sections that failed:", ", ".join(ctx.results["errors"]))
+    print(f"\nresults: {a.out.relative_to(ROOT) if a.out.is_relative_to(ROOT) else a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Central's durable writes/s (every write acknowledged after its WAL sync), over REST
+(wrk PUTs of distinct keys) and gRPC (Python CentralClient), 1 and 64 clients."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from bench import wrk
+from bench.common import Proc, metric_value, profile, summary_ms
+from bench.context import Ctx, value_prefix
+
+BODY = b"v" * 100
+
+
+def _grpc(
+    central: Proc, account: str, ns: str, clients: int, procs: int, secs: float, tag: str
+) -> dict[str, Any]:
+    per = clients // procs
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.grpc_load",
+        "--target",
+        central.grpc,
+        "--account",
+        account,
+        "--ns",
+        ns,
+        "--clients",
+        str(per),
+        "--seconds",
+        str(secs),
+    ]
+    running = [
+        subprocess.Popen([*cmd, "--tag", f"{tag}{i}"], stdout=subprocess.PIPE, text=True)
+        for i in range(procs)
+    ]
+    outs = [json.loads(p.communicate(timeout=secs + 60)[0]) for p in running]
+    lat = [x for o in outs for x in o["latencies"]]
+    writes = sum(o["writes"] for o in outs)
+    elapsed = max(o["elapsed_s"] for o in outs)
+    return {
+        "clients": clients,
+        "client_processes": procs,
+        "writes": writes,
+        "errors": sum(o["errors"] for o in outs),
+        "wps": round(writes / elapsed, 1),
+        **summary_ms(lat),
+    }
+
+
+def durable_writes(ctx: Ctx, central: Proc, account: str, ns: str, wrk_headers: dict[str, str]) -> None:
+    secs = ctx.secs(8, 3)
+    prefix = value_prefix(account, ns)
+    res: dict[str, Any] = {"value_bytes": len(BODY), "seconds": secs}
+    ctx.log("writes: REST, 1 connection")
+    res["rest_1"] = wrk.run(
+        central.http + "/",
+        wrk.put_script(prefix, "r1", BODY, wrk_headers),
+        seconds=secs,
+        connections=1,
+        threads=1,
+    )
+    ctx.log("writes: REST, 64 connections")
+    res["rest_64"] = wrk.run(
+        central.http + "/",
+        wrk.put_script(prefix, "r64", BODY, wrk_headers),
+        seconds=secs,
+        connections=64,
+        threads=2,
+    )
+    ctx.log("writes: gRPC, 1 client")
+    res["grpc_1"] = _grpc(central, account, ns, 1, 1, secs, "g1-")
+    ctx.log("writes: gRPC, 64 clients (2 processes x 32 tasks)")
+    res["grpc_64"] = _grpc(central, account, ns, 64, 2, secs, "g64-")
+    for k in ("rest_1", "rest_64"):
+        res[k]["wps"] = res[k]["rps"]
+    best = max(res["rest_64"]["wps"], res["grpc_64"]["wps"])
+    if best < 5000:
+        ctx.log("writes: profiling central under 64 REST writers (target 5,000/s missed)")
+        box: dict[str, Any] = {}
+        p_secs = ctx.secs(8, 4)
+        load = threading.Thread(
+            target=lambda: box.update(
+                load=wrk.run(
+                    central.http + "/",
+                    wrk.put_script(prefix, "prof", BODY, wrk_headers),
+                    seconds=p_secs,
+                    connections=64,
+                    threads=2,
+                )
+            )
+        )
+        load.start()
+        time.sleep(1)
+        res["profile_central_rest"] = profile(central.pid, p_secs - 2, ctx.out, "writes-central-rest")
+        load.join()
+        box2: dict[str, Any] = {}
+        g = threading.Thread(
+            target=lambda: box2.update(r=_grpc(central, account, ns, 64, 2, p_secs, "prof-"))
+        )
+        g.start()
+        time.sleep(1.5)
+        res["profile_central_grpc"] = profile(central.pid, p_secs - 3, ctx.out, "writes-central-grpc")
+        g.join()
+    try:
+        import httpx
+
+        text = httpx.get(central.http + "/metrics", timeout=5).text
+        res["central_writes_total_put"] = metric_value(text, "edgekv_writes_total", op="put")
+    except Exception:
+        pass
+    ctx.results["writes"] = res
+
+
+def store_baseline(ctx: Ctx) -> None:
+    """RocksStore's own durable write rate in this process (no RPC, no HTTP): 1 and 64
+    asyncio writers sharing group commits, as `bench.store_bench` measures it."""
+    import tempfile as _tf
+
+    from bench.store_bench import ACCT, writes_tasks
+    from kvcore.store.rocks import RocksStore
+
+    secs = ctx.secs(4, 2)
+    ctx.log("writes: RocksStore in-process baseline, 1 and 64 asyncio writers")
+    with _tf.TemporaryDirectory(prefix="store-", dir=ctx.tmp) as path, RocksStore(path, sync=True) as store:
+        ns = store.create_namespace(ACCT, "bench").id
+        one = writes_tasks(store, ns, 1, secs, "one")
+        many = writes_tasks(store, ns, 64, secs, "many")
+        gil = _gil_share_during_sync_writes(path + "-gil")
+    ctx.results["store_writes"] = {
+        "tasks_1": round(one, 1),
+        "tasks_64": round(many, 1),
+        "seconds": secs,
+        "python_speed_beside_sync_writer": gil,
+    }
+
+
+def _gil_share_during_sync_writes(path: str, secs: float = 1.5) -> float:
+    """How fast a pure-Python loop runs while another thread does synced rocksdict
+    writes (what the store's group commit does), relative to alone. ~1.0: the GIL is
+    released while the WAL is synced; ~0.5: it is held through the fsync."""
+    import threading as _th
+
+    from rocksdict import Rdict, WriteBatch, WriteOptions
+
+    db = Rdict(path)
+    wo = WriteOptions()
+    wo.sync = True
+
+    def spin() -> int:
+        n, end = 0, time.perf_counter() + secs
+        while time.perf_counter() < end:
+            n += 1
+        return n
+
+    alone = spin()
+    stop = _th.Event()
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            b = WriteBatch()
+            b.put(f"gil-{i}".encode(), BODY)
+            db.write(b, wo)
+            i += 1
+
+    t = _th.Thread(target=writer)
+    t.start()
+    beside = spin()
+    stop.set()
+    t.join()
+    db.close()
+    return round(beside / alone, 2)
