@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
@@ -78,6 +78,16 @@ def _multipart(parts: list[tuple[str, bytes]], boundary: str = "xyz") -> tuple[b
     return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
+async def _chunks(total: int, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    """A streamed body (Transfer-Encoding: chunked): only the server's running count can
+    refuse it."""
+    sent = 0
+    while sent < total:
+        n = min(size, total - sent)
+        yield b"x" * n
+        sent += n
+
+
 async def raw_request(base: str, head: bytes, body: bytes = b"") -> httpx.Response:
     """Send hand-made request bytes (lying Content-Length, raw non-ASCII path bytes) and
     parse the response; the server must answer without waiting for the missing body."""
@@ -126,6 +136,7 @@ async def test_bad_input_gets_a_4xx_envelope_and_changes_nothing(env: Env, targe
     h = {"authorization": f"Bearer {env.secret}"}
     mp_ok, mp_type = _multipart([("value", b"v"), ("metadata", b'{"a":1}')])
     mp_big_meta, _ = _multipart([("value", b"v"), ("metadata", json.dumps("m" * 1100).encode())])
+    mp_big_value, _ = _multipart([("value", b"x" * (MAX_VALUE_BYTES + 1))])
     zero_ns, other_acct = "0" * 32, "f" * 32
 
     async with httpx.AsyncClient(timeout=60) as c:
@@ -154,6 +165,16 @@ async def test_bad_input_gets_a_4xx_envelope_and_changes_nothing(env: Env, targe
             ("invalid UTF-8 delete", c.delete(f"{p}/values/bad%FF", headers=h), 400),
             # values and metadata over the limits
             ("value of 25 MiB + 1", put(f"{p}/values/big", content=b"x" * (MAX_VALUE_BYTES + 1)), 413),
+            (
+                "value of 25 MiB + 1, chunked (no Content-Length)",
+                put(f"{p}/values/big", content=_chunks(MAX_VALUE_BYTES + 1)),
+                413,
+            ),
+            (
+                "multipart value of 25 MiB + 1",
+                put(f"{p}/values/big", content=mp_big_value, headers={"content-type": mp_type}),
+                413,
+            ),
             (
                 "metadata > 1024 bytes",
                 put(f"{p}/values/k", content=mp_big_meta, headers={"content-type": mp_type}),
