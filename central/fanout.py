@@ -93,6 +93,10 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        # Counters exist from the start (at 0), so rate()/increase() see their first event.
+        metrics.coalesced.labels(self._region)
+        metrics.subscriber_resets.labels(self._region)
+        metrics.pending_updates.labels(self._region).set(0)
 
     # -- lifecycle
 

@@ -24,7 +24,7 @@ from kvcore.model import Permission, token_hash
 from kvcore.pb import edgekv_pb2, edgekv_pb2_grpc
 from kvcore.rest.app import create_app
 from kvcore.rpc.security import SERVER_OPTIONS, ClusterSecretInterceptor, server_credentials
-from kvcore.serving import http_server, serve_until, stop_on_signals
+from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
 from kvcore.settings import CentralSettings
 from kvcore.store.rocks import RocksStore
 
@@ -117,4 +117,4 @@ async def serve(
 
 
 def run(settings: CentralSettings) -> None:
-    asyncio.run(serve(settings))
+    run_forever(serve(settings))

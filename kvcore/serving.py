@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 import uvicorn
@@ -41,6 +41,18 @@ def http_server(app: Any, addr: str, *, log_level: str = "warning") -> uvicorn.S
         date_header=False,
     )
     return _Server(config)
+
+
+def run_forever(main: Coroutine[Any, Any, None]) -> None:
+    """Run a server process's main coroutine on uvloop (uvicorn[standard] brings it; the
+    HTTP server and gRPC both run measurably faster on it), else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:

@@ -18,7 +18,7 @@ from kvcore.errors import KVError
 from kvcore.metrics import Metrics
 from kvcore.rest.app import create_app
 from kvcore.rpc.client import CentralClient
-from kvcore.serving import http_server, serve_until, stop_on_signals
+from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
 from kvcore.settings import ReplicaSettings
 from replica.backend import ReplicaBackend
 from replica.edge import EdgeState
@@ -123,10 +123,4 @@ async def _wait_started(http: object, ready_event: asyncio.Event) -> None:
 def run(settings: ReplicaSettings) -> None:
     """`edgekv replica`: serve until SIGTERM/SIGINT, on uvloop when it is installed."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-        asyncio.run(serve(settings))
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(settings))
+    run_forever(serve(settings))

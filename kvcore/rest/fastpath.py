@@ -1,9 +1,12 @@
 """The outermost layer of the REST app, as plain ASGI: HTTP metrics for every request
-and the hot path, `GET .../values/{key}`, served without FastAPI's routing,
-dependency injection and response classes.
+and the two hot paths, `GET .../values/{key}` and a raw-body `PUT .../values/{key}`,
+served without FastAPI's routing, dependency injection and response classes (which
+cost more than the durable write itself: ~2,200 writes/s through FastAPI with 64
+clients against 31,000/s from the store in-process).
 
-Everything else is passed on to FastAPI. The value read is answered by the same
-function (`read_value`) whichever way a request arrives, so both render alike.
+Everything else, multipart PUTs included, is passed on to FastAPI. The value read is
+answered by the same function (`read_value`) whichever way a request arrives, so
+both render alike.
 """
 
 from __future__ import annotations
@@ -11,17 +14,25 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from kvcore import limits
-from kvcore.errors import InternalError, KVError, NamespaceNotFound, NotFoundRoute
+from kvcore.errors import InternalError, KVError, NamespaceNotFound, NotFoundRoute, ValidationError
 from kvcore.metrics import Metrics
+from kvcore.model import WriteItem
 from kvcore.rest import envelope
 from kvcore.rest.auth import authorize
 from kvcore.rest.backend import Backend
-from kvcore.rest.parsing import decode_segment, strong_read
+from kvcore.rest.parsing import (
+    decode_segment,
+    is_multipart,
+    parse_condition,
+    query_number,
+    read_capped,
+    strong_read,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,28 +95,69 @@ def is_value_path(raw_path: bytes) -> bool:
     return raw_path in _PARSED or _VALUE_GET.match(raw_path) is not None
 
 
+async def _value_target(
+    backend: Backend, scope: Scope, raw_path: bytes, *, write: bool, op: str
+) -> tuple[str, str, str]:
+    """(account, namespace, key) of a value path, after the caller is authorized."""
+    parsed = _PARSED.get(raw_path)
+    if parsed is not None:
+        account_id, namespace_id, key = parsed
+        await authorize(backend, _header(scope, b"authorization"), account_id, write=write)
+        return parsed
+    m = _VALUE_GET.match(raw_path)
+    if m is None:
+        raise NotFoundRoute()
+    raw_account, raw_namespace, raw_key = m.groups()
+    account_id = _segment(raw_account, "account_id")
+    # Auth before anything about the namespace or key is looked at or reported.
+    await authorize(backend, _header(scope, b"authorization"), account_id, write=write)
+    namespace_id = limits.validate_namespace_id(_segment(raw_namespace, "namespace_id"))
+    if not namespace_id:
+        raise NamespaceNotFound(f"{op}: 'namespace not found'")
+    key = limits.validate_key(decode_segment(raw_key, "key_name"))
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[raw_path] = (account_id, namespace_id, key)
+    return account_id, namespace_id, key
+
+
+async def _body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ValidationError("body: the client went away before sending it whole")
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+async def write_value(
+    backend: Backend, scope: Scope, receive: Receive, raw_path: bytes
+) -> tuple[int, Headers, bytes]:
+    """Status, headers and body of `PUT .../values/{key}` with a raw value body (the
+    same rules as the FastAPI route, which keeps multipart bodies)."""
+    try:
+        account_id, namespace_id, key = await _value_target(backend, scope, raw_path, write=True, op="put")
+        qs = scope.get("query_string")
+        q = dict(parse_qsl(qs.decode("latin-1"), keep_blank_values=True)) if qs else {}
+        expiration = limits.resolve_expiration(
+            backend.now(), query_number(q, "expiration"), query_number(q, "expiration_ttl")
+        )
+        condition = parse_condition(_header(scope, b"if-match"), _header(scope, b"if-none-match"))
+        value = await read_capped(
+            _body(receive), _header(scope, b"content-length"), limits.MAX_VALUE_BYTES, "value"
+        )
+        item = WriteItem(key=key, value=value, expiration=expiration)
+        result = await backend.put(account_id, namespace_id, item, condition)
+    except KVError as exc:
+        return exc.http_status, list(_JSON_HEADERS), envelope.error_body(exc)
+    return 200, [*_JSON_HEADERS, (b"etag", b'"%d"' % result.seq)], envelope.NULL_RESULT
+
+
 async def read_value(backend: Backend, scope: Scope, raw_path: bytes) -> tuple[int, Headers, bytes]:
     """Status, headers and body of `GET .../values/{key}` (raw bytes, or the failure envelope)."""
     try:
-        parsed = _PARSED.get(raw_path)
-        if parsed is not None:
-            account_id, namespace_id, key = parsed
-            await authorize(backend, _header(scope, b"authorization"), account_id, write=False)
-        else:
-            m = _VALUE_GET.match(raw_path)
-            if m is None:
-                raise NotFoundRoute()
-            raw_account, raw_namespace, raw_key = m.groups()
-            account_id = _segment(raw_account, "account_id")
-            # Auth before anything about the namespace or key is looked at or reported.
-            await authorize(backend, _header(scope, b"authorization"), account_id, write=False)
-            namespace_id = limits.validate_namespace_id(_segment(raw_namespace, "namespace_id"))
-            if not namespace_id:
-                raise NamespaceNotFound("get: 'namespace not found'")
-            key = limits.validate_key(decode_segment(raw_key, "key_name"))
-            if len(_PARSED) >= _PARSED_MAX:
-                _PARSED.clear()
-            _PARSED[raw_path] = (account_id, namespace_id, key)
+        account_id, namespace_id, key = await _value_target(backend, scope, raw_path, write=False, op="get")
         strong = False
         qs = scope.get("query_string")
         if qs:
@@ -157,13 +209,18 @@ class EdgeMiddleware:
         start = time.perf_counter()
         method: str = scope["method"]
         status = 500
-        if method == "GET":
+        if method == "GET" or method == "PUT":
             raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
-            if is_value_path(raw_path):
+            if is_value_path(raw_path) and (
+                method == "GET" or not is_multipart(_header(scope, b"content-type"))
+            ):
                 try:
-                    status, headers, body = await read_value(self.backend, scope, raw_path)
+                    if method == "GET":
+                        status, headers, body = await read_value(self.backend, scope, raw_path)
+                    else:
+                        status, headers, body = await write_value(self.backend, scope, receive, raw_path)
                 except Exception:
-                    log.exception("value read failed")
+                    log.exception("value %s failed", method)
                     exc = InternalError()
                     status, headers, body = exc.http_status, list(_JSON_HEADERS), envelope.error_body(exc)
                 headers.append((b"content-length", b"%d" % len(body)))

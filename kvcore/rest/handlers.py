@@ -21,6 +21,7 @@ from kvcore.model import Entry, KeyInfo, Namespace, WriteItem
 from kvcore.rest import envelope
 from kvcore.rest.auth import authorize
 from kvcore.rest.backend import Backend
+from kvcore.rest.fastpath import write_value
 from kvcore.rest.parsing import (
     is_multipart,
     key_from_raw_path,
@@ -169,24 +170,24 @@ class Handlers:
         return _ok(envelope.success_raw(result.entry.metadata_json or "null"))
 
     async def put_value(self, request: Request) -> Response:
+        ctype = request.headers.get("content-type")
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        if not is_multipart(ctype):
+            # A raw value body: normally answered by the fast path in EdgeMiddleware.
+            status, headers, body = await write_value(self.backend, request.scope, request.receive, raw_path)
+            return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
+        assert ctype is not None
         account_id = await self._auth(request, write=True)
         namespace_id = _namespace_id(request, "put")
-        key = key_from_raw_path(request.scope.get("raw_path") or request.url.path.encode())
+        key = key_from_raw_path(raw_path)
         q = request.query_params
         expiration = limits.resolve_expiration(
             self.backend.now(), query_number(q, "expiration"), query_number(q, "expiration_ttl")
         )
         condition = parse_condition(request.headers.get("if-match"), request.headers.get("if-none-match"))
-        ctype = request.headers.get("content-type")
-        length = request.headers.get("content-length")
-        if is_multipart(ctype):
-            assert ctype is not None
-            body = await read_capped(request.stream(), length, _PUT_BODY, "body")
-            upload = parse_multipart_value(ctype, body)
-            value, metadata_json = upload.value, upload.metadata_json
-        else:
-            value = await read_capped(request.stream(), length, limits.MAX_VALUE_BYTES, "value")
-            metadata_json = None
+        body = await read_capped(request.stream(), request.headers.get("content-length"), _PUT_BODY, "body")
+        upload = parse_multipart_value(ctype, body)
+        value, metadata_json = upload.value, upload.metadata_json
         limits.validate_value(value)
         item = WriteItem(key=key, value=value, metadata_json=metadata_json, expiration=expiration)
         result = await self.backend.put(account_id, namespace_id, item, condition)
