@@ -13,6 +13,19 @@ from kvcore.model import Permission, Token, token_hash
 from kvcore.rest.backend import Backend
 
 _MAX_TOKEN_CHARS = 256
+# secret -> SHA-256: a pure function, memoized because it is on every request's path
+# (the lookup by hash still happens every time, so a revocation is still immediate).
+_HASHES: dict[str, str] = {}
+_HASHES_MAX = 4096
+
+
+def _hash(secret: str) -> str:
+    digest = _HASHES.get(secret)
+    if digest is None:
+        if len(_HASHES) >= _HASHES_MAX:
+            _HASHES.clear()
+        digest = _HASHES[secret] = token_hash(secret)
+    return digest
 
 
 def bearer_secret(authorization: str | None) -> str:
@@ -29,7 +42,7 @@ def bearer_secret(authorization: str | None) -> str:
 async def authorize(backend: Backend, authorization: str | None, account_id: str, *, write: bool) -> Token:
     """The token allowed to act on `account_id`; raises 401 / 403 otherwise."""
     secret = bearer_secret(authorization)
-    token = await backend.authenticate(token_hash(secret))
+    token = await backend.authenticate(_hash(secret))
     if token is None:
         raise AuthenticationError("Authentication error: unknown or revoked token")
     if token.account_id != account_id:
