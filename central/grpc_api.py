@@ -215,6 +215,7 @@ class ReplicationService(pb_grpc.ReplicationServicer):  # type: ignore[misc]
                     safe_seq=end if i == len(chunks) - 1 else chunk[-1].seq,
                     committed_seq=self._hub.ingested_seq,
                     snapshot=snapshot if first else None,
+                    replay=True,
                 )
                 first = False
             seq = end

@@ -187,3 +187,4 @@ class ChangeBatch:
     committed_seq: int
     reset: bool = False
     snapshot: Snapshot | None = None
+    replay: bool = False  # catch-up from the log: lag metrics skip these changes

@@ -245,6 +245,7 @@ def batch_to_pb(batch: ChangeBatch) -> pb.ChangeBatch:
         committed_seq=batch.committed_seq,
         reset=batch.reset,
         has_snapshot=batch.snapshot is not None,
+        replay=batch.replay,
     )
     if batch.snapshot is not None:
         msg.snapshot.CopyFrom(snapshot_to_pb(batch.snapshot.namespaces, batch.snapshot.tokens))
@@ -258,4 +259,5 @@ def batch_from_pb(msg: pb.ChangeBatch) -> ChangeBatch:
         committed_seq=msg.committed_seq,
         reset=msg.reset,
         snapshot=snapshot_from_pb(msg.snapshot) if msg.has_snapshot else None,
+        replay=msg.replay,
     )

@@ -287,7 +287,7 @@ class EdgeState:
         now = self.clock.now()
         top = self.applied_seq
         for change in batch.changes:
-            self.apply_change(change, now)
+            self.apply_change(change, now, observe_lag=not batch.replay)
             top = max(top, change.seq)
         self.applied_seq = max(top, batch.safe_seq)
         self.committed_seq = max(self.committed_seq, batch.committed_seq)
@@ -308,12 +308,13 @@ class EdgeState:
         self._tokens = {t.secret_hash: t for t in snap.tokens}
         self._token_hash = {t.id: t.secret_hash for t in snap.tokens}
 
-    def apply_change(self, change: Change, now: float) -> None:
+    def apply_change(self, change: Change, now: float, *, observe_lag: bool = True) -> None:
         kind = change.kind
         if kind in _KEY_KINDS:
             self._apply_key_change(change)
-            lag = max(0.0, now - change.commit_time)
-            (self._m_lag_create if kind is ChangeKind.KEY_CREATE else self._m_lag_update).observe(lag)
+            if observe_lag:  # a change replayed on resume was not late, the replica was away
+                lag = max(0.0, now - change.commit_time)
+                (self._m_lag_create if kind is ChangeKind.KEY_CREATE else self._m_lag_update).observe(lag)
         elif kind in (ChangeKind.NAMESPACE_CREATE, ChangeKind.NAMESPACE_RENAME):
             if self.namespaces is not None:
                 self.namespaces[change.namespace_id] = Namespace(

@@ -325,20 +325,22 @@ class Snapshot(_message.Message):
     def __init__(self, namespaces: _Optional[_Iterable[_Union[Namespace, _Mapping]]] = ..., tokens: _Optional[_Iterable[_Union[TokenRecord, _Mapping]]] = ...) -> None: ...
 
 class ChangeBatch(_message.Message):
-    __slots__ = ("changes", "safe_seq", "committed_seq", "reset", "snapshot", "has_snapshot")
+    __slots__ = ("changes", "safe_seq", "committed_seq", "reset", "snapshot", "has_snapshot", "replay")
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     SAFE_SEQ_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_SEQ_FIELD_NUMBER: _ClassVar[int]
     RESET_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     HAS_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_FIELD_NUMBER: _ClassVar[int]
     changes: _containers.RepeatedCompositeFieldContainer[Change]
     safe_seq: int
     committed_seq: int
     reset: bool
     snapshot: Snapshot
     has_snapshot: bool
-    def __init__(self, changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ..., safe_seq: _Optional[int] = ..., committed_seq: _Optional[int] = ..., reset: _Optional[bool] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., has_snapshot: _Optional[bool] = ...) -> None: ...
+    replay: bool
+    def __init__(self, changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ..., safe_seq: _Optional[int] = ..., committed_seq: _Optional[int] = ..., reset: _Optional[bool] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., has_snapshot: _Optional[bool] = ..., replay: _Optional[bool] = ...) -> None: ...
 
 class HotKey(_message.Message):
     __slots__ = ("namespace_id", "key")
