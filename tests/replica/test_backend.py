@@ -87,9 +87,12 @@ def setup(
 
 
 def counts(edge: EdgeState) -> dict[str, float]:
-    out = {}
-    for result in ("hit", "miss", "negative_hit"):
-        out[result] = edge.metrics.cache_requests.labels("eu", result)._value.get()
+    """edgekv_cache_requests_total by result, as a scrape would see it."""
+    out = dict.fromkeys(("hit", "miss", "negative_hit"), 0.0)
+    for family in edge.metrics.registry.collect():
+        if family.name == "edgekv_cache_requests":
+            for sample in family.samples:
+                out[sample.labels["result"]] = sample.value
     return out
 
 
