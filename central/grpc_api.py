@@ -69,7 +69,7 @@ class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
     @_kv_errors
     async def CreateNamespace(self, request: pb.CreateNamespaceRequest, context: Any) -> pb.Namespace:
         title = limits.validate_title(request.title)
-        return wire.namespace_to_pb(await self._writes.create_namespace(request.account_id, title))
+        return wire.namespace_to_pb(await self._writes.acreate_namespace(request.account_id, title))
 
     @_kv_errors
     async def GetNamespace(self, request: pb.NamespaceRef, context: Any) -> pb.Namespace:
@@ -89,19 +89,19 @@ class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
     @_kv_errors
     async def RenameNamespace(self, request: pb.RenameNamespaceRequest, context: Any) -> pb.Namespace:
         title = limits.validate_title(request.title)
-        ns = await self._writes.rename_namespace(request.account_id, _ns(request.namespace_id), title)
+        ns = await self._writes.arename_namespace(request.account_id, _ns(request.namespace_id), title)
         return wire.namespace_to_pb(ns)
 
     @_kv_errors
     async def DeleteNamespace(self, request: pb.NamespaceRef, context: Any) -> pb.Empty:
-        await self._writes.delete_namespace(request.account_id, _ns(request.namespace_id))
+        await self._writes.adelete_namespace(request.account_id, _ns(request.namespace_id))
         return pb.Empty()
 
     @_kv_errors
     async def Put(self, request: pb.PutRequest, context: Any) -> pb.WriteResponse:
         item = _item(request.item)
         cond = wire.condition_from_pb(request.condition)
-        res = await self._writes.put(request.account_id, _ns(request.namespace_id), item, cond)
+        res = await self._writes.aput(request.account_id, _ns(request.namespace_id), item, cond)
         return wire.write_result_to_pb(res)
 
     @_kv_errors
@@ -116,21 +116,21 @@ class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
     async def Delete(self, request: pb.DeleteRequest, context: Any) -> pb.WriteResponse:
         limits.validate_key(request.key, "key")
         cond = wire.condition_from_pb(request.condition)
-        res = await self._writes.delete(request.account_id, _ns(request.namespace_id), request.key, cond)
+        res = await self._writes.adelete(request.account_id, _ns(request.namespace_id), request.key, cond)
         return wire.write_result_to_pb(res)
 
     @_kv_errors
     async def BulkPut(self, request: pb.BulkPutRequest, context: Any) -> pb.BulkWriteResponse:
         limits.validate_bulk_count(len(request.items))
         items = [_item(m, f"items[{i}]") for i, m in enumerate(request.items)]
-        res = await self._writes.bulk_put(request.account_id, _ns(request.namespace_id), items)
+        res = await self._writes.abulk_put(request.account_id, _ns(request.namespace_id), items)
         return wire.bulk_result_to_pb(res)
 
     @_kv_errors
     async def BulkDelete(self, request: pb.BulkDeleteRequest, context: Any) -> pb.BulkWriteResponse:
         limits.validate_bulk_count(len(request.keys), "bulk delete")
         keys = [limits.validate_key(k, f"keys[{i}]") for i, k in enumerate(request.keys)]
-        res = await self._writes.bulk_delete(request.account_id, _ns(request.namespace_id), keys)
+        res = await self._writes.abulk_delete(request.account_id, _ns(request.namespace_id), keys)
         return wire.bulk_result_to_pb(res)
 
     @_kv_errors

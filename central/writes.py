@@ -1,9 +1,10 @@
 """Durable writes with their metrics, shared by the gRPC and REST front doors.
 
 `MeteredWrites` is the store seen through `edgekv_writes_total{op}` and
-`edgekv_write_duration_seconds` (queue + group commit + WAL sync). It forwards every
-other attribute to the store, so it can stand wherever a `Store` is expected and both
-front doors count writes the same way.
+`edgekv_write_duration_seconds` (queue + group commit + WAL sync). It wraps the
+store's async writes under their own names (`aput`, ...) and forwards every other
+attribute, the sync methods included, to the store, so it can stand wherever a
+`Store` is expected and both front doors count writes the same way.
 """
 
 from __future__ import annotations
@@ -35,47 +36,33 @@ class MeteredWrites:
         self._metrics.writes.labels(self._region, op).inc()
         return result
 
-    async def create_namespace(self, account_id: str, title: str) -> Namespace:
+    async def acreate_namespace(self, account_id: str, title: str) -> Namespace:
         return await self._timed("namespace_create", lambda: self._store.acreate_namespace(account_id, title))
 
-    acreate_namespace = create_namespace
-
-    async def rename_namespace(self, account_id: str, namespace_id: str, title: str) -> Namespace:
+    async def arename_namespace(self, account_id: str, namespace_id: str, title: str) -> Namespace:
         return await self._timed(
             "namespace_rename", lambda: self._store.arename_namespace(account_id, namespace_id, title)
         )
 
-    arename_namespace = rename_namespace
-
-    async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
+    async def adelete_namespace(self, account_id: str, namespace_id: str) -> None:
         await self._timed("namespace_delete", lambda: self._store.adelete_namespace(account_id, namespace_id))
 
-    adelete_namespace = delete_namespace
-
-    async def put(
+    async def aput(
         self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition = NO_CONDITION
     ) -> WriteResult:
         return await self._timed("put", lambda: self._store.aput(account_id, namespace_id, item, condition))
 
-    aput = put
-
-    async def delete(
+    async def adelete(
         self, account_id: str, namespace_id: str, key: str, condition: Condition = NO_CONDITION
     ) -> WriteResult:
         return await self._timed(
             "delete", lambda: self._store.adelete(account_id, namespace_id, key, condition)
         )
 
-    adelete = delete
-
-    async def bulk_put(self, account_id: str, namespace_id: str, items: Sequence[WriteItem]) -> BulkResult:
+    async def abulk_put(self, account_id: str, namespace_id: str, items: Sequence[WriteItem]) -> BulkResult:
         return await self._timed("bulk_put", lambda: self._store.abulk_put(account_id, namespace_id, items))
 
-    abulk_put = bulk_put
-
-    async def bulk_delete(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> BulkResult:
+    async def abulk_delete(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> BulkResult:
         return await self._timed(
             "bulk_delete", lambda: self._store.abulk_delete(account_id, namespace_id, keys)
         )
-
-    abulk_delete = bulk_delete
