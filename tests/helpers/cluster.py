@@ -19,7 +19,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,17 +29,12 @@ from typing import Any
 
 import httpx
 
+from kvcore.cli.dev import free_port
 from kvcore.model import Permission
 from kvcore.rpc.client import CentralClient
 
 _BIN = Path(sys.executable).parent / "edgekv"
 EDGEKV: list[str] = [str(_BIN)] if _BIN.exists() else [sys.executable, "-m", "kvcore"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+
+from kvcore.cli.dev import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM_DIR = ROOT / "deploy" / "prometheus"
@@ -48,12 +49,6 @@ GRAFANA_VARS = {"$__rate_interval": "1m", "$__interval": "1s", "$__range": "5m"}
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(what: str, check: Any, timeout: float, interval: float = 0.2) -> Any:
@@ -248,7 +243,7 @@ def prometheus(cluster: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
         job["static_configs"] = [{"targets": targets[job["job_name"]]}]
     cfg_path = tmp / "prometheus.yml"
     cfg_path.write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp / "prometheus.log"
     with log.open("wb") as out:
