@@ -32,6 +32,18 @@ def check_addr(value: str, flag: str) -> str:
     return value
 
 
+def check_addr_list(value: str, flag: str) -> list[str]:
+    """'h1:7070,h2:7070' -> ['h1:7070', 'h2:7070']: each HOST:PORT, at least one, none twice."""
+    addrs = [a.strip() for a in value.split(",") if a.strip()]
+    if not addrs:
+        raise SettingsError(f"{flag}: at least one HOST:PORT (e.g. 127.0.0.1:7070)")
+    for a in addrs:
+        check_addr(a, flag)
+    if len(set(addrs)) != len(addrs):
+        raise SettingsError(f"{flag}: {value!r} names an address twice")
+    return addrs
+
+
 def is_loopback(host: str) -> bool:
     return host == "localhost" or host == "::1" or host.startswith("127.")
 
@@ -124,7 +136,7 @@ class ReplicaSettings:
             )
         if self.region == "central":
             raise SettingsError("--region (EDGEKV_REGION): 'central' is reserved")
-        check_addr(self.central, "--central (EDGEKV_CENTRAL)")
+        check_addr_list(self.central, "--central (EDGEKV_CENTRAL)")
         if not self.data_dir:
             raise SettingsError("--data-dir (EDGEKV_DATA_DIR): required")
         check_addr(self.http_addr, "--http-addr (EDGEKV_HTTP_ADDR)")

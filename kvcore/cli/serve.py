@@ -85,7 +85,10 @@ def central_command(
 
 def replica_command(
     region: Annotated[str, _opt("EDGEKV_REGION", "This replica's region name (e.g. eu).")],
-    central: Annotated[str, _opt("EDGEKV_CENTRAL", "HOST:PORT of central's gRPC API.")],
+    central: Annotated[
+        str,
+        _opt("EDGEKV_CENTRAL", "HOST:PORT[,HOST:PORT...] of central's gRPC API; several fail over in order."),
+    ],
     data_dir: Annotated[
         str, _opt("EDGEKV_DATA_DIR", "Directory for the replica's persisted stream position.")
     ],

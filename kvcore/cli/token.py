@@ -19,7 +19,12 @@ token_app = typer.Typer(no_args_is_help=True)
 _err = Console(stderr=True)
 
 Central = Annotated[
-    str, typer.Option(envvar="EDGEKV_CENTRAL", help="HOST:PORT of central's gRPC API.", show_envvar=True)
+    str,
+    typer.Option(
+        envvar="EDGEKV_CENTRAL",
+        help="HOST:PORT[,HOST:PORT...] of central's gRPC API; several fail over in order.",
+        show_envvar=True,
+    ),
 ]
 Secret = Annotated[
     str | None,

@@ -28,7 +28,8 @@ from kvcore.model import (
 from kvcore.pb import edgekv_pb2 as pb
 from kvcore.pb import edgekv_pb2_grpc as pb_grpc
 from kvcore.rpc.errors import from_rpc_error
-from kvcore.rpc.security import SECRET_KEY, secure_or_insecure_channel
+from kvcore.rpc.failover import central_channel
+from kvcore.rpc.security import SECRET_KEY
 
 T = TypeVar("T")
 
@@ -51,7 +52,8 @@ class CentralClient:
         self._metadata: tuple[tuple[str, str], ...] = (
             ((SECRET_KEY, cluster_secret),) if cluster_secret else ()
         )
-        self._channel = secure_or_insecure_channel(target, tls_ca)
+        # 'HOST:PORT[,HOST:PORT...]': several centrals on one store fail over (rpc/failover.py).
+        self._channel = central_channel(target, tls_ca)
         self._kv = pb_grpc.KVStub(self._channel)
         self._repl = pb_grpc.ReplicationStub(self._channel)
         self._admin = pb_grpc.AdminStub(self._channel)
