@@ -66,6 +66,8 @@ bench: $(STAMP)
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk)
 	@test -d bench/.miniflare/node_modules/miniflare || npm install --prefix bench/.miniflare --no-audit --no-fund miniflare
 	@test -x $(VENV)/bin/py-spy || $(PIP) install --quiet py-spy
+	@test -x /usr/lib/postgresql/15/bin/initdb || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql)
 	$(PY) -m bench.run
 
 clean:

@@ -12,6 +12,8 @@ Sections (each bounded in time; about 10 minutes in all on 2 cores):
   cold         read-through at a replica that caches nothing
   memory       central's RSS with 1,000,000 keys; a replica's RSS under Zipf reads
                with --cache-bytes 64MiB
+  centrals     durable REST writes/s, 64 conns: PostgreSQL via 2 centrals vs RocksDB
+               via 1; create lag from central A to a replica of central B (bench.centrals)
 
 Prints a table and writes bench/results.json (and py-spy profiles of the limiting
 process where a target is missed, in bench/profiles/). Needs wrk and, for the
@@ -33,13 +35,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bigns, propagation, reads, writes
+from bench import bigns, centrals, propagation, reads, writes
 from bench.common import KV, ROOT, Proc, create_account, env_info, running, start_central, start_replica
 from bench.context import Ctx
 
 RESULTS = ROOT / "bench" / "results.json"
 PROFILES = ROOT / "bench" / "profiles"
-SECTIONS = ("writes", "hot", "propagation", "list", "cold", "memory")
+SECTIONS = ("writes", "hot", "propagation", "list", "cold", "memory", "centrals")
 PROPAGATION_DELAY = 2.0
 CACHE_BYTES = 64 * 2**20
 
@@ -266,6 +268,8 @@ def table(r: dict[str, Any]) -> list[dict[str, str]]:
                 f"max <= {d:.0f} ms (+poll 20)",
                 v["max_ms"] <= d + 20,
             )
+    for metric, edgekv, base, ratio, target, ok in centrals.rows(r):
+        row(metric, edgekv, base, ratio, target, ok)
     ld = r.get("load")
     if ld:
         row(
@@ -425,6 +429,8 @@ def main() -> None:
     try:
         cluster_a(ctx, only)
         cluster_b(ctx, only, n_keys)
+        if "centrals" in only:
+            _section(ctx, "centrals", lambda: centrals.centrals(ctx))
     finally:
         logs = {p.name: p.read_text(errors="replace")[-2000:] for p in tmp.glob("*.log")}
         if ctx.results.get("errors"):
