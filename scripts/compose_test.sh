@@ -3,6 +3,9 @@
 # and check the multi-region contract through the published (127.0.0.1) ports:
 #   * a key created through one region is served by every other region at once (C1);
 #   * an update reaches every region within the configured propagation delay (C2).
+# Then the same with deploy/docker-compose.postgres.yml (PostgreSQL, centrals a and b):
+#   * a create through central-a is served at once by central-b and every region;
+#   * after a kill -9 of central-a the replicas take writes again through central-b.
 # Then tear everything down: containers, network, volumes, and the dockerd this script
 # started (if it started one).
 #
@@ -64,7 +67,8 @@ print_phases() {
 # ---------------------------------------------------------------------------------------------
 # teardown: always, whatever happened
 
-compose() { "${COMPOSE[@]}" -p "$PROJECT" -f "$DEPLOY/docker-compose.yml" "$@"; }
+COMPOSE_YML="$DEPLOY/docker-compose.yml"   # the PostgreSQL variant switches it at the end
+compose() { "${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_YML" "$@"; }
 
 teardown() {
   local rc=$?
@@ -78,7 +82,7 @@ teardown() {
   fi
   if [ "$COMPOSE_UP" = 1 ]; then
     phase_begin "teardown (compose down -v)"
-    timeout 120 "${COMPOSE[@]}" -p "$PROJECT" -f "$DEPLOY/docker-compose.yml" down -v --remove-orphans --timeout 10 \
+    timeout 120 "${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_YML" down -v --remove-orphans --timeout 10 \
       || log "compose down failed (rc=$?)"
     phase_end
   fi
@@ -238,23 +242,27 @@ compose down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
 COMPOSE_UP=1
 timeout 180 "${COMPOSE[@]}" -p "$PROJECT" -f "$DEPLOY/docker-compose.yml" up -d --no-build central us eu ap \
   || die "compose up failed"
-deadline=$(( $(date +%s) + 120 ))
-for svc in central us eu ap; do
-  cid=$(compose ps -q "$svc")
-  [ -n "$cid" ] || die "no container for service $svc"
-  while :; do
-    st=$(docker inspect --format '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$cid")
-    restarts=$(docker inspect --format '{{.RestartCount}}' "$cid")
-    case "$st" in
-      "running healthy") break ;;
-      exited*|dead*) die "service $svc stopped: $st" ;;
-    esac
-    [ "$restarts" -lt 2 ] || die "service $svc keeps crashing (restarted $restarts times; logs below)"
-    [ "$(date +%s)" -lt "$deadline" ] || die "service $svc not healthy after 120 s (state: $st)"
-    sleep 0.5
+wait_healthy() {
+  local deadline svc cid st restarts
+  deadline=$(( $(date +%s) + 120 ))
+  for svc in "$@"; do
+    cid=$(compose ps -q "$svc")
+    [ -n "$cid" ] || die "no container for service $svc"
+    while :; do
+      st=$(docker inspect --format '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$cid")
+      restarts=$(docker inspect --format '{{.RestartCount}}' "$cid")
+      case "$st" in
+        "running healthy") break ;;
+        exited*|dead*) die "service $svc stopped: $st" ;;
+      esac
+      [ "$restarts" -lt 2 ] || die "service $svc keeps crashing (restarted $restarts times; logs below)"
+      [ "$(date +%s)" -lt "$deadline" ] || die "service $svc not healthy after 120 s (state: $st)"
+      sleep 0.5
+    done
+    log "   $svc healthy"
   done
-  log "   $svc healthy"
-done
+}
+wait_healthy central us eu ap
 phase_end
 
 # ---------------------------------------------------------------------------------------------
@@ -368,4 +376,99 @@ for r, p in ports.items():
     assert "edgekv_http_requests_total" in text, f"{r}: /metrics lacks edgekv_http_requests_total"
 print("   /metrics served by every process")
 EOF
+phase_end
+
+# ---------------------------------------------------------------------------------------------
+# The PostgreSQL variant (deploy/docker-compose.postgres.yml): PostgreSQL built from Debian's
+# packages on the same base, two centrals on it, us/eu/ap naming both centrals.
+phase_begin "postgres variant: build edgekv-postgres"
+timeout 120 "${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_YML" down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || true
+COMPOSE_YML="$DEPLOY/docker-compose.postgres.yml"
+PG_IMAGE=edgekv-postgres:compose-test
+timeout 900 docker build --force-rm --network host --build-arg "BASE_IMAGE=$BASE_TAG" \
+  -t "$PG_IMAGE" "$DEPLOY/postgres" >"$WORK/build-pg.log" 2>&1 \
+  || { tail -40 "$WORK/build-pg.log" >&2; die "docker build of the PostgreSQL image failed (log above)"; }
+phase_end
+
+phase_begin "postgres variant: compose up + healthy"
+read -r P_CENTRAL_B < <(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export EDGEKV_POSTGRES_IMAGE=$PG_IMAGE EDGEKV_CENTRAL_B_PORT=$P_CENTRAL_B
+EDGEKV_DB_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+export EDGEKV_DB_PASSWORD WORK
+timeout 180 "${COMPOSE[@]}" -p "$PROJECT" -f "$COMPOSE_YML" up -d --no-build \
+  postgres central-a central-b us eu ap || die "compose up (postgres variant) failed"
+wait_healthy postgres central-a central-b us eu ap
+phase_end
+
+pg_check() {
+  python3 - "$1" <<'EOF'
+import json, os, sys, time, urllib.error, urllib.request
+
+step = sys.argv[1]
+acct, token = os.environ["EDGEKV_BOOTSTRAP_ACCOUNT"], os.environ["EDGEKV_BOOTSTRAP_TOKEN"]
+ports = {"central-a": os.environ["EDGEKV_CENTRAL_PORT"], "central-b": os.environ["EDGEKV_CENTRAL_B_PORT"],
+         "us": os.environ["EDGEKV_US_PORT"], "eu": os.environ["EDGEKV_EU_PORT"], "ap": os.environ["EDGEKV_AP_PORT"]}
+base = {r: f"http://127.0.0.1:{p}/client/v4/accounts/{acct}/storage/kv/namespaces" for r, p in ports.items()}
+state = os.path.join(os.environ["WORK"], "pg-ns")
+
+def call(method, url, body=None, ctype="application/json"):
+    req = urllib.request.Request(url, data=body, method=method,
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": ctype})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError as e:
+        return 0, repr(e).encode()
+
+def served_everywhere(regions, ns, key, value, within_s):
+    t_ack = time.monotonic()
+    for r in regions:
+        deadline = t_ack + within_s
+        while True:
+            st, got = call("GET", f"{base[r]}/{ns}/values/{key}")
+            if st == 200 and got == value:
+                print(f"   {r:9s} serves {key!r} {1000 * (time.monotonic() - t_ack):6.0f} ms after the ack")
+                break
+            if time.monotonic() > deadline:
+                sys.exit(f"{r}: {key!r} not served within {within_s} s (last: HTTP {st} {got[:200]!r})")
+            time.sleep(0.02)
+
+if step == "create":
+    st, body = call("POST", base["us"], json.dumps({"title": f"compose-pg-{int(time.time())}"}).encode())
+    assert st == 200, f"create namespace via us: HTTP {st} {body[:300]!r}"
+    ns = json.loads(body)["result"]["id"]
+    open(state, "w").write(ns)
+    for r in ("eu", "ap"):
+        st, _ = call("GET", f"{base[r]}/{ns}/values/across")
+        assert st == 404, f"{r}: missing key answered HTTP {st}"
+    # Written through central A; eu streams from central B: a create across centrals (C1).
+    st, body = call("PUT", f"{base['central-a']}/{ns}/values/across", b"via a", "application/octet-stream")
+    assert st == 200, f"put via central-a: HTTP {st} {body[:300]!r}"
+    served_everywhere(("central-b", "eu", "us", "ap"), ns, "across", b"via a", 1.0)
+else:  # after the kill of central-a: us and ap fail over to central-b
+    ns = open(state).read().strip()
+    t0 = time.monotonic()
+    while True:
+        st, body = call("PUT", f"{base['us']}/{ns}/values/after-kill", b"via us", "application/octet-stream")
+        if st == 200:
+            break
+        if time.monotonic() - t0 > 15:
+            sys.exit(f"us: writes not taken within 15 s of the kill of central-a (last HTTP {st} {body[:200]!r})")
+        time.sleep(0.2)
+    print(f"   us takes writes again {time.monotonic() - t0:.1f} s after the kill of central-a")
+    served_everywhere(("central-b", "us", "eu", "ap"), ns, "after-kill", b"via us", 5.0)
+    st, got = call("GET", f"{base['ap']}/{ns}/values/across")
+    assert st == 200 and got == b"via a", f"ap lost a key after the switch: HTTP {st} {got[:200]!r}"
+EOF
+}
+
+phase_begin "postgres variant: create via central-a -> central-b's replica at once"
+pg_check create || die "postgres variant: create check failed"
+phase_end
+
+phase_begin "postgres variant: kill -9 central-a -> replicas fail over to central-b"
+compose kill -s KILL central-a >/dev/null || die "could not kill central-a"
+pg_check failover || die "postgres variant: failover check failed"
 phase_end
