@@ -14,6 +14,7 @@ from rich.table import Table
 from kvcore.errors import KVError
 from kvcore.model import Permission
 from kvcore.rpc.client import CentralClient
+from kvcore.settings import SettingsError, check_addr_list
 
 token_app = typer.Typer(no_args_is_help=True)
 _err = Console(stderr=True)
@@ -35,6 +36,11 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _client(central: str, secret: str | None, tls_ca: str | None) -> CentralClient:
+    try:
+        check_addr_list(central, "--central (EDGEKV_CENTRAL)")
+    except SettingsError as exc:
+        _err.print(f"error: {exc}", highlight=False)
+        raise typer.Exit(2) from None
     return CentralClient(central, cluster_secret=secret, tls_ca=tls_ca)
 
 

@@ -10,12 +10,14 @@ resumes from is the same, so it must resume without a reset.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers.cluster import KV, create_account, running, start_central, start_replica
+from helpers.cluster import EDGEKV, KV, create_account, running, start_central, start_replica
 from reliability.reliability_support import gauge, poll, wait_connected
 
 from kvcore.cli.dev import free_port
@@ -128,3 +130,28 @@ async def test_replica_fails_over_after_central_kill9_without_reset(tmp_path: Pa
 
 async def _at_least(counts: dict[str, int], n: int) -> bool:
     return counts["acked"] >= n
+
+
+def test_token_command_takes_the_same_list(tmp_path: Path) -> None:
+    central = start_central(tmp_path)
+    dead = f"127.0.0.1:{free_port()}"
+    with running(central):
+        made = subprocess.run(
+            [*EDGEKV, "token", "create", "--central", f"{dead},{central.grpc}", "--account", "b" * 32,
+             "--json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        token_id = json.loads(made.stdout)["id"]
+        listed = subprocess.run(
+            [*EDGEKV, "token", "list", "--central", f"{central.grpc},{dead}", "--json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert listed.returncode == 0 and token_id in {t["id"] for t in json.loads(listed.stdout)}
+        bad = subprocess.run(
+            [*EDGEKV, "token", "list", "--central", f"{central.grpc},nope"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert bad.returncode == 2 and "--central" in bad.stderr
