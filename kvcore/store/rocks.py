@@ -27,7 +27,7 @@ from kvcore.store.catalog import Catalog
 from kvcore.store.ops import PurgeOp, TrimLogOp
 from kvcore.store.opstore import OpStore
 from kvcore.store.txn import CF, Txn
-from kvcore.store.writer import GroupCommitWriter
+from kvcore.store.writer import GroupCommitWriter, Op
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class RocksEngine:
         self._write_options = WriteOptions()
         self._write_options.sync = sync
 
-    def begin(self, now: float) -> Txn:
+    def begin(self, now: float, ops: Sequence[Op]) -> Txn:
         return Txn(self._cfs, self._catalog, self._seq, now)
 
     def commit(self, txn: Txn) -> None:

@@ -52,8 +52,9 @@ class Op(Protocol):
 class Engine(Protocol):
     """Where a group's state is read and its writes made durable (writer thread only)."""
 
-    def begin(self, now: float) -> Txn:
-        """A new group's Txn as of `now` (seconds since the epoch); may raise to fail the group."""
+    def begin(self, now: float, ops: Sequence[Op]) -> Txn:
+        """A new group's Txn as of `now` (seconds since the epoch) for `ops` (an engine
+        may prefetch what they will read); may raise to fail the whole group."""
         ...
 
     def commit(self, txn: Txn) -> None:
@@ -155,7 +156,7 @@ class GroupCommitWriter:
 
     def _commit(self, group: list[_Pending]) -> None:
         try:
-            txn = self._engine.begin(self._clock.now())
+            txn = self._engine.begin(self._clock.now(), [op for op, _ in group])
         except Exception as exc:
             log.exception("store could not start a commit group")
             unavailable = Unavailable(f"store unavailable: {exc}")
