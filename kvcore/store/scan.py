@@ -6,6 +6,7 @@ Kept apart from rocks.py because each owns a RocksDB iterator whose lifetime mat
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from rocksdict import ReadOptions
@@ -18,42 +19,49 @@ from kvcore.store import codec
 LIST_SCAN_BUDGET: Final = 10_000
 
 
-def key_page(data: Any, nsb: bytes, low: bytes, start: bytes, limit: int, now: float) -> KeyPage:
-    """Up to `limit` live keys of namespace `nsb` from `start` on, all prefixed by `low`.
+def iter_rows(cf: Any, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) of a column family in key order over [start, end); the iterator is
+    dropped when the generator is closed or exhausted."""
+    opts = ReadOptions()
+    opts.set_iterate_upper_bound(end)
+    it = cf.iter(opts)
+    try:
+        it.seek(start)
+        while it.valid():
+            yield it.key(), it.value()
+            it.next()
+    finally:
+        del it
 
-    The cursor is set only when a live key remains after the page (or the scan budget
-    ran out), so an empty cursor always means the listing is complete.
+
+def key_page(rows: Iterable[tuple[bytes, bytes]], nsb: bytes, low: bytes, limit: int, now: float) -> KeyPage:
+    """Up to `limit` live keys of namespace `nsb` prefixed by `low`, from `rows`: the
+    namespace's (entry key, record) pairs in key order from the list's start on (any
+    engine's scan). The cursor is set only when a live key remains after the page (or
+    the scan budget ran out), so an empty cursor always means the listing is complete.
     """
     keys: list[KeyInfo] = []
     last = b""  # last key consumed: the resume point
     more = False
-    opts = ReadOptions()
-    opts.set_iterate_upper_bound(codec.namespace_range(nsb)[1])
-    it = data.iter(opts)
-    try:
-        it.seek(start)
-        skipped = 0
-        while it.valid():
-            ekey: bytes = it.key()
-            if not ekey.startswith(low):
+    skipped = 0
+    for ekey, raw in rows:
+        if not ekey.startswith(low):
+            break
+        _, expiration = codec.entry_version_expiration(raw)
+        if codec.is_live(expiration, now):
+            if len(keys) == limit:
+                more = True
                 break
-            raw: bytes = it.value()
-            _, expiration = codec.entry_version_expiration(raw)
-            if codec.is_live(expiration, now):
-                if len(keys) == limit:
-                    more = True
-                    break
-                keys.append(codec.decode_key_info(codec.entry_name(ekey), raw))
-                last = ekey
-            else:
-                skipped += 1
-                if skipped >= LIST_SCAN_BUDGET:
-                    # Too many expired entries in a row: stop, resume after them.
-                    last, more = ekey, True
-                    break
-            it.next()
-    finally:
-        del it
+            keys.append(codec.decode_key_info(codec.entry_name(ekey), raw))
+            last = ekey
+        else:
+            skipped += 1
+            if skipped >= LIST_SCAN_BUDGET:
+                # Too many expired entries in a row: stop, resume after them.
+                last, more = ekey, True
+                break
+    if hasattr(rows, "close"):
+        rows.close()
     return KeyPage(keys, codec.encode_cursor(last[len(nsb) :]) if more else "")
 
 

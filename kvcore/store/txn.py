@@ -150,6 +150,22 @@ class Txn:
     def empty(self) -> bool:
         return not self._writes
 
+    def net_writes(self) -> tuple[list[tuple[CF, bytes, bytes]], dict[tuple[CF, bytes], bytes | None]]:
+        """The group's net effect, for engines without ordered batches (PostgreSQL): the
+        range deletes [begin, end) to apply first, then the last point write of each
+        key (None = delete). A point write before a range it falls in is dropped (the
+        range deletes it); one after the range is kept."""
+        ranges: list[tuple[CF, bytes, bytes]] = []
+        points: dict[tuple[CF, bytes], bytes | None] = {}
+        for kind, cf, key, value in self._writes:
+            if kind == _RANGE:
+                ranges.append((cf, key, value))
+                for ref in [r for r in points if r[0] is cf and key <= r[1] < value]:
+                    del points[ref]
+            else:
+                points[(cf, key)] = value if kind == _PUT else None
+        return ranges, points
+
     def build_batch(self, handles: dict[CF, Any]) -> WriteBatch:
         batch = WriteBatch(raw_mode=True)
         for op, cf, key, value in self._writes:

@@ -1,10 +1,15 @@
-"""The group-commit writer: one thread, one synced RocksDB write per group of operations.
+"""The group-commit writer: one thread, one durable commit per group of operations.
 
-A durable write costs one WAL fsync. Instead of paying it per operation, callers queue
-operations and block on (or await) a future; the writer takes everything queued so far
-(up to a bound, so one group cannot grow latency without limit), applies each against
-the current state plus the group's own earlier writes, and commits the whole group
-with a single synced write batch. N concurrent writers then share one fsync.
+A durable write costs one WAL fsync (RocksDB's, or PostgreSQL's at COMMIT). Instead
+of paying it per operation, callers queue operations and block on (or await) a
+future; the writer takes everything queued so far (up to a bound, so one group cannot
+grow latency without limit), applies each against the current state plus the group's
+own earlier writes, and commits the whole group at once: one synced RocksDB write
+batch, or one PostgreSQL transaction. N concurrent writers then share one fsync.
+
+What a group is read against and how it is made durable belongs to the `Engine`
+(rocks.py `RocksEngine`, pg_engine.py `PgEngine`); the grouping, the isolation of
+each operation and the answers to waiters are here, shared by both.
 
 An operation that raises fails alone: its staged writes are dropped and the rest of
 the group still commits. Futures resolve only after the batch is durable, and only
@@ -22,13 +27,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Final, Protocol
 
-from rocksdict import WriteOptions
-
 from kvcore.clock import Clock
 from kvcore.errors import InternalError, KVError, Unavailable
 from kvcore.model import Change
-from kvcore.store.catalog import Catalog
-from kvcore.store.txn import CF, Txn
+from kvcore.store.txn import Txn
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,20 @@ class Op(Protocol):
         ...
 
 
+class Engine(Protocol):
+    """Where a group's state is read and its writes made durable (writer thread only)."""
+
+    def begin(self, now: float, ops: Sequence[Op]) -> Txn:
+        """A new group's Txn as of `now` (seconds since the epoch) for `ops` (an engine
+        may prefetch what they will read); may raise to fail the whole group."""
+        ...
+
+    def commit(self, txn: Txn) -> None:
+        """Make the group durable, then publish its catalog changes; an empty group only
+        ends whatever `begin` opened. Raises when nothing of the group is durable."""
+        ...
+
+
 # A waiter is a concurrent Future (sync callers block on it) or an asyncio Future of
 # the caller's loop. Async waiters are resolved with one call_soon_threadsafe per loop
 # per group rather than one per future: each of those is a self-pipe write and a loop
@@ -60,25 +76,16 @@ _STOP: Final = object()
 class GroupCommitWriter:
     def __init__(
         self,
-        db: Any,
-        cfs: dict[CF, Any],
-        handles: dict[CF, Any],
-        catalog: Catalog,
+        engine: Engine,
         clock: Clock,
         *,
         seq: int,
-        sync: bool,
         on_commit: Callable[[Sequence[Change]], None],
     ) -> None:
-        self._db = db
-        self._cfs = cfs
-        self._handles = handles
-        self._catalog = catalog
+        self._engine = engine
         self._clock = clock
         self._seq = seq
         self._on_commit = on_commit
-        self._write_options = WriteOptions()
-        self._write_options.sync = sync
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
@@ -87,7 +94,7 @@ class GroupCommitWriter:
 
     @property
     def seq(self) -> int:
-        """The last committed (durable) seq."""
+        """The last seq this writer committed (durable)."""
         return self._seq
 
     def submit(self, op: Op) -> Future[Any]:
@@ -148,16 +155,19 @@ class GroupCommitWriter:
                 return
 
     def _commit(self, group: list[_Pending]) -> None:
-        txn = Txn(self._cfs, self._catalog, self._seq, self._clock.now())
+        try:
+            txn = self._engine.begin(self._clock.now(), [op for op, _ in group])
+        except Exception as exc:
+            log.exception("store could not start a commit group")
+            unavailable = Unavailable(f"store unavailable: {exc}")
+            _resolve([(fut, False, unavailable) for _, fut in group if _claim(fut)])
+            return
         outcomes: list[_Outcome] = []
         for op, fut in group:
             # A caller cancelled before we got here withdraws the op. Once running, a
             # concurrent Future can no longer be cancelled; an asyncio one can, and then
             # simply receives no answer (the op still commits).
-            if isinstance(fut, Future):
-                if not fut.set_running_or_notify_cancel():
-                    continue
-            elif fut.cancelled():
+            if not _claim(fut):
                 continue
             try:
                 result = op.apply(txn)
@@ -173,16 +183,15 @@ class GroupCommitWriter:
             txn.commit_op()
             outcomes.append((fut, True, result))
 
+        try:
+            self._engine.commit(txn)
+        except Exception as exc:
+            # Nothing of the group is durable: fail every op, keep the old seq and mirror.
+            log.exception("store write batch failed")
+            error = InternalError(f"store write failed: {exc}")
+            _resolve([(fut, False, error) for fut, _, _ in outcomes])
+            return
         if not txn.empty:
-            try:
-                self._db.write(txn.build_batch(self._handles), self._write_options)
-            except Exception as exc:
-                # Nothing of the group is durable: fail every op, keep the old seq and mirror.
-                log.exception("store write batch failed")
-                error = InternalError(f"store write failed: {exc}")
-                _resolve([(fut, False, error) for fut, _, _ in outcomes])
-                return
-            txn.catalog.publish()
             self._seq = txn.seq
 
         _resolve(outcomes)
@@ -191,6 +200,13 @@ class GroupCommitWriter:
                 self._on_commit(txn.changes)
             except Exception:
                 log.exception("change listener failed")
+
+
+def _claim(fut: _Waiter) -> bool:
+    """False when the caller cancelled before the writer got to its operation."""
+    if isinstance(fut, Future):
+        return fut.set_running_or_notify_cancel()
+    return not fut.cancelled()
 
 
 def _resolve(outcomes: list[_Outcome]) -> None:

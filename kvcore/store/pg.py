@@ -1,0 +1,301 @@
+"""`PgStore`: the `Store` on PostgreSQL, for centrals beyond one machine.
+
+Same contract and the same operations as `RocksStore` (the write side is `OpStore`
+and ops.py; the tables hold codec.py's encodings, see pg_schema.py), with these
+differences that come from several centrals sharing one database:
+
+* a commit group is one PostgreSQL transaction that locks the seq counter row, so
+  seq is commit order across all centrals (pg_engine.py explains why);
+* listeners hear every change from every central, from the log follower
+  (pg_follow.py), not from local commits; `committed_seq` is the highest seq known
+  committed here (delivered to listeners, or committed by this central);
+* the catalog of namespaces and tokens follows the log; a lookup that misses catches
+  up from the database once before answering "not found" (another central may have
+  just created the namespace or token);
+* expiry purge and log trim run on one central at a time (a session advisory lock).
+
+Reads use a small connection pool in autocommit mode; each read is one statement.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from kvcore import limits
+from kvcore.clock import SYSTEM_CLOCK, Clock
+from kvcore.errors import NamespaceNotFound
+from kvcore.model import Change, Entry, KeyPage, Namespace, Token
+from kvcore.store import codec, scan
+from kvcore.store.base import LogTruncated, Store
+from kvcore.store.catalog import Catalog
+from kvcore.store.ops import PurgeOp, TrimLogOp
+from kvcore.store.opstore import OpStore
+from kvcore.store.pg_engine import CatalogSync, PgEngine
+from kvcore.store.pg_follow import LogFollower
+from kvcore.store.pg_schema import MAINTENANCE_LOCK, migrate
+from kvcore.store.writer import GroupCommitWriter
+
+log = logging.getLogger(__name__)
+
+PURGE_BATCH: Final = 1000
+LIST_PAGE_ROWS: Final = 1000
+CONNECT_TIMEOUT_S: Final = 10
+
+
+def is_postgres_url(store: str) -> bool:
+    return store.startswith(("postgresql://", "postgres://"))
+
+
+class PgStore(OpStore):
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        log_retention: int = 1_000_000,
+        purge_interval_s: float = 1.0,
+        pool_size: int = 8,
+        poll_s: float = 1.0,
+    ) -> None:
+        if log_retention < 1:
+            raise ValueError("log_retention must be at least 1")
+        super().__init__()
+        self._url = url
+        self._clock = clock
+        self._log_retention = log_retention
+        self._purge_interval_s = purge_interval_s
+        self._closed = False
+        with self._connect() as conn:
+            migrate(conn)
+            catalog, seq = _load_catalog(conn)
+        self._catalog = catalog
+        self._sync = CatalogSync(catalog, seq)
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+            name="edgekv-store",
+        )
+        self._pool.wait(CONNECT_TIMEOUT_S)
+        self._engine = PgEngine(self._connect, self._sync)
+        self._writer = GroupCommitWriter(self._engine, clock, seq=seq, on_commit=self._committed)
+        self._follower = LogFollower(self._connect, self._read_log, self._deliver, seq=seq, poll_s=poll_s)
+        self._stop = threading.Event()
+        self._maintenance = threading.Thread(target=self._maintain, name="edgekv-store-purge", daemon=True)
+        self._maintenance.start()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self._url, connect_timeout=CONNECT_TIMEOUT_S)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._maintenance.join()
+        self._writer.close()
+        self._engine.close()
+        self._follower.close()
+        self._pool.close()
+
+    def __enter__(self) -> PgStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _committed(self, changes: Sequence[Change]) -> None:
+        self._follower.poke()
+
+    def _deliver(self, changes: Sequence[Change]) -> None:
+        self._sync.apply(changes, changes[-1].seq)
+        self._notify(changes)
+
+    # ---------------------------------------------------------------- catalog
+
+    def _refresh_catalog(self) -> None:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1").fetchone()
+            if row is not None:
+                self._sync.catch_up(conn, int(row[0]))
+
+    def _namespace(self, account_id: str, namespace_id: str) -> Namespace:
+        try:
+            return super()._namespace(account_id, namespace_id)
+        except NamespaceNotFound:
+            self._refresh_catalog()
+            return super()._namespace(account_id, namespace_id)
+
+    def token_by_hash(self, secret_hash: str) -> Token | None:
+        token = super().token_by_hash(secret_hash)
+        if token is None:
+            self._refresh_catalog()
+            token = super().token_by_hash(secret_hash)
+        return token
+
+    # ---------------------------------------------------------------- entries: reads
+
+    def get(self, account_id: str, namespace_id: str, key: str) -> Entry | None:
+        self._namespace(account_id, namespace_id)
+        limits.validate_key(key)
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT v FROM edgekv_entries WHERE k = %s",
+                (codec.entry_key(codec.ns_bytes(namespace_id), key),),
+            ).fetchone()
+        if row is None:
+            return None
+        entry = codec.decode_entry(key, bytes(row[0]))
+        if entry.expiration is not None and entry.expiration <= self._clock.now():
+            return None
+        return entry
+
+    def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
+        self._namespace(account_id, namespace_id)
+        nsb = codec.ns_bytes(namespace_id)
+        ekeys = [codec.entry_key(nsb, limits.validate_key(k)) for k in keys]
+        if not ekeys:
+            return []
+        with self._pool.connection() as conn:
+            rows = conn.execute("SELECT k, v FROM edgekv_entries WHERE k = ANY(%s)", (ekeys,)).fetchall()
+        found = {bytes(k): bytes(v) for k, v in rows}
+        now = self._clock.now()
+        out: list[Entry | None] = []
+        for key, ekey in zip(keys, ekeys, strict=True):
+            raw = found.get(ekey)
+            entry = codec.decode_entry(key, raw) if raw is not None else None
+            if entry is not None and entry.expiration is not None and entry.expiration <= now:
+                entry = None
+            out.append(entry)
+        return out
+
+    def list_keys(self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str) -> KeyPage:
+        nsb, low, start = self._list_range(account_id, namespace_id, prefix, cursor)
+        limit = limits.validate_list_limit(limit)
+        return scan.key_page(
+            self._rows(start, codec.namespace_range(nsb)[1]), nsb, low, limit, self._clock.now()
+        )
+
+    def _rows(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Entries in [start, end) in key order, fetched a page at a time."""
+        sql = "SELECT k, v FROM edgekv_entries WHERE k >= %s AND k < %s ORDER BY k LIMIT %s"
+        while True:
+            with self._pool.connection() as conn:
+                rows = conn.execute(sql, (start, end, LIST_PAGE_ROWS)).fetchall()
+            for k, v in rows:
+                yield bytes(k), bytes(v)
+            if len(rows) < LIST_PAGE_ROWS:
+                return
+            start = bytes(rows[-1][0]) + b"\x00"
+
+    # ---------------------------------------------------------------- change log
+
+    @property
+    def committed_seq(self) -> int:
+        return max(self._follower.seq, self._writer.seq)
+
+    @property
+    def oldest_retained_seq(self) -> int:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT (SELECT min(seq) FROM edgekv_change_log), last_seq FROM edgekv_seq WHERE id = 1"
+            ).fetchone()
+        assert row is not None
+        oldest, last = row
+        return int(oldest) if oldest is not None else int(last) + 1
+
+    def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+        seq = max(seq, 0)
+        if limit <= 0:
+            return []
+        return self._read_log(seq, limit)
+
+    def _read_log(self, seq: int, limit: int) -> list[Change]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT seq, v FROM edgekv_change_log WHERE seq > %s ORDER BY seq LIMIT %s", (seq, limit)
+            ).fetchall()
+        if rows and rows[0][0] != seq + 1:
+            raise LogTruncated(f"seq {seq} is older than the retained log (oldest {rows[0][0]})")
+        return [codec.decode_change(int(s), bytes(v)) for s, v in rows]
+
+    # ---------------------------------------------------------------- maintenance
+
+    def purge_expired(self) -> int:
+        """Delete every entry expired as of the clock's now; returns how many."""
+        total = 0
+        while True:
+            upto = codec.u64(int(self._clock.now()) + 1)
+            with self._pool.connection() as conn:
+                rows = conn.execute(
+                    "SELECT k FROM edgekv_expiry WHERE k < %s ORDER BY k LIMIT %s", (upto, PURGE_BATCH)
+                ).fetchall()
+            expired = [bytes(r[0]) for r in rows]
+            if not expired:
+                return total
+            total += int(self._submit(PurgeOp(expired)))
+            if len(expired) < PURGE_BATCH:
+                return total
+
+    def trim_log(self) -> int:
+        """Drop change-log records beyond the newest `log_retention`; returns the oldest kept."""
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1").fetchone()
+        assert row is not None
+        oldest = int(row[0]) - self._log_retention + 1
+        current = self.oldest_retained_seq
+        if oldest > current:
+            self._submit(TrimLogOp(oldest))
+            return oldest
+        return current
+
+    def _maintain(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        while not self._stop.wait(self._purge_interval_s):
+            try:
+                if conn is None or conn.closed or conn.broken:
+                    conn = self._connect()
+                    conn.autocommit = True
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (MAINTENANCE_LOCK,)).fetchone()
+                if not (row and row[0]):
+                    continue  # another central is at it
+                try:
+                    self.purge_expired()
+                    self.trim_log()
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (MAINTENANCE_LOCK,))
+            except Exception:
+                if self._stop.is_set():
+                    break
+                log.exception("store maintenance failed")
+        if conn is not None:
+            conn.close()
+
+
+def _load_catalog(conn: psycopg.Connection[Any]) -> tuple[Catalog, int]:
+    """Namespaces, tokens and the counter from one snapshot."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        namespaces = conn.execute("SELECT k, v FROM edgekv_namespaces").fetchall()
+        tokens = conn.execute("SELECT k, v FROM edgekv_tokens").fetchall()
+        row = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1").fetchone()
+    catalog = Catalog(
+        (codec.decode_namespace(bytes(k), bytes(v)) for k, v in namespaces),
+        (codec.decode_token(bytes(k), bytes(v)) for k, v in tokens),
+    )
+    return catalog, int(row[0]) if row else 0
+
+
+if TYPE_CHECKING:
+
+    def _conforms(store: PgStore) -> Store:
+        return store
