@@ -19,17 +19,18 @@ Reads use a small connection pool in autocommit mode; each read is one statement
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from kvcore import limits
 from kvcore.clock import SYSTEM_CLOCK, Clock
-from kvcore.errors import NamespaceNotFound
+from kvcore.errors import NamespaceNotFound, Unavailable
 from kvcore.model import Change, Entry, KeyPage, Namespace, Token
 from kvcore.store import codec, scan
 from kvcore.store.base import LogTruncated, Store
@@ -81,6 +82,8 @@ class PgStore(OpStore):
             min_size=1,
             max_size=pool_size,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+            # A connection broken by a database failover is replaced before it is lent.
+            check=ConnectionPool.check_connection,
             name="edgekv-store",
         )
         self._pool.wait(CONNECT_TIMEOUT_S)
@@ -93,6 +96,16 @@ class PgStore(OpStore):
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self._url, connect_timeout=CONNECT_TIMEOUT_S)
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled autocommit connection; a lost database becomes `Unavailable` (503),
+        e.g. during a failover, until a multi-host URL finds the new primary."""
+        try:
+            with self._pool.connection(timeout=CONNECT_TIMEOUT_S) as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise Unavailable(f"database unavailable: {exc}") from exc
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -123,7 +136,7 @@ class PgStore(OpStore):
     # ---------------------------------------------------------------- catalog
 
     def _refresh_catalog(self) -> None:
-        with self._pool.connection() as conn:
+        with self._read() as conn:
             row = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1").fetchone()
             if row is not None:
                 self._sync.catch_up(conn, int(row[0]))
@@ -147,7 +160,7 @@ class PgStore(OpStore):
     def get(self, account_id: str, namespace_id: str, key: str) -> Entry | None:
         self._namespace(account_id, namespace_id)
         limits.validate_key(key)
-        with self._pool.connection() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 "SELECT v FROM edgekv_entries WHERE k = %s",
                 (codec.entry_key(codec.ns_bytes(namespace_id), key),),
@@ -165,7 +178,7 @@ class PgStore(OpStore):
         ekeys = [codec.entry_key(nsb, limits.validate_key(k)) for k in keys]
         if not ekeys:
             return []
-        with self._pool.connection() as conn:
+        with self._read() as conn:
             rows = conn.execute("SELECT k, v FROM edgekv_entries WHERE k = ANY(%s)", (ekeys,)).fetchall()
         found = {bytes(k): bytes(v) for k, v in rows}
         now = self._clock.now()
@@ -189,7 +202,7 @@ class PgStore(OpStore):
         """Entries in [start, end) in key order, fetched a page at a time."""
         sql = "SELECT k, v FROM edgekv_entries WHERE k >= %s AND k < %s ORDER BY k LIMIT %s"
         while True:
-            with self._pool.connection() as conn:
+            with self._read() as conn:
                 rows = conn.execute(sql, (start, end, LIST_PAGE_ROWS)).fetchall()
             for k, v in rows:
                 yield bytes(k), bytes(v)
@@ -205,7 +218,7 @@ class PgStore(OpStore):
 
     @property
     def oldest_retained_seq(self) -> int:
-        with self._pool.connection() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 "SELECT (SELECT min(seq) FROM edgekv_change_log), last_seq FROM edgekv_seq WHERE id = 1"
             ).fetchone()
@@ -220,7 +233,7 @@ class PgStore(OpStore):
         return self._read_log(seq, limit)
 
     def _read_log(self, seq: int, limit: int) -> list[Change]:
-        with self._pool.connection() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 "SELECT seq, v FROM edgekv_change_log WHERE seq > %s ORDER BY seq LIMIT %s", (seq, limit)
             ).fetchall()
@@ -235,7 +248,7 @@ class PgStore(OpStore):
         total = 0
         while True:
             upto = codec.u64(int(self._clock.now()) + 1)
-            with self._pool.connection() as conn:
+            with self._read() as conn:
                 rows = conn.execute(
                     "SELECT k FROM edgekv_expiry WHERE k < %s ORDER BY k LIMIT %s", (upto, PURGE_BATCH)
                 ).fetchall()
@@ -248,7 +261,7 @@ class PgStore(OpStore):
 
     def trim_log(self) -> int:
         """Drop change-log records beyond the newest `log_retention`; returns the oldest kept."""
-        with self._pool.connection() as conn:
+        with self._read() as conn:
             row = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1").fetchone()
         assert row is not None
         oldest = int(row[0]) - self._log_retention + 1

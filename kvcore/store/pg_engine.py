@@ -38,6 +38,7 @@ from typing import Any
 
 import psycopg
 
+from kvcore.errors import Unavailable
 from kvcore.model import Change, ChangeKind, Namespace
 from kvcore.store import codec
 from kvcore.store.catalog import Catalog
@@ -195,6 +196,11 @@ class PgEngine:
                 conn.commit()
                 txn.catalog.publish()
                 self._sync.seq = max(self._sync.seq, txn.seq)
+        except psycopg.OperationalError as exc:
+            # The connection or the server went away (a database failover): the group
+            # may or may not have committed. The next group reconnects (`begin`).
+            self._abort()
+            raise Unavailable(f"database unavailable: {exc}") from exc
         except BaseException:
             self._abort()
             raise
