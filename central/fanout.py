@@ -3,8 +3,10 @@
 Creates, namespace and token changes are pushed as soon as they commit (C1);
 updates and deletes are held per key, coalesced so only the newest version of a key
 is sent, and flushed before `propagation_delay_s` has passed since the first of them
-was acknowledged (C2). For keys a region reported hot, a flush carries the new value
-so the edge stays warm; for the rest, an invalidation.
+was committed (C2), by whichever central committed it (on a shared PostgreSQL store
+the hub hears every central's changes from the log follower). For keys a region
+reported hot, a flush carries the new value so the edge stays warm; for the rest, an
+invalidation.
 
 Because held updates are older than the creates pushed past them, the highest seq a
 replica has seen is not a safe resume point. Every batch therefore carries
@@ -231,7 +233,11 @@ class Hub:
                 ref = (change.namespace_id, change.key)
                 held = self._held.get(ref)
                 if held is None:
-                    self._held[ref] = _Held(change, now + self._delay)
+                    # The delay counts from commit time, which on a shared store may be
+                    # another central's commit a moment ago (wall clocks of centrals agree
+                    # to well under the delay; a skewed one only shifts this flush).
+                    age = min(max(0.0, self._clock.now() - change.commit_time), self._delay)
+                    self._held[ref] = _Held(change, now + self._delay - age)
                 else:
                     # Coalesce: keep the first write's deadline, send only the newest.
                     held.change = change

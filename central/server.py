@@ -26,6 +26,8 @@ from kvcore.rest.app import create_app
 from kvcore.rpc.security import SERVER_OPTIONS, ClusterSecretInterceptor, server_credentials
 from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
 from kvcore.settings import CentralSettings
+from kvcore.store.base import Store
+from kvcore.store.pg import PgStore
 from kvcore.store.rocks import RocksStore
 
 log = logging.getLogger("edgekv.central")
@@ -35,7 +37,17 @@ SERVICE_NAMES = [
 ]
 
 
-def bootstrap(store: RocksStore, settings: CentralSettings) -> None:
+def open_store(settings: CentralSettings, clock: Clock) -> RocksStore | PgStore:
+    """The store `settings.store` names: RocksDB in data_dir, or a shared PostgreSQL."""
+    if settings.store_is_postgres:
+        return PgStore(settings.store, clock=clock, log_retention=settings.log_retention)
+    os.makedirs(settings.data_dir, exist_ok=True)
+    return RocksStore(
+        os.path.join(settings.data_dir, "store"), clock=clock, log_retention=settings.log_retention
+    )
+
+
+def bootstrap(store: Store, settings: CentralSettings) -> None:
     """Create the bootstrap account's write token if it does not exist yet."""
     if not (settings.bootstrap_account and settings.bootstrap_token):
         return
@@ -58,10 +70,7 @@ async def serve(
 ) -> None:
     settings.validate()
     stop = stop or asyncio.Event()
-    os.makedirs(settings.data_dir, exist_ok=True)
-    store = RocksStore(
-        os.path.join(settings.data_dir, "store"), clock=clock, log_retention=settings.log_retention
-    )
+    store = open_store(settings, clock)
     try:
         bootstrap(store, settings)
         metrics = Metrics("central")
@@ -99,10 +108,11 @@ async def serve(
         http = http_server(app, settings.http_addr)
         stop_on_signals(stop)
         log.info(
-            "central: grpc %s, http %s, propagation delay %ss",
+            "central: grpc %s, http %s, propagation delay %ss, store %s",
             settings.grpc_addr,
             settings.http_addr,
             settings.propagation_delay_s,
+            "postgresql" if settings.store_is_postgres else "rocksdb",
         )
         if started is not None:
             asyncio.get_running_loop().call_later(0.05, started.set)

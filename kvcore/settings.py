@@ -67,7 +67,7 @@ class TlsSettings:
 
 @dataclass(frozen=True)
 class CentralSettings:
-    data_dir: str
+    data_dir: str = ""  # the RocksDB store's directory (unused with a PostgreSQL store)
     grpc_addr: str = "127.0.0.1:7070"
     http_addr: str = "127.0.0.1:8080"
     propagation_delay_s: float = 60.0
@@ -80,10 +80,20 @@ class CentralSettings:
     subscriber_queue_changes: int = 100_000
     bootstrap_account: str | None = None
     bootstrap_token: str | None = None
+    # "rocksdb" (the embedded store in data_dir) or a postgresql:// URL shared by centrals.
+    store: str = "rocksdb"
+
+    @property
+    def store_is_postgres(self) -> bool:
+        return self.store.startswith(("postgresql://", "postgres://"))
 
     def validate(self) -> CentralSettings:
-        if not self.data_dir:
-            raise SettingsError("--data-dir (EDGEKV_DATA_DIR): required")
+        if self.store != "rocksdb" and not self.store_is_postgres:
+            raise SettingsError(
+                f"--store (EDGEKV_STORE): 'rocksdb' or a postgresql:// URL, got {self.store.split('@')[-1]!r}"
+            )
+        if not self.data_dir and not self.store_is_postgres:
+            raise SettingsError("--data-dir (EDGEKV_DATA_DIR): required with --store rocksdb")
         check_addr(self.grpc_addr, "--grpc-addr (EDGEKV_GRPC_ADDR)")
         check_addr(self.http_addr, "--http-addr (EDGEKV_HTTP_ADDR)")
         if not self.cluster_secret and not is_loopback(split_addr(self.grpc_addr)[0]):

@@ -29,7 +29,9 @@ def _opt(envvar: str, help: str) -> typer.models.OptionInfo:
 
 
 def central_command(
-    data_dir: Annotated[str, _opt("EDGEKV_DATA_DIR", "Directory of the RocksDB store.")],
+    data_dir: Annotated[
+        str, _opt("EDGEKV_DATA_DIR", "Directory of the RocksDB store (not needed with a PostgreSQL one).")
+    ] = "",
     grpc_addr: Annotated[str, _opt("EDGEKV_GRPC_ADDR", "HOST:PORT of the gRPC API.")] = "127.0.0.1:7070",
     http_addr: Annotated[
         str, _opt("EDGEKV_HTTP_ADDR", "HOST:PORT of the REST API, /metrics, /healthz, /readyz.")
@@ -62,6 +64,13 @@ def central_command(
     bootstrap_token: Annotated[
         str | None, _opt("EDGEKV_BOOTSTRAP_TOKEN", "...with a write token of this secret.")
     ] = None,
+    store: Annotated[
+        str,
+        _opt(
+            "EDGEKV_STORE",
+            "'rocksdb' (embedded, in --data-dir) or postgresql://USER@HOST[,HOST2]/DB, shared by centrals.",
+        ),
+    ] = "rocksdb",
 ) -> None:
     from central.server import run
 
@@ -78,6 +87,7 @@ def central_command(
             subscriber_queue_changes=subscriber_queue_changes,
             bootstrap_account=bootstrap_account,
             bootstrap_token=bootstrap_token,
+            store=store,
         ),
         run,
     )

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 PURGE_BATCH: Final = 1000
 LIST_PAGE_ROWS: Final = 1000
 CONNECT_TIMEOUT_S: Final = 10
+CLOSE_DRAIN_S: Final = 5.0
 
 
 def is_postgres_url(store: str) -> bool:
@@ -85,6 +86,7 @@ class PgStore(OpStore):
             # A connection broken by a database failover is replaced before it is lent.
             check=ConnectionPool.check_connection,
             name="edgekv-store",
+            open=True,
         )
         self._pool.wait(CONNECT_TIMEOUT_S)
         self._engine = PgEngine(self._connect, self._sync)
@@ -117,6 +119,8 @@ class PgStore(OpStore):
         self._maintenance.join()
         self._writer.close()
         self._engine.close()
+        # Listeners hear this central's own last commits before the store goes away.
+        self._follower.wait_for(self._writer.seq, CLOSE_DRAIN_S)
         self._follower.close()
         self._pool.close()
 

@@ -64,6 +64,16 @@ class LogFollower:
         """New changes may be in the log (a local commit)."""
         self._wake.set()
 
+    def wait_for(self, seq: int, timeout_s: float) -> bool:
+        """Wait until every change <= seq is delivered; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self._seq < seq and not self._stop.is_set():
+            if time.monotonic() >= deadline:
+                return False
+            self._wake.set()
+            time.sleep(0.002)
+        return self._seq >= seq
+
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
@@ -113,7 +123,7 @@ class LogFollower:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self._wake.set()  # anything committed while we were not listening
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                        for _ in conn.notifies(timeout=0.2, stop_after=1):
                             self._wake.set()
             except Exception:
                 if self._stop.is_set():

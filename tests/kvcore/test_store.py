@@ -1,38 +1,22 @@
-"""RocksStore entries: round trips, ordering, pagination, expiration, bulk, conditions."""
+"""Store entries on both engines (conftest.py): round trips, ordering, pagination, expiration,
+bulk, conditions."""
 
 from __future__ import annotations
-
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from store_support import AnyStore, StoreOpener, entry_record
 
 from kvcore.clock import ManualClock
 from kvcore.errors import NamespaceNotFound, PayloadTooLarge, PreconditionFailed, ValidationError
 from kvcore.model import ChangeKind, Condition, WriteItem
-from kvcore.store.rocks import RocksStore
 
 ACCT = "acct1"
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: ManualClock) -> Iterator[RocksStore]:
-    # A long purge interval: tests call purge_expired() themselves, so nothing races them.
-    s = RocksStore(str(tmp_path / "db"), clock=clock, purge_interval_s=3600, sync=False)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def ns(store: RocksStore) -> str:
+def ns(store: AnyStore) -> str:
     return store.create_namespace(ACCT, "main").id
 
 
@@ -51,7 +35,7 @@ keys = st.text(st.characters(codec="utf-8"), min_size=1, max_size=512).filter(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=keys, value=st.binary(max_size=4096), meta=st.none() | st.just('{"a":[1,"é"]}'))
 def test_round_trip_arbitrary_keys_and_values(
-    store: RocksStore, ns: str, key: str, value: bytes, meta: str | None
+    store: AnyStore, ns: str, key: str, value: bytes, meta: str | None
 ) -> None:
     result = store.put(ACCT, ns, WriteItem(key, value, meta))
     entry = store.get(ACCT, ns, key)
@@ -62,7 +46,7 @@ def test_round_trip_arbitrary_keys_and_values(
     assert listed == key
 
 
-def _all_keys(store: RocksStore, ns: str, prefix: str = "", limit: int = 1000) -> list[str]:
+def _all_keys(store: AnyStore, ns: str, prefix: str = "", limit: int = 1000) -> list[str]:
     out: list[str] = []
     cursor = ""
     while True:
@@ -75,20 +59,19 @@ def _all_keys(store: RocksStore, ns: str, prefix: str = "", limit: int = 1000) -
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(names=st.lists(keys, min_size=1, max_size=40, unique=True))
-def test_listing_is_utf8_byte_order(tmp_path_factory: pytest.TempPathFactory, names: list[str]) -> None:
-    with RocksStore(str(tmp_path_factory.mktemp("db")), purge_interval_s=3600, sync=False) as s:
-        ns = s.create_namespace(ACCT, "t").id
-        s.bulk_put(ACCT, ns, [WriteItem(k, b"") for k in names])
-        assert _all_keys(s, ns, limit=10) == sorted(names, key=lambda k: k.encode("utf-8"))
+def test_listing_is_utf8_byte_order(store: AnyStore, names: list[str]) -> None:
+    ns = store.create_namespace(ACCT, f"t{store.committed_seq}").id  # a fresh one per example
+    store.bulk_put(ACCT, ns, [WriteItem(k, b"") for k in names])
+    assert _all_keys(store, ns, limit=10) == sorted(names, key=lambda k: k.encode("utf-8"))
 
 
-def test_non_ascii_ordering(store: RocksStore, ns: str) -> None:
+def test_non_ascii_ordering(store: AnyStore, ns: str) -> None:
     for k in ["😀", "中", "é", "z", "a", "Z"]:
         store.put(ACCT, ns, WriteItem(k, k.encode()))
     assert _all_keys(store, ns) == ["Z", "a", "z", "é", "中", "😀"]
 
 
-def test_missing_key_and_foreign_namespace(store: RocksStore, ns: str) -> None:
+def test_missing_key_and_foreign_namespace(store: AnyStore, ns: str) -> None:
     assert store.get(ACCT, ns, "nope") is None
     with pytest.raises(NamespaceNotFound):
         store.get("other", ns, "k")
@@ -98,7 +81,7 @@ def test_missing_key_and_foreign_namespace(store: RocksStore, ns: str) -> None:
         store.get(ACCT, "0" * 32, "k")
 
 
-def test_bulk_get(store: RocksStore, ns: str, clock: ManualClock) -> None:
+def test_bulk_get(store: AnyStore, ns: str, clock: ManualClock) -> None:
     store.put(ACCT, ns, WriteItem("a", b"1"))
     store.put(ACCT, ns, WriteItem("b", b"2", expiration=int(clock.now()) + 60))
     clock.advance(61)
@@ -110,7 +93,7 @@ def test_bulk_get(store: RocksStore, ns: str, clock: ManualClock) -> None:
 
 
 @pytest.mark.parametrize("prefix", ["", "p/"])
-def test_cursor_pagination_2500_keys(store: RocksStore, ns: str, prefix: str) -> None:
+def test_cursor_pagination_2500_keys(store: AnyStore, ns: str, prefix: str) -> None:
     wanted = [f"p/{i:05d}" for i in range(2500)]
     others = [f"q/{i:05d}" for i in range(300)]
     store.bulk_put(ACCT, ns, [WriteItem(k, b"v") for k in wanted + others])
@@ -130,7 +113,7 @@ def test_cursor_pagination_2500_keys(store: RocksStore, ns: str, prefix: str) ->
     assert pages == -(-len(expected) // 1000)
 
 
-def test_cursor_only_when_more_remain(store: RocksStore, ns: str) -> None:
+def test_cursor_only_when_more_remain(store: AnyStore, ns: str) -> None:
     store.bulk_put(ACCT, ns, [WriteItem(f"k{i:02d}", b"") for i in range(20)])
     first = store.list_keys(ACCT, ns, "", 10, "")
     assert len(first.keys) == 10 and first.cursor
@@ -139,7 +122,7 @@ def test_cursor_only_when_more_remain(store: RocksStore, ns: str) -> None:
     assert second.cursor == ""
 
 
-def test_list_validation(store: RocksStore, ns: str) -> None:
+def test_list_validation(store: AnyStore, ns: str) -> None:
     for bad in (9, 1001):
         with pytest.raises(ValidationError):
             store.list_keys(ACCT, ns, "", bad, "")
@@ -148,7 +131,7 @@ def test_list_validation(store: RocksStore, ns: str) -> None:
             store.list_keys(ACCT, ns, "", 10, cursor)
 
 
-def test_list_metadata_and_expiration(store: RocksStore, ns: str, clock: ManualClock) -> None:
+def test_list_metadata_and_expiration(store: AnyStore, ns: str, clock: ManualClock) -> None:
     exp = int(clock.now()) + 120
     store.put(ACCT, ns, WriteItem("k", b"v", '{"x":1}', exp))
     [info] = store.list_keys(ACCT, ns, "", 10, "").keys
@@ -158,7 +141,7 @@ def test_list_metadata_and_expiration(store: RocksStore, ns: str, clock: ManualC
 # ---------------------------------------------------------------- expiration
 
 
-def test_expiration_hides_purges_and_recreates(store: RocksStore, ns: str, clock: ManualClock) -> None:
+def test_expiration_hides_purges_and_recreates(store: AnyStore, ns: str, clock: ManualClock) -> None:
     exp = int(clock.now()) + 60
     assert store.put(ACCT, ns, WriteItem("k", b"v", expiration=exp)).created
     store.put(ACCT, ns, WriteItem("live", b"v"))
@@ -179,7 +162,7 @@ def test_expiration_hides_purges_and_recreates(store: RocksStore, ns: str, clock
 
 
 def test_put_over_expired_unpurged_is_create_and_delete_is_noop(
-    store: RocksStore, ns: str, clock: ManualClock
+    store: AnyStore, ns: str, clock: ManualClock
 ) -> None:
     store.put(ACCT, ns, WriteItem("a", b"v", expiration=int(clock.now()) + 60))
     store.put(ACCT, ns, WriteItem("b", b"v", expiration=int(clock.now()) + 60))
@@ -194,7 +177,7 @@ def test_put_over_expired_unpurged_is_create_and_delete_is_noop(
     assert entry is not None and entry.value == b"new"
 
 
-def test_expired_keys_skipped_in_pages(store: RocksStore, ns: str, clock: ManualClock) -> None:
+def test_expired_keys_skipped_in_pages(store: AnyStore, ns: str, clock: ManualClock) -> None:
     exp = int(clock.now()) + 60
     store.bulk_put(ACCT, ns, [WriteItem(f"a{i:02d}", b"", expiration=exp) for i in range(30)])
     store.bulk_put(ACCT, ns, [WriteItem(f"b{i:02d}", b"") for i in range(15)])
@@ -207,15 +190,15 @@ def test_expired_keys_skipped_in_pages(store: RocksStore, ns: str, clock: Manual
     assert page.cursor == "", "only expired keys remain"
 
 
-def test_purge_runs_in_background(tmp_path: Path, clock: ManualClock) -> None:
+def test_purge_runs_in_background(open_store: StoreOpener, clock: ManualClock) -> None:
     import time
 
-    with RocksStore(str(tmp_path / "db"), clock=clock, purge_interval_s=0.02, sync=False) as s:
+    with open_store(clock=clock, purge_interval_s=0.02, sync=False) as s:
         ns = s.create_namespace(ACCT, "t").id
         s.put(ACCT, ns, WriteItem("k", b"v", expiration=int(clock.now()) + 60))
         clock.advance(61)
         deadline = time.monotonic() + 5
-        while s._data.get(bytes.fromhex(ns) + b"k") is not None:
+        while entry_record(s, bytes.fromhex(ns) + b"k") is not None:
             assert time.monotonic() < deadline
             time.sleep(0.01)
 
@@ -223,7 +206,7 @@ def test_purge_runs_in_background(tmp_path: Path, clock: ManualClock) -> None:
 # ---------------------------------------------------------------- create/update/delete
 
 
-def test_create_update_delete_kinds_and_versions(store: RocksStore, ns: str) -> None:
+def test_create_update_delete_kinds_and_versions(store: AnyStore, ns: str) -> None:
     r1 = store.put(ACCT, ns, WriteItem("k", b"1"))
     r2 = store.put(ACCT, ns, WriteItem("k", b"2"))
     assert r1.created and not r2.created and r2.seq == r1.seq + 1
@@ -235,7 +218,7 @@ def test_create_update_delete_kinds_and_versions(store: RocksStore, ns: str) -> 
     assert store.put(ACCT, ns, WriteItem("k", b"3")).created
 
 
-def test_put_replaces_metadata_and_expiration(store: RocksStore, ns: str, clock: ManualClock) -> None:
+def test_put_replaces_metadata_and_expiration(store: AnyStore, ns: str, clock: ManualClock) -> None:
     store.put(ACCT, ns, WriteItem("k", b"1", '{"a":1}', int(clock.now()) + 60))
     store.put(ACCT, ns, WriteItem("k", b"2"))
     entry = store.get(ACCT, ns, "k")
@@ -248,7 +231,7 @@ def test_put_replaces_metadata_and_expiration(store: RocksStore, ns: str, clock:
 # ---------------------------------------------------------------- conditions
 
 
-def test_conditional_writes(store: RocksStore, ns: str) -> None:
+def test_conditional_writes(store: AnyStore, ns: str) -> None:
     with pytest.raises(PreconditionFailed):
         store.put(ACCT, ns, WriteItem("k", b"x"), Condition(if_match=1))
     r1 = store.put(ACCT, ns, WriteItem("k", b"1"), Condition(if_none_match=True))
@@ -267,7 +250,7 @@ def test_conditional_writes(store: RocksStore, ns: str) -> None:
     assert entry is None
 
 
-async def test_conditions_race_within_one_group(store: RocksStore, ns: str) -> None:
+async def test_conditions_race_within_one_group(store: AnyStore, ns: str) -> None:
     import asyncio
 
     once = Condition(if_none_match=True)
@@ -281,7 +264,7 @@ async def test_conditions_race_within_one_group(store: RocksStore, ns: str) -> N
 # ---------------------------------------------------------------- bulk
 
 
-def test_bulk_put_one_invalid_item_writes_nothing(store: RocksStore, ns: str) -> None:
+def test_bulk_put_one_invalid_item_writes_nothing(store: AnyStore, ns: str) -> None:
     seq = store.committed_seq
     items = [WriteItem(f"k{i}", b"v") for i in range(10)] + [WriteItem("x" * 513, b"v")]
     with pytest.raises(ValidationError):
@@ -295,7 +278,7 @@ def test_bulk_put_one_invalid_item_writes_nothing(store: RocksStore, ns: str) ->
     assert _all_keys(store, ns) == []
 
 
-def test_bulk_put_each_item_logged_last_wins(store: RocksStore, ns: str) -> None:
+def test_bulk_put_each_item_logged_last_wins(store: AnyStore, ns: str) -> None:
     store.put(ACCT, ns, WriteItem("old", b"0"))
     seq = store.committed_seq
     result = store.bulk_put(
@@ -313,7 +296,7 @@ def test_bulk_put_each_item_logged_last_wins(store: RocksStore, ns: str) -> None
     assert entry is not None and entry.value == b"2" and entry.version == seq + 3
 
 
-def test_bulk_delete(store: RocksStore, ns: str) -> None:
+def test_bulk_delete(store: AnyStore, ns: str) -> None:
     store.bulk_put(ACCT, ns, [WriteItem(k, b"") for k in "abc"])
     seq = store.committed_seq
     result = store.bulk_delete(ACCT, ns, ["a", "missing", "c"])
@@ -323,7 +306,7 @@ def test_bulk_delete(store: RocksStore, ns: str) -> None:
     assert store.bulk_delete(ACCT, ns, ["zzz"]).seq == 0
 
 
-async def test_async_bulk_and_delete(store: RocksStore, ns: str) -> None:
+async def test_async_bulk_and_delete(store: AnyStore, ns: str) -> None:
     r = await store.abulk_put(ACCT, ns, [WriteItem("a", b"1"), WriteItem("b", b"2")])
     assert r.successful_key_count == 2
     assert (await store.adelete(ACCT, ns, "a")).seq == r.seq + 1
@@ -331,11 +314,11 @@ async def test_async_bulk_and_delete(store: RocksStore, ns: str) -> None:
     assert _all_keys(store, ns) == []
 
 
-def test_group_failure_is_isolated(tmp_path: Path) -> None:
+def test_group_failure_is_isolated(open_store: StoreOpener) -> None:
     """Many threads, some ops failing their condition: the rest of each group commits."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with RocksStore(str(tmp_path / "db"), purge_interval_s=3600) as s:
+    with open_store() as s:
         ns = s.create_namespace(ACCT, "t").id
         s.put(ACCT, ns, WriteItem("taken", b""))
 
@@ -355,12 +338,11 @@ def test_group_failure_is_isolated(tmp_path: Path) -> None:
         assert [c.seq for c in changes] == list(range(1, s.committed_seq + 1))
 
 
-def test_reads_survive_reopen(tmp_path: Path) -> None:
-    path = str(tmp_path / "db")
-    with RocksStore(path, purge_interval_s=3600) as s:
+def test_reads_survive_reopen(open_store: StoreOpener) -> None:
+    with open_store() as s:
         ns = s.create_namespace(ACCT, "t").id
         s.put(ACCT, ns, WriteItem("k", b"\x00\xff", '"m"', 2_000_000_000))
-    with RocksStore(path, purge_interval_s=3600) as s:
+    with open_store() as s:
         entry = s.get(ACCT, ns, "k")
         assert entry is not None
         assert (entry.value, entry.metadata_json, entry.expiration, entry.version) == (
@@ -371,21 +353,21 @@ def test_reads_survive_reopen(tmp_path: Path) -> None:
         )
 
 
-def test_closed_store_rejects_writes(tmp_path: Path) -> None:
-    s = RocksStore(str(tmp_path / "db"), purge_interval_s=3600)
+def test_closed_store_rejects_writes(open_store: StoreOpener) -> None:
+    s = open_store()
     s.close()
     s.close()  # idempotent
     with pytest.raises(Exception):  # noqa: B017 - any error, never a hang
         s.create_namespace(ACCT, "t")
 
 
-def test_tempdir_cleanup_smoke() -> None:
-    with tempfile.TemporaryDirectory() as d, RocksStore(d, purge_interval_s=3600) as s:
+def test_fresh_store_smoke(open_store: StoreOpener) -> None:
+    with open_store() as s:
         assert s.committed_seq == 0 and s.oldest_retained_seq == 1
 
 
 def test_scan_budget_returns_short_pages_with_cursor(
-    store: RocksStore, ns: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    store: AnyStore, ns: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from kvcore.store import scan
 
@@ -399,7 +381,7 @@ def test_scan_budget_returns_short_pages_with_cursor(
     assert _all_keys(store, ns, limit=10) == [f"b{i}" for i in range(5)]
 
 
-def test_defensive_input_checks(store: RocksStore, ns: str) -> None:
+def test_defensive_input_checks(store: AnyStore, ns: str) -> None:
     with pytest.raises(ValidationError):
         store.list_keys(ACCT, ns, "\ud800", 10, "")
     with pytest.raises(ValidationError):

@@ -1,38 +1,24 @@
-"""RocksStore namespaces and tokens."""
+"""Store namespaces and tokens, on both engines (conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from store_support import AnyStore, StoreOpener, entry_record, stored_bytes
 
 from kvcore.errors import DuplicateTitle, NamespaceNotFound, TooManyNamespaces, ValidationError
 from kvcore.model import ChangeKind, Permission, WriteItem
-from kvcore.store.rocks import RocksStore
 
 A, B = "acct-a", "acct-b"
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> str:
-    return str(tmp_path / "db")
-
-
-@pytest.fixture
-def store(path: str) -> Iterator[RocksStore]:
-    s = RocksStore(path, purge_interval_s=3600, sync=False)
-    yield s
-    s.close()
 
 
 # ---------------------------------------------------------------- namespaces
 
 
-def test_create_and_get(store: RocksStore) -> None:
+def test_create_and_get(store: AnyStore) -> None:
     ns = store.create_namespace(A, "First")
     assert re.fullmatch(r"[0-9a-f]{32}", ns.id)
     assert (ns.account_id, ns.title) == (A, "First")
@@ -46,7 +32,7 @@ def test_create_and_get(store: RocksStore) -> None:
     )
 
 
-def test_duplicate_title_per_account(store: RocksStore) -> None:
+def test_duplicate_title_per_account(store: AnyStore) -> None:
     store.create_namespace(A, "t")
     with pytest.raises(DuplicateTitle):
         store.create_namespace(A, "t")
@@ -57,14 +43,14 @@ def test_duplicate_title_per_account(store: RocksStore) -> None:
         store.create_namespace("bad\x00acct", "t")
 
 
-async def test_duplicate_title_in_one_group(store: RocksStore) -> None:
+async def test_duplicate_title_in_one_group(store: AnyStore) -> None:
     creates = [store.acreate_namespace(A, "same") for _ in range(20)]
     results = await asyncio.gather(*creates, return_exceptions=True)
     assert sum(not isinstance(r, BaseException) for r in results) == 1
     assert sum(isinstance(r, DuplicateTitle) for r in results) == 19
 
 
-def test_account_isolation(store: RocksStore) -> None:
+def test_account_isolation(store: AnyStore) -> None:
     ns = store.create_namespace(A, "t")
     store.put(A, ns.id, WriteItem("k", b"v"))
     for call in (
@@ -81,7 +67,7 @@ def test_account_isolation(store: RocksStore) -> None:
     assert store.list_namespaces(B, 1, 20, "id", "asc") == ([], 0)
 
 
-def test_rename(store: RocksStore) -> None:
+def test_rename(store: AnyStore) -> None:
     one = store.create_namespace(A, "one")
     two = store.create_namespace(A, "two")
     with pytest.raises(DuplicateTitle):
@@ -97,7 +83,7 @@ def test_rename(store: RocksStore) -> None:
     assert kinds.count(ChangeKind.NAMESPACE_RENAME) == 2
 
 
-async def test_async_rename_and_delete(store: RocksStore) -> None:
+async def test_async_rename_and_delete(store: AnyStore) -> None:
     ns = await store.acreate_namespace(A, "t")
     assert (await store.arename_namespace(A, ns.id, "u")).title == "u"
     await store.adelete_namespace(A, ns.id)
@@ -105,7 +91,7 @@ async def test_async_rename_and_delete(store: RocksStore) -> None:
         store.get_namespace(A, ns.id)
 
 
-def test_delete_removes_keys_and_title(store: RocksStore) -> None:
+def test_delete_removes_keys_and_title(store: AnyStore) -> None:
     ns = store.create_namespace(A, "t")
     keep = store.create_namespace(A, "keep")
     store.bulk_put(A, ns.id, [WriteItem(f"k{i}", b"v") for i in range(100)])
@@ -115,7 +101,7 @@ def test_delete_removes_keys_and_title(store: RocksStore) -> None:
         store.get(A, ns.id, "k1")
     with pytest.raises(NamespaceNotFound):
         store.delete_namespace(A, ns.id)
-    assert store._data.get(bytes.fromhex(ns.id) + b"k1") is None
+    assert entry_record(store, bytes.fromhex(ns.id) + b"k1") is None
     entry = store.get(A, keep.id, "k1")
     assert entry is not None and entry.value == b"kept"
     again = store.create_namespace(A, "t")  # title reusable
@@ -124,7 +110,7 @@ def test_delete_removes_keys_and_title(store: RocksStore) -> None:
     assert (last.kind, last.namespace_id, last.title) == (ChangeKind.NAMESPACE_DELETE, ns.id, "t")
 
 
-async def test_put_and_delete_namespace_in_one_group(store: RocksStore) -> None:
+async def test_put_and_delete_namespace_in_one_group(store: AnyStore) -> None:
     ns = store.create_namespace(A, "t")
     put = store.aput(A, ns.id, WriteItem("k", b"v"))
     delete = store.adelete_namespace(A, ns.id)
@@ -133,10 +119,10 @@ async def test_put_and_delete_namespace_in_one_group(store: RocksStore) -> None:
     results = await asyncio.gather(put, delete, late, return_exceptions=True)
     assert results[0].created and results[1] is None  # type: ignore[union-attr]
     assert isinstance(results[2], NamespaceNotFound)
-    assert store._data.get(bytes.fromhex(ns.id) + b"k") is None
+    assert entry_record(store, bytes.fromhex(ns.id) + b"k") is None
 
 
-def test_list_paging_order_direction(store: RocksStore) -> None:
+def test_list_paging_order_direction(store: AnyStore) -> None:
     titles = ["delta", "alpha", "Charlie", "bravo", "écho"]
     created = [store.create_namespace(A, t) for t in titles]
     store.create_namespace(B, "other")
@@ -162,7 +148,7 @@ def test_list_paging_order_direction(store: RocksStore) -> None:
     assert {n.id for n in store.all_namespaces()} >= {n.id for n in created}
 
 
-def test_namespace_limit(store: RocksStore) -> None:
+def test_namespace_limit(store: AnyStore) -> None:
     # Drive the writer in one group per 200 so the limit holds inside groups too.
     async def fill() -> None:
         for start in range(0, 1000, 200):
@@ -177,13 +163,13 @@ def test_namespace_limit(store: RocksStore) -> None:
     store.create_namespace(A, "fits-again")
 
 
-def test_namespaces_survive_reopen(path: str) -> None:
-    with RocksStore(path, purge_interval_s=3600) as s:
+def test_namespaces_survive_reopen(open_store: StoreOpener) -> None:
+    with open_store() as s:
         ns = s.create_namespace(A, "t")
         s.rename_namespace(A, ns.id, "u")
         gone = s.create_namespace(A, "gone")
         s.delete_namespace(A, gone.id)
-    with RocksStore(path, purge_interval_s=3600) as s:
+    with open_store() as s:
         assert s.all_namespaces() == [ns.__class__(ns.id, A, "u")]
         with pytest.raises(DuplicateTitle):
             s.create_namespace(A, "u")
@@ -193,20 +179,19 @@ def test_namespaces_survive_reopen(path: str) -> None:
 # ---------------------------------------------------------------- tokens
 
 
-def test_create_token_stores_only_the_hash(store: RocksStore) -> None:
+def test_create_token_stores_only_the_hash(store: AnyStore) -> None:
     token, secret = store.create_token(A, Permission.WRITE)
     assert len(secret) >= 40 and re.fullmatch(r"[0-9a-f]{32}", token.id)
     assert token.secret_hash == hashlib.sha256(secret.encode()).hexdigest()
     assert store.token_by_hash(token.secret_hash) == token
     assert store.token_by_hash(hashlib.sha256(b"nope").hexdigest()) is None
-    for cf in store._cfs.values():
-        assert not any(secret.encode() in k + v for k, v in cf.items())
+    assert not any(secret.encode() in k + v for _, k, v in stored_bytes(store))
     [change] = store.changes_since(0)
     assert change.kind is ChangeKind.TOKEN_PUT and change.token == token and change.account_id == A
 
 
-def test_token_with_given_secret_list_and_revoke(path: str) -> None:
-    with RocksStore(path, purge_interval_s=3600) as s:
+def test_token_with_given_secret_list_and_revoke(open_store: StoreOpener) -> None:
+    with open_store() as s:
         t1, secret = s.create_token(A, Permission.READ, secret="dev-secret-0123456789")
         assert secret == "dev-secret-0123456789"
         t2, _ = s.create_token(B, Permission.WRITE)
@@ -216,25 +201,25 @@ def test_token_with_given_secret_list_and_revoke(path: str) -> None:
             s.revoke_token("0" * 32)
         with pytest.raises(ValidationError):
             s.create_token(A, "admin")  # type: ignore[arg-type]
-    with RocksStore(path, purge_interval_s=3600) as s:
+    with open_store() as s:
         assert s.token_by_hash(t1.secret_hash) == t1
         s.revoke_token(t1.id)
         assert s.token_by_hash(t1.secret_hash) is None
         assert s.list_tokens(A) == []
         change = s.changes_since(0)[-1]
         assert change.kind is ChangeKind.TOKEN_REVOKE and change.token == t1
-    with RocksStore(path, purge_interval_s=3600) as s:
+    with open_store() as s:
         assert s.token_by_hash(t1.secret_hash) is None
         assert s.token_by_hash(t2.secret_hash) == t2
 
 
-def test_shared_secret_survives_revoking_one(store: RocksStore) -> None:
+def test_shared_secret_survives_revoking_one(store: AnyStore) -> None:
     t1, _ = store.create_token(A, Permission.READ, secret="same-secret-0123456789")
     t2, _ = store.create_token(A, Permission.READ, secret="same-secret-0123456789")
     store.revoke_token(t2.id)
     assert store.token_by_hash(t1.secret_hash) == t1
 
 
-def test_chosen_secret_has_a_minimum_length(store: RocksStore) -> None:
+def test_chosen_secret_has_a_minimum_length(store: AnyStore) -> None:
     with pytest.raises(ValidationError, match="at least 16"):
         store.create_token(A, Permission.READ, secret="short")

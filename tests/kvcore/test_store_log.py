@@ -1,38 +1,33 @@
-"""RocksStore change log: seqs across restarts, retention, listeners, group commit."""
+"""The change log on both engines (conftest.py): seqs across restarts, retention, listeners,
+group commit."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
+from store_support import StoreOpener, stored_bytes
 
 from kvcore.clock import ManualClock
 from kvcore.model import Change, ChangeKind, Permission, WriteItem
 from kvcore.store.base import LogTruncated, Store
-from kvcore.store.rocks import RocksStore
-from kvcore.store.txn import CF
 
 ACCT = "acct1"
 
 
-def _store(path: Path, **kw: object) -> RocksStore:
-    kw.setdefault("purge_interval_s", 3600)
-    return RocksStore(str(path), **kw)  # type: ignore[arg-type]
-
-
-def test_satisfies_store_protocol(tmp_path: Path) -> None:
-    with _store(tmp_path) as s:
+def test_satisfies_store_protocol(open_store: StoreOpener) -> None:
+    with open_store() as s:
         store: Store = s  # mypy checks the structural match; this is the runtime smoke
         assert store.committed_seq == 0
 
 
-def test_seq_strictly_increasing_without_gaps_across_reopen(tmp_path: Path) -> None:
+def test_seq_strictly_increasing_without_gaps_across_reopen(open_store: StoreOpener) -> None:
     seqs: list[int] = []
     for round_ in range(3):
-        with _store(tmp_path) as s:
+        with open_store() as s:
             assert s.committed_seq == len(seqs)
             ns = s.create_namespace(ACCT, f"t{round_}").id
             seqs.append(s.committed_seq)
@@ -44,15 +39,15 @@ def test_seq_strictly_increasing_without_gaps_across_reopen(tmp_path: Path) -> N
             s.create_token(ACCT, Permission.READ)
             seqs.append(s.committed_seq)
     assert seqs == list(range(1, len(seqs) + 1))
-    with _store(tmp_path) as s:
+    with open_store() as s:
         log = s.changes_since(0, limit=10_000)
         assert [c.seq for c in log] == seqs
         assert all(c.commit_time > 0 for c in log)
 
 
-def test_changes_since_limits_and_content(tmp_path: Path) -> None:
+def test_changes_since_limits_and_content(open_store: StoreOpener) -> None:
     clock = ManualClock()
-    with _store(tmp_path, clock=clock) as s:
+    with open_store(clock=clock) as s:
         ns = s.create_namespace(ACCT, "t").id
         s.put(ACCT, ns, WriteItem("k", b"secret-value", '{"m":1}', int(clock.now()) + 300))
         s.delete(ACCT, ns, "k")
@@ -65,11 +60,11 @@ def test_changes_since_limits_and_content(tmp_path: Path) -> None:
         assert (put.metadata_json, put.expiration, put.commit_time) == ('{"m":1}', exp, clock.now())
         assert put.value is None and put.version == 2
         # The log stores no values.
-        assert not any(b"secret-value" in v for _, v in s._cfs[CF.LOG].items())
+        assert not any(b"secret-value" in v for t, _, v in stored_bytes(s) if "change_log" in t)
 
 
-def test_retention_trim_and_log_truncated(tmp_path: Path) -> None:
-    with _store(tmp_path, log_retention=10) as s:
+def test_retention_trim_and_log_truncated(open_store: StoreOpener) -> None:
+    with open_store(log_retention=10) as s:
         ns = s.create_namespace(ACCT, "t").id
         for i in range(29):
             s.put(ACCT, ns, WriteItem(f"k{i}", b"v"))
@@ -81,17 +76,17 @@ def test_retention_trim_and_log_truncated(tmp_path: Path) -> None:
             s.changes_since(19)
         with pytest.raises(LogTruncated):
             s.changes_since(0)
-    with _store(tmp_path, log_retention=10) as s:
+    with open_store(log_retention=10) as s:
         assert s.oldest_retained_seq == 21 and s.committed_seq == 30
         with pytest.raises(LogTruncated):
             s.changes_since(5)
         assert len(s.changes_since(20)) == 10
 
 
-def test_background_trim(tmp_path: Path) -> None:
+def test_background_trim(open_store: StoreOpener) -> None:
     import time
 
-    with _store(tmp_path, log_retention=5, purge_interval_s=0.02, sync=False) as s:
+    with open_store(log_retention=5, purge_interval_s=0.02, sync=False) as s:
         ns = s.create_namespace(ACCT, "t").id
         s.bulk_put(ACCT, ns, [WriteItem(f"k{i}", b"") for i in range(50)])
         deadline = time.monotonic() + 5
@@ -101,7 +96,7 @@ def test_background_trim(tmp_path: Path) -> None:
         assert [c.seq for c in s.changes_since(46)] == [47, 48, 49, 50, 51]
 
 
-def test_listeners_get_changes_in_seq_order(tmp_path: Path) -> None:
+def test_listeners_get_changes_in_seq_order(open_store: StoreOpener) -> None:
     got: list[Change] = []
     calls: list[int] = []
     lock = threading.Lock()
@@ -114,7 +109,7 @@ def test_listeners_get_changes_in_seq_order(tmp_path: Path) -> None:
     def broken(changes: Sequence[Change]) -> None:
         raise RuntimeError("a broken listener must not stop the writer")
 
-    with _store(tmp_path) as s:
+    with open_store() as s:
         s.add_listener(broken)
         s.add_listener(listener)
         ns = s.create_namespace(ACCT, "t").id
@@ -129,18 +124,21 @@ def test_listeners_get_changes_in_seq_order(tmp_path: Path) -> None:
     assert len(calls) < 300, "concurrent puts were grouped into shared commits"
 
 
-def test_listener_sees_commit_before_future_returns_to_next_reader(tmp_path: Path) -> None:
+def test_listener_sees_commit_before_future_returns_to_next_reader(open_store: StoreOpener) -> None:
     """Listeners run after the batch is durable: the change is readable from the log."""
-    with _store(tmp_path) as s:
+    with open_store() as s:
         seen: list[bool] = []
         s.add_listener(lambda changes: seen.extend(s.changes_since(c.seq - 1)[0] == c for c in changes))
         ns = s.create_namespace(ACCT, "t").id
         s.put(ACCT, ns, WriteItem("k", b"v"))
+        deadline = time.monotonic() + 5  # PostgreSQL: delivered by the log follower, a moment later
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
         assert seen == [True, True]
 
 
-async def test_cancelled_before_running_is_not_applied(tmp_path: Path) -> None:
-    with _store(tmp_path, sync=False) as s:
+async def test_cancelled_before_running_is_not_applied(open_store: StoreOpener) -> None:
+    with open_store(sync=False) as s:
         ns = s.create_namespace(ACCT, "t").id
         tasks = [asyncio.ensure_future(s.aput(ACCT, ns, WriteItem(f"k{i}", b""))) for i in range(200)]
         await asyncio.sleep(0)
