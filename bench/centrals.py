@@ -26,7 +26,7 @@ import httpx
 from bench import wrk
 from bench.common import KV, Proc, create_account, running, start_central, start_replica, summary_ms
 from bench.context import Ctx, value_prefix
-from bench.propagation import _poll_until
+from bench.propagation import _poll_until, _wait_caught_up
 from bench.writes import BODY
 
 ROUNDS = 2
@@ -102,6 +102,7 @@ async def _create_lag(ctx: Ctx, a: Proc, replica: Proc, account: str, ns: str, s
     n = int(ctx.secs(300, 50))
     deadline = time.monotonic() + ctx.secs(60, 20)
     async with httpx.AsyncClient(headers={"authorization": f"Bearer {secret}"}, timeout=10) as c:
+        await _wait_caught_up(c, [replica], 60)  # the write rounds left a log to replay
         for i in range(n):
             if time.monotonic() > deadline:
                 break
