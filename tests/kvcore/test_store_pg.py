@@ -78,9 +78,10 @@ def test_two_stores_share_catalog_seq_and_log(pg_url: str) -> None:
 
 
 def test_maintenance_runs_on_one_store_at_a_time(pg_url: str) -> None:
-    with _open(pg_url, purge_interval_s=0.02, log_retention=5) as a, _open(
-        pg_url, purge_interval_s=0.02, log_retention=5
-    ) as b:
+    with (
+        _open(pg_url, purge_interval_s=0.02, log_retention=5) as a,
+        _open(pg_url, purge_interval_s=0.02, log_retention=5) as b,
+    ):
         ns = a.create_namespace(A, "t").id
         b.bulk_put(A, ns, [WriteItem(f"k{i}", b"") for i in range(20)])
         _until(lambda: a.oldest_retained_seq == 17)
