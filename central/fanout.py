@@ -204,6 +204,10 @@ class Hub:
         the value is small enough; otherwise the change as an invalidation."""
         if change.kind not in (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE):
             return change
+        if change.has_value:  # the store attached it (PgStore does, for a page of creates)
+            if change.value is not None and len(change.value) <= self._push_max:
+                return change
+            return replace(change, value=None, has_value=False)
         try:
             entry = self._store.get(change.account_id, change.namespace_id, change.key)
         except Exception:  # namespace deleted meanwhile: an invalidation is right

@@ -1,5 +1,8 @@
 """`edgekv dev`: central and one replica per region as child processes on loopback.
 
+With `--store postgresql://... --centrals N`, N centrals share that database and the
+replicas are spread over them (round robin).
+
 Prints a table of regions and URLs with a dev account and API token, optionally
 writes the same facts as JSON (`--info-file`) for scripts, and stops every child
 cleanly on Ctrl-C or SIGTERM.
@@ -55,6 +58,7 @@ class Child:
     http: str
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    grpc: str = ""  # HOST:PORT of a central's gRPC API
     proc: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
 
@@ -102,6 +106,19 @@ def _wait_ready(children: list[Child]) -> None:
                 time.sleep(0.1)
 
 
+def _centrals(root: Path, store: str, count: int, delay: float, account_id: str, token: str) -> list[Child]:
+    """`count` centrals on `store`: "central" (in root/central with RocksDB), "central-2"..."""
+    out: list[Child] = []
+    for n in range(1, count + 1):
+        name = "central" if n == 1 else f"central-{n}"
+        grpc, http = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+        argv = [sys.executable, "-m", "kvcore", "central", "--store", store, "--data-dir", str(root / name)]
+        argv += ["--grpc-addr", grpc, "--http-addr", http, "--propagation-delay", str(delay)]
+        env = {"EDGEKV_BOOTSTRAP_ACCOUNT": account_id, "EDGEKV_BOOTSTRAP_TOKEN": token}
+        out.append(Child(name, argv, f"http://{http}", root / f"{name}.log", env=env, grpc=grpc))
+    return out
+
+
 def _credentials(data_dir: Path) -> tuple[str, str]:
     """The dev account and token: kept in the data dir so a restart reuses them."""
     path = data_dir / "dev-credentials.json"
@@ -134,6 +151,16 @@ def dev_command(
     walkthrough: Annotated[
         bool, typer.Option(help="Walk through the system once the cluster is up (make demo).")
     ] = False,
+    store: Annotated[
+        str,
+        typer.Option(envvar="EDGEKV_STORE", help="'rocksdb' or a postgresql:// URL shared by the centrals."),
+    ] = "rocksdb",
+    n_centrals: Annotated[
+        int,
+        typer.Option(
+            "--centrals", envvar="EDGEKV_CENTRALS", help="Centrals on the store (over 1 needs PostgreSQL)."
+        ),
+    ] = 1,
 ) -> None:
     names = [r.strip() for r in regions.split(",") if r.strip()]
     if not names or len(set(names)) != len(names):
@@ -142,31 +169,16 @@ def dev_command(
         parse_size(cache_bytes)
     except SettingsError as exc:
         raise typer.BadParameter(str(exc)) from None
+    if n_centrals < 1 or (n_centrals > 1 and not store.startswith(("postgresql://", "postgres://"))):
+        raise typer.BadParameter("--centrals: at least 1; more than 1 share a --store postgresql://... only")
 
     temp = data_dir is None
     root = Path(data_dir or tempfile.mkdtemp(prefix="edgekv-dev-"))
     root.mkdir(parents=True, exist_ok=True)
     account_id, token = _credentials(root)
-    grpc_port, central_http = free_port(), free_port()
+    centrals = _centrals(root, store, n_centrals, propagation_delay, account_id, token)
+    central = centrals[0]
     py = [sys.executable, "-m", "kvcore"]
-    central = Child(
-        "central",
-        [
-            *py,
-            "central",
-            "--data-dir",
-            str(root / "central"),
-            "--grpc-addr",
-            f"127.0.0.1:{grpc_port}",
-            "--http-addr",
-            f"127.0.0.1:{central_http}",
-            "--propagation-delay",
-            str(propagation_delay),
-        ],
-        f"http://127.0.0.1:{central_http}",
-        root / "central.log",
-        env={"EDGEKV_BOOTSTRAP_ACCOUNT": account_id, "EDGEKV_BOOTSTRAP_TOKEN": token},
-    )
     replicas: list[Child] = []
     for name in names:
         port = free_port()
@@ -179,7 +191,7 @@ def dev_command(
                     "--region",
                     name,
                     "--central",
-                    f"127.0.0.1:{grpc_port}",
+                    centrals[len(replicas) % len(centrals)].grpc,
                     "--data-dir",
                     str(root / f"replica-{name}"),
                     "--http-addr",
@@ -191,7 +203,7 @@ def dev_command(
                 root / f"replica-{name}.log",
             )
         )
-    children = [central, *replicas]
+    children = [*centrals, *replicas]
     stopping = False
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -201,16 +213,21 @@ def dev_command(
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
+        # The first central creates the schema and the dev token; the others find both.
         central.start()
         _wait_ready([central])
+        for c in centrals[1:]:
+            c.start()
+        _wait_ready(centrals[1:])
         for r in replicas:
             r.start()
         _wait_ready(replicas)
         info = {
             "account_id": account_id,
             "token": token,
-            "central": {"http": central.http, "grpc": f"127.0.0.1:{grpc_port}"},
+            "central": {"http": central.http, "grpc": central.grpc},
             "regions": {r.name: r.http for r in replicas},
+            "centrals": [{"http": c.http, "grpc": c.grpc} for c in centrals],
         }
         _print_table(info, root, propagation_delay)
         if info_file:
@@ -249,13 +266,14 @@ def _print_table(info: dict[str, Any], root: Path, delay: float) -> None:
     table = Table(title=f"edgekv dev cluster (propagation delay {delay:g}s)")
     table.add_column("process")
     table.add_column("HTTP (REST API under /client/v4, /metrics, /docs)", no_wrap=True)
-    table.add_row("central", info["central"]["http"])
+    for n, central in enumerate(info["centrals"], 1):
+        table.add_row("central" if n == 1 else f"central-{n}", central["http"])
     for name, url in info["regions"].items():
         table.add_row(f"replica {name}", url)
     _out.print(table)
     first = next(iter(info["regions"].values()))
     for line in (
-        f"central gRPC:  {info['central']['grpc']}",
+        f"central gRPC:  {', '.join(c['grpc'] for c in info['centrals'])}",
         f"account id:    [bold]{info['account_id']}[/bold]",
         f"API token:     [bold]{info['token']}[/bold]  (write permission)",
         f"data and logs: {root}",

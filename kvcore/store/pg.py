@@ -23,6 +23,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
@@ -31,7 +32,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from kvcore import limits
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import NamespaceNotFound, Unavailable
-from kvcore.model import Change, Entry, KeyPage, Namespace, Token
+from kvcore.limits import MAX_METADATA_BYTES
+from kvcore.model import Change, ChangeKind, Entry, KeyPage, Namespace, Token
+from kvcore.settings import MAX_PUSH_VALUE_BYTES
 from kvcore.store import codec, scan
 from kvcore.store.base import LogTruncated, Store
 from kvcore.store.catalog import Catalog
@@ -48,6 +51,8 @@ PURGE_BATCH: Final = 1000
 LIST_PAGE_ROWS: Final = 1000
 CONNECT_TIMEOUT_S: Final = 10
 CLOSE_DRAIN_S: Final = 5.0
+# An entry record is the value plus a header and at most the metadata limit.
+_RECORD_OVERHEAD_BYTES: Final = 64 + MAX_METADATA_BYTES
 
 
 def is_postgres_url(store: str) -> bool:
@@ -135,7 +140,31 @@ class PgStore(OpStore):
 
     def _deliver(self, changes: Sequence[Change]) -> None:
         self._sync.apply(changes, changes[-1].seq)
-        self._notify(changes)
+        self._notify(self._with_create_values(changes))
+
+    def _with_create_values(self, changes: Sequence[Change]) -> Sequence[Change]:
+        """Creates carry their value when it is still that version and not big, fetched
+        for the whole page in one query here, so the hub does not read them one by one
+        on its event loop (it still applies its own size limit)."""
+        creates = {
+            codec.entry_key(codec.ns_bytes(c.namespace_id), c.key): c
+            for c in changes
+            if c.kind is ChangeKind.KEY_CREATE
+        }
+        if not creates:
+            return changes
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT k, v FROM edgekv_entries WHERE k = ANY(%s) AND length(v) <= %s",
+                (list(creates), MAX_PUSH_VALUE_BYTES + _RECORD_OVERHEAD_BYTES),
+            ).fetchall()
+        valued: dict[int, Change] = {}
+        for k, v in rows:
+            change = creates[bytes(k)]
+            entry = codec.decode_entry(change.key, bytes(v))
+            if entry.version == change.seq:
+                valued[change.seq] = replace(change, value=entry.value, has_value=True)
+        return [valued.get(c.seq, c) for c in changes]
 
     # ---------------------------------------------------------------- catalog
 

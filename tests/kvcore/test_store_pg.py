@@ -1,0 +1,96 @@
+"""What only the PostgreSQL engine has: several stores (centrals) on one database."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from kvcore.errors import DuplicateTitle
+from kvcore.model import Change, Permission, WriteItem
+from kvcore.settings import CentralSettings, SettingsError
+from kvcore.store.pg import PgStore
+from kvcore.store.pg_schema import SCHEMA_VERSION
+
+A = "acct-a"
+
+
+def _open(url: str, **kw: object) -> PgStore:
+    kw.setdefault("purge_interval_s", 3600)
+    return PgStore(url, poll_s=0.2, **kw)  # type: ignore[arg-type]
+
+
+def _until(cond: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_concurrent_starts_migrate_once(pg_url: str) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        stores = list(pool.map(lambda _: _open(pg_url), range(4)))
+    try:
+        with stores[0]._pool.connection() as conn:
+            assert conn.execute("SELECT version FROM edgekv_schema").fetchall() == [(SCHEMA_VERSION,)]
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_two_stores_share_catalog_seq_and_log(pg_url: str) -> None:
+    with _open(pg_url) as a, _open(pg_url) as b:
+        got: list[Change] = []
+        lock = threading.Lock()
+
+        def listener(changes: Sequence[Change]) -> None:
+            with lock:
+                got.extend(changes)
+
+        b.add_listener(listener)
+        ns = a.create_namespace(A, "t").id
+        # B answers at once (its catalog catches up on a miss) and checks titles against A's.
+        assert b.get_namespace(A, ns).title == "t"
+        with pytest.raises(DuplicateTitle):
+            b.create_namespace(A, "t")
+        token, _ = a.create_token(A, Permission.WRITE)
+        assert b.token_by_hash(token.secret_hash) == token
+        results = [(a if i % 2 else b).put(A, ns, WriteItem(f"k{i % 3}", b"v%d" % i)) for i in range(10)]
+        assert [r.seq for r in results] == list(range(results[0].seq, results[0].seq + 10))
+        assert [r.created for r in results] == [True] * 3 + [False] * 7
+        entry = a.get(A, ns, "k0")
+        assert entry is not None and entry.value == b"v9"
+        a.revoke_token(token.id)
+        _until(lambda: b.token_by_hash(token.secret_hash) is None)  # B follows the revocation
+        last = results[-1].seq + 1
+        _until(lambda: bool(got) and got[-1].seq == last)
+        assert [c.seq for c in got] == list(range(got[0].seq, last + 1))
+        # Creates reach B's listener carrying their value (one query per page), unless
+        # already overwritten (then the hub sends an invalidation).
+        bulk = a.bulk_put(A, ns, [WriteItem("c1", b"one"), WriteItem("c2", b"x" * 2_000_000)])
+        _until(lambda: got[-1].seq == bulk.seq)
+        c1, c2 = got[-2:]
+        assert (c1.key, c1.value, c1.has_value) == ("c1", b"one", True)
+        assert (c2.key, c2.value, c2.has_value) == ("c2", None, False), "too big to carry"
+
+
+def test_maintenance_runs_on_one_store_at_a_time(pg_url: str) -> None:
+    with (
+        _open(pg_url, purge_interval_s=0.02, log_retention=5) as a,
+        _open(pg_url, purge_interval_s=0.02, log_retention=5) as b,
+    ):
+        ns = a.create_namespace(A, "t").id
+        b.bulk_put(A, ns, [WriteItem(f"k{i}", b"") for i in range(20)])
+        _until(lambda: a.oldest_retained_seq == 17)
+        assert [c.seq for c in b.changes_since(16)] == [17, 18, 19, 20, 21]
+
+
+def test_store_setting_needs_no_data_dir_with_postgres() -> None:
+    assert CentralSettings(store="postgresql://u@127.0.0.1/db").validate()
+    with pytest.raises(SettingsError, match="--data-dir"):
+        CentralSettings().validate()
+    with pytest.raises(SettingsError, match="--store"):
+        CentralSettings(data_dir="/tmp/x", store="mysql://db").validate()
