@@ -191,7 +191,8 @@ def dev_command(
                     "--region",
                     name,
                     "--central",
-                    centrals[len(replicas) % len(centrals)].grpc,
+                    # Round robin for the first choice, then the others to fail over to.
+                    _rotated([c.grpc for c in centrals], len(replicas)),
                     "--data-dir",
                     str(root / f"replica-{name}"),
                     "--http-addr",
@@ -282,3 +283,9 @@ def _print_table(info: dict[str, Any], root: Path, delay: float) -> None:
         f"EDGEKV_API_TOKEN={info['token']}",
     ):
         _out.print(line, soft_wrap=True, highlight=False)
+
+
+def _rotated(addrs: list[str], start: int) -> str:
+    """'b,c,a' for (['a', 'b', 'c'], 1): every central, starting at `start` (mod len)."""
+    k = start % len(addrs)
+    return ",".join(addrs[k:] + addrs[:k])

@@ -155,3 +155,10 @@ def test_token_command_takes_the_same_list(tmp_path: Path) -> None:
             timeout=60,
         )
         assert bad.returncode == 2 and "--central" in bad.stderr
+
+
+def test_dev_gives_each_replica_every_central_round_robin_first() -> None:
+    from kvcore.cli.dev import _rotated
+
+    assert [_rotated(["a:1", "b:2"], i) for i in range(3)] == ["a:1,b:2", "b:2,a:1", "a:1,b:2"]
+    assert _rotated(["a:1"], 5) == "a:1"
