@@ -60,6 +60,8 @@ _CATALOG_KINDS = tuple(
     )
 )
 Conn = psycopg.Connection[Any]
+_CATALOG_SINCE = "SELECT seq, v FROM edgekv_change_log WHERE seq > %s AND kind = ANY(%s) ORDER BY seq"
+_PREFETCH = "SELECT k, v FROM edgekv_entries WHERE k = ANY(%s)"
 
 
 class CatalogSync:
@@ -78,6 +80,14 @@ class CatalogSync:
                 if change.seq > self.seq:
                     _apply(self.catalog, change)
             self.seq = max(self.seq, upto)
+
+    def since_query(self, conn: Conn) -> psycopg.Cursor[Any]:
+        """The catalog records past our position (all of them, when run under the
+        counter lock: nothing newer than the locked counter is committed)."""
+        return conn.execute(_CATALOG_SINCE, (self.seq, list(_CATALOG_KINDS)))
+
+    def apply_rows(self, rows: Sequence[tuple[Any, Any]], upto: int) -> None:
+        self.apply((codec.decode_change(seq, v) for seq, v in rows), upto)
 
     def catch_up(self, conn: Conn, upto: int) -> None:
         if upto <= self.seq:
@@ -165,15 +175,20 @@ class PgEngine:
             self._conn = self._connect()
         conn = self._conn
         try:
-            row = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1 FOR UPDATE").fetchone()
+            keys = _entry_keys(ops)
+            # One round trip (pipeline): the counter lock, then, in order and so under
+            # it, the catalog records past our position and the group's entries.
+            with conn.pipeline():
+                locked = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1 FOR UPDATE")
+                catalog = self._sync.since_query(conn)
+                found = conn.execute(_PREFETCH, (keys,)) if keys else None
+            row = locked.fetchone()
             assert row is not None, "edgekv_seq has no row: the schema was not migrated"
             seq = int(row[0])
-            self._sync.catch_up(conn, seq)
-            keys = _entry_keys(ops)
+            self._sync.apply_rows(catalog.fetchall(), seq)
             self.prefetched = dict.fromkeys(keys)
-            if keys:
-                found = conn.execute("SELECT k, v FROM edgekv_entries WHERE k = ANY(%s)", (keys,))
-                self.prefetched.update((bytes(k), bytes(v)) for k, v in found)
+            if found is not None:
+                self.prefetched.update((bytes(k), bytes(v)) for k, v in found.fetchall())
         except BaseException:
             self._abort()
             raise
@@ -186,16 +201,18 @@ class PgEngine:
             return
         conn = self.conn
         try:
-            self._write(conn, txn)
-            if txn.changes:
-                conn.execute("UPDATE edgekv_seq SET last_seq = %s WHERE id = 1", (txn.seq,))
-                conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(txn.seq)))
-            # Commit and publish as one step for the follower: it never applies a record
-            # of this group to the catalog in between.
-            with self._sync.lock:
-                conn.commit()
-                txn.catalog.publish()
-                self._sync.seq = max(self._sync.seq, txn.seq)
+            # One round trip (pipeline): every write, the counter, NOTIFY and COMMIT.
+            with conn.pipeline():
+                self._write(conn, txn)
+                if txn.changes:
+                    conn.execute("UPDATE edgekv_seq SET last_seq = %s WHERE id = 1", (txn.seq,))
+                    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(txn.seq)))
+                # Commit and publish as one step for the follower: it never applies a
+                # record of this group to the catalog in between.
+                with self._sync.lock:
+                    conn.commit()
+                    txn.catalog.publish()
+                    self._sync.seq = max(self._sync.seq, txn.seq)
         except psycopg.OperationalError as exc:
             # The connection or the server went away (a database failover): the group
             # may or may not have committed. The next group reconnects (`begin`).
