@@ -29,7 +29,7 @@ from bench.context import Ctx, value_prefix
 from bench.propagation import _poll_until, _wait_caught_up
 from bench.writes import BODY
 
-ROUNDS = 2
+ROUNDS = 3
 CONNECTIONS = 64
 GOAL_RATIO = 0.5
 PG_SETTINGS = {"fsync": "on", "synchronous_commit": "on", "max_connections": "200"}
