@@ -34,6 +34,7 @@ from typing import Any
 import grpc
 
 from kvcore.clock import SYSTEM_CLOCK, Clock
+from kvcore.rpc.errors import CODE_KEY
 from kvcore.rpc.security import secure_or_insecure_channel
 
 log = logging.getLogger("edgekv.rpc.failover")
@@ -84,6 +85,10 @@ def _method_name(path: str | bytes) -> str:
 
 
 def _never_sent(err: grpc.aio.AioRpcError) -> bool:
+    """gRPC could not reach the central at all. An answer from central (an error it
+    raised, with its Cloudflare code attached) is never this, whatever its words."""
+    if any(key == CODE_KEY for key, _ in err.trailing_metadata() or ()):
+        return False
     details = (err.details() or "").lower()
     return any(marker in details for marker in _NOT_SENT_MARKERS)
 

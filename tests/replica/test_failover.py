@@ -162,3 +162,18 @@ def test_dev_gives_each_replica_every_central_round_robin_first() -> None:
 
     assert [_rotated(["a:1", "b:2"], i) for i in range(3)] == ["a:1,b:2", "b:2,a:1", "a:1,b:2"]
     assert _rotated(["a:1"], 5) == "a:1"
+
+
+def test_only_a_call_that_never_reached_central_counts_as_not_sent() -> None:
+    from grpc import StatusCode
+    from grpc.aio import AioRpcError, Metadata
+
+    from kvcore.rpc.errors import CODE_KEY
+    from kvcore.rpc.failover import _never_sent
+
+    refused = "failed to connect to all addresses; last error: UNAVAILABLE: Connection refused"
+    assert _never_sent(AioRpcError(StatusCode.UNAVAILABLE, Metadata(), Metadata(), refused))
+    assert not _never_sent(AioRpcError(StatusCode.UNAVAILABLE, Metadata(), Metadata(), "Socket closed"))
+    # Central's own 503 (its database refused it) came from central: the write may be in.
+    answered = AioRpcError(StatusCode.UNAVAILABLE, Metadata(), Metadata((CODE_KEY, "10043")), refused)
+    assert not _never_sent(answered)
