@@ -19,6 +19,7 @@
 #   COMPOSE_TEST_BASE_IMAGE  use this base image instead of the debootstrap stand-in
 #   EDGEKV_CACHE_DIR         cache directory (default ~/.cache/edgekv)
 #   DOCKERD_EXTRA_ARGS       extra flags for a dockerd this script starts
+#   COMPOSE_TEST_PROJECT     compose project name (default edgekv-compose-test)
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,7 +33,7 @@ BASE_RECIPE=v1                            # bump when the stand-in's recipe belo
 BASE_TAG="edgekv-base:$SUITE-$BASE_RECIPE"
 BASE_TARBALL="$CACHE_DIR/edgekv-base-$SUITE-$BASE_RECIPE.rootfs.tar"
 IMAGE=edgekv:compose-test
-PROJECT=edgekv-compose-test
+PROJECT=${COMPOSE_TEST_PROJECT:-edgekv-compose-test}   # distinct names let runs share a dockerd
 WORK=$(mktemp -d /tmp/edgekv-compose-test.XXXXXX)
 
 STARTED_DOCKERD_PID=""
