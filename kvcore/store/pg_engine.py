@@ -185,10 +185,11 @@ class PgEngine:
             return
         conn = self.conn
         try:
-            self._write(conn, txn)
-            if txn.changes:
-                conn.execute("UPDATE edgekv_seq SET last_seq = %s WHERE id = 1", (txn.seq,))
-                conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(txn.seq)))
+            with conn.pipeline():  # the group's statements in one round trip
+                self._write(conn, txn)
+                if txn.changes:
+                    conn.execute("UPDATE edgekv_seq SET last_seq = %s WHERE id = 1", (txn.seq,))
+                    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(txn.seq)))
             # Commit and publish as one step for the follower: it never applies a record
             # of this group to the catalog in between.
             with self._sync.lock:
