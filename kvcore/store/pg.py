@@ -19,18 +19,19 @@ Reads use a small connection pool in autocommit mode; each read is one statement
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from kvcore import limits
 from kvcore.clock import SYSTEM_CLOCK, Clock
-from kvcore.errors import NamespaceNotFound
+from kvcore.errors import NamespaceNotFound, Unavailable
 from kvcore.limits import MAX_METADATA_BYTES
 from kvcore.model import Change, ChangeKind, Entry, KeyPage, Namespace, Token
 from kvcore.settings import MAX_PUSH_VALUE_BYTES
@@ -48,14 +49,27 @@ log = logging.getLogger(__name__)
 
 PURGE_BATCH: Final = 1000
 LIST_PAGE_ROWS: Final = 1000
-CONNECT_TIMEOUT_S: Final = 10
+CONNECT_TIMEOUT_S: Final = 5
 CLOSE_DRAIN_S: Final = 5.0
 # An entry record is the value plus a header and at most the metadata limit.
 _RECORD_OVERHEAD_BYTES: Final = 64 + MAX_METADATA_BYTES
 
 
-def is_postgres_url(store: str) -> bool:
-    return store.startswith(("postgresql://", "postgres://"))
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _unavailable_on_db_errors(fn: _F) -> _F:
+    """A read that cannot reach the database (down, failing over) is a 503 Unavailable,
+    as for a replica that cannot reach central; the pool reconnects for the next one."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise Unavailable(f"service unavailable: the store's database cannot be reached ({exc})") from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 class PgStore(OpStore):
@@ -68,7 +82,10 @@ class PgStore(OpStore):
         purge_interval_s: float = 1.0,
         pool_size: int = 8,
         poll_s: float = 1.0,
+        timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
+        """`timeout_s`: how long a connect, or a read waiting for a pooled connection,
+        may take before the call fails with Unavailable."""
         if log_retention < 1:
             raise ValueError("log_retention must be at least 1")
         super().__init__()
@@ -77,6 +94,7 @@ class PgStore(OpStore):
         self._log_retention = log_retention
         self._purge_interval_s = purge_interval_s
         self._closed = False
+        self._timeout_s = timeout_s
         with self._connect() as conn:
             migrate(conn)
             catalog, seq = _load_catalog(conn)
@@ -86,11 +104,12 @@ class PgStore(OpStore):
             url,
             min_size=1,
             max_size=pool_size,
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+            kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout_s))},
+            timeout=timeout_s,  # a read waits this long for a connection, then fails
             name="edgekv-store",
             open=True,
         )
-        self._pool.wait(CONNECT_TIMEOUT_S)
+        self._pool.wait(timeout_s)
         self._engine = PgEngine(self._connect, self._sync)
         self._writer = GroupCommitWriter(self._engine, clock, seq=seq, on_commit=self._committed)
         self._follower = LogFollower(self._connect, self._read_log, self._deliver, seq=seq, poll_s=poll_s)
@@ -99,7 +118,7 @@ class PgStore(OpStore):
         self._maintenance.start()
 
     def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self._url, connect_timeout=CONNECT_TIMEOUT_S)
+        return psycopg.connect(self._url, connect_timeout=max(1, round(self._timeout_s)))
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -155,6 +174,7 @@ class PgStore(OpStore):
 
     # ---------------------------------------------------------------- catalog
 
+    @_unavailable_on_db_errors
     def _refresh_catalog(self) -> None:
         with self._pool.connection() as conn:
             row = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1").fetchone()
@@ -177,6 +197,7 @@ class PgStore(OpStore):
 
     # ---------------------------------------------------------------- entries: reads
 
+    @_unavailable_on_db_errors
     def get(self, account_id: str, namespace_id: str, key: str) -> Entry | None:
         self._namespace(account_id, namespace_id)
         limits.validate_key(key)
@@ -192,6 +213,7 @@ class PgStore(OpStore):
             return None
         return entry
 
+    @_unavailable_on_db_errors
     def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
         self._namespace(account_id, namespace_id)
         nsb = codec.ns_bytes(namespace_id)
@@ -211,6 +233,7 @@ class PgStore(OpStore):
             out.append(entry)
         return out
 
+    @_unavailable_on_db_errors
     def list_keys(self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str) -> KeyPage:
         nsb, low, start = self._list_range(account_id, namespace_id, prefix, cursor)
         limit = limits.validate_list_limit(limit)
@@ -237,6 +260,7 @@ class PgStore(OpStore):
         return max(self._follower.seq, self._writer.seq)
 
     @property
+    @_unavailable_on_db_errors
     def oldest_retained_seq(self) -> int:
         with self._pool.connection() as conn:
             row = conn.execute(
@@ -252,6 +276,7 @@ class PgStore(OpStore):
             return []
         return self._read_log(seq, limit)
 
+    @_unavailable_on_db_errors
     def _read_log(self, seq: int, limit: int) -> list[Change]:
         with self._pool.connection() as conn:
             rows = conn.execute(
