@@ -19,12 +19,12 @@ Reads use a small connection pool in autocommit mode; each read is one statement
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -49,14 +49,27 @@ log = logging.getLogger(__name__)
 
 PURGE_BATCH: Final = 1000
 LIST_PAGE_ROWS: Final = 1000
-CONNECT_TIMEOUT_S: Final = 10
+CONNECT_TIMEOUT_S: Final = 5
 CLOSE_DRAIN_S: Final = 5.0
 # An entry record is the value plus a header and at most the metadata limit.
 _RECORD_OVERHEAD_BYTES: Final = 64 + MAX_METADATA_BYTES
 
 
-def is_postgres_url(store: str) -> bool:
-    return store.startswith(("postgresql://", "postgres://"))
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _unavailable_on_db_errors(fn: _F) -> _F:
+    """A read that cannot reach the database (down, failing over) is a 503 Unavailable,
+    as for a replica that cannot reach central; the pool reconnects for the next one."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise Unavailable(f"service unavailable: the store's database cannot be reached ({exc})") from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 class PgStore(OpStore):
@@ -69,7 +82,10 @@ class PgStore(OpStore):
         purge_interval_s: float = 1.0,
         pool_size: int = 8,
         poll_s: float = 1.0,
+        timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
+        """`timeout_s`: how long a connect, or a read waiting for a pooled connection,
+        may take before the call fails with Unavailable."""
         if log_retention < 1:
             raise ValueError("log_retention must be at least 1")
         super().__init__()
@@ -78,6 +94,7 @@ class PgStore(OpStore):
         self._log_retention = log_retention
         self._purge_interval_s = purge_interval_s
         self._closed = False
+        self._timeout_s = timeout_s
         with self._connect() as conn:
             migrate(conn)
             catalog, seq = _load_catalog(conn)
@@ -87,13 +104,14 @@ class PgStore(OpStore):
             url,
             min_size=1,
             max_size=pool_size,
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+            kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout_s))},
+            timeout=timeout_s,  # a read waits this long for a connection, then fails
             # A connection broken by a database failover is replaced before it is lent.
             check=ConnectionPool.check_connection,
             name="edgekv-store",
             open=True,
         )
-        self._pool.wait(CONNECT_TIMEOUT_S)
+        self._pool.wait(timeout_s)
         self._engine = PgEngine(self._connect, self._sync)
         self._writer = GroupCommitWriter(self._engine, clock, seq=seq, on_commit=self._committed)
         self._follower = LogFollower(self._connect, self._read_log, self._deliver, seq=seq, poll_s=poll_s)
@@ -102,17 +120,7 @@ class PgStore(OpStore):
         self._maintenance.start()
 
     def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self._url, connect_timeout=CONNECT_TIMEOUT_S)
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled autocommit connection; a lost database becomes `Unavailable` (503),
-        e.g. during a failover, until a multi-host URL finds the new primary."""
-        try:
-            with self._pool.connection(timeout=CONNECT_TIMEOUT_S) as conn:
-                yield conn
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise Unavailable(f"database unavailable: {exc}") from exc
+        return psycopg.connect(self._url, connect_timeout=max(1, round(self._timeout_s)))
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -153,7 +161,7 @@ class PgStore(OpStore):
         }
         if not creates:
             return changes
-        with self._read() as conn:
+        with self._pool.connection() as conn:
             rows = conn.execute(
                 "SELECT k, v FROM edgekv_entries WHERE k = ANY(%s) AND length(v) <= %s",
                 (list(creates), MAX_PUSH_VALUE_BYTES + _RECORD_OVERHEAD_BYTES),
@@ -168,8 +176,9 @@ class PgStore(OpStore):
 
     # ---------------------------------------------------------------- catalog
 
+    @_unavailable_on_db_errors
     def _refresh_catalog(self) -> None:
-        with self._read() as conn:
+        with self._pool.connection() as conn:
             row = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1").fetchone()
             if row is not None:
                 self._sync.catch_up(conn, int(row[0]))
@@ -190,10 +199,11 @@ class PgStore(OpStore):
 
     # ---------------------------------------------------------------- entries: reads
 
+    @_unavailable_on_db_errors
     def get(self, account_id: str, namespace_id: str, key: str) -> Entry | None:
         self._namespace(account_id, namespace_id)
         limits.validate_key(key)
-        with self._read() as conn:
+        with self._pool.connection() as conn:
             row = conn.execute(
                 "SELECT v FROM edgekv_entries WHERE k = %s",
                 (codec.entry_key(codec.ns_bytes(namespace_id), key),),
@@ -205,13 +215,14 @@ class PgStore(OpStore):
             return None
         return entry
 
+    @_unavailable_on_db_errors
     def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
         self._namespace(account_id, namespace_id)
         nsb = codec.ns_bytes(namespace_id)
         ekeys = [codec.entry_key(nsb, limits.validate_key(k)) for k in keys]
         if not ekeys:
             return []
-        with self._read() as conn:
+        with self._pool.connection() as conn:
             rows = conn.execute("SELECT k, v FROM edgekv_entries WHERE k = ANY(%s)", (ekeys,)).fetchall()
         found = {bytes(k): bytes(v) for k, v in rows}
         now = self._clock.now()
@@ -224,6 +235,7 @@ class PgStore(OpStore):
             out.append(entry)
         return out
 
+    @_unavailable_on_db_errors
     def list_keys(self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str) -> KeyPage:
         nsb, low, start = self._list_range(account_id, namespace_id, prefix, cursor)
         limit = limits.validate_list_limit(limit)
@@ -235,7 +247,7 @@ class PgStore(OpStore):
         """Entries in [start, end) in key order, fetched a page at a time."""
         sql = "SELECT k, v FROM edgekv_entries WHERE k >= %s AND k < %s ORDER BY k LIMIT %s"
         while True:
-            with self._read() as conn:
+            with self._pool.connection() as conn:
                 rows = conn.execute(sql, (start, end, LIST_PAGE_ROWS)).fetchall()
             for k, v in rows:
                 yield bytes(k), bytes(v)
@@ -250,8 +262,9 @@ class PgStore(OpStore):
         return max(self._follower.seq, self._writer.seq)
 
     @property
+    @_unavailable_on_db_errors
     def oldest_retained_seq(self) -> int:
-        with self._read() as conn:
+        with self._pool.connection() as conn:
             row = conn.execute(
                 "SELECT (SELECT min(seq) FROM edgekv_change_log), last_seq FROM edgekv_seq WHERE id = 1"
             ).fetchone()
@@ -265,8 +278,9 @@ class PgStore(OpStore):
             return []
         return self._read_log(seq, limit)
 
+    @_unavailable_on_db_errors
     def _read_log(self, seq: int, limit: int) -> list[Change]:
-        with self._read() as conn:
+        with self._pool.connection() as conn:
             rows = conn.execute(
                 "SELECT seq, v FROM edgekv_change_log WHERE seq > %s ORDER BY seq LIMIT %s", (seq, limit)
             ).fetchall()
@@ -281,7 +295,7 @@ class PgStore(OpStore):
         total = 0
         while True:
             upto = codec.u64(int(self._clock.now()) + 1)
-            with self._read() as conn:
+            with self._pool.connection() as conn:
                 rows = conn.execute(
                     "SELECT k FROM edgekv_expiry WHERE k < %s ORDER BY k LIMIT %s", (upto, PURGE_BATCH)
                 ).fetchall()
@@ -294,7 +308,7 @@ class PgStore(OpStore):
 
     def trim_log(self) -> int:
         """Drop change-log records beyond the newest `log_retention`; returns the oldest kept."""
-        with self._read() as conn:
+        with self._pool.connection() as conn:
             row = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1").fetchone()
         assert row is not None
         oldest = int(row[0]) - self._log_retention + 1

@@ -125,8 +125,8 @@ class LogFollower:
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.2, stop_after=1):
                             self._wake.set()
-            except Exception:
+            except Exception as exc:
                 if self._stop.is_set():
                     return
-                log.warning("LISTEN connection lost; reconnecting", exc_info=True)
+                log.warning("LISTEN connection lost (%s); reconnecting", str(exc).splitlines()[0])
                 time.sleep(RETRY_S)

@@ -22,21 +22,28 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def open_store(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StoreOpener]:
+def store_location(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where this test's store lives: a RocksDB dir, or a postgresql:// URL (fresh schema)."""
+    if engine == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "db")
+
+
+@pytest.fixture
+def open_store(store_location: str) -> Iterator[StoreOpener]:
     """`open_store(**kw)` opens this test's store; calling it again reopens the same
     data (same dir or database). Maintenance is off unless `purge_interval_s` is given.
     RocksDB-only options (`sync`) are ignored on PostgreSQL."""
-    url = request.getfixturevalue("pg_url") if engine == "postgresql" else ""
     opened: list[AnyStore] = []
 
     def make(**kw: Any) -> AnyStore:
         kw.setdefault("purge_interval_s", 3600)
         store: AnyStore
-        if url:
+        if store_location.startswith("postgresql://"):
             kw.pop("sync", None)
-            store = PgStore(url, poll_s=0.2, **kw)
+            store = PgStore(store_location, poll_s=0.2, **kw)
         else:
-            store = RocksStore(str(tmp_path / "db"), **kw)
+            store = RocksStore(store_location, **kw)
         opened.append(store)
         return store
 

@@ -1,6 +1,7 @@
-"""C6: a write acknowledged by the store survives `kill -9`.
+"""C6: a write acknowledged by the store survives `kill -9` of its process, on both
+engines (on PostgreSQL the database stays up: this is central dying, not the database).
 
-A child process runs many concurrent writers against a RocksStore and prints each key
+A child process runs many concurrent writers against the store and prints each key
 (flushed) only after its put returned. The parent SIGKILLs the child mid-run, reopens
 the store and checks that every printed key is there with its value and version.
 """
@@ -16,17 +17,21 @@ import time
 from pathlib import Path
 
 import pytest
-
-from kvcore.store.rocks import RocksStore
+from store_support import StoreOpener
 
 ACCT = "acct1"
 
 CHILD = r"""
 import asyncio, sys, threading
 from kvcore.model import WriteItem
+from kvcore.store.pg import PgStore
 from kvcore.store.rocks import RocksStore
 
-store = RocksStore(sys.argv[1], purge_interval_s=3600)
+where = sys.argv[1]
+if where.startswith("postgresql://"):
+    store = PgStore(where, purge_interval_s=3600)
+else:
+    store = RocksStore(where, purge_interval_s=3600)
 ns = store.create_namespace("acct1", "durable").id
 out_lock = threading.Lock()
 
@@ -63,8 +68,8 @@ asyncio.run(tasks())
 
 
 @pytest.mark.timeout(60)
-def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
-    path = str(tmp_path / "db")
+def test_acknowledged_writes_survive_sigkill(store_location: str, open_store: StoreOpener) -> None:
+    path = store_location
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     child = subprocess.Popen(
@@ -108,7 +113,7 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     print(f"{len(acked)} writes acknowledged before SIGKILL")  # visible with -s
     assert len(acked) > 200, f"too few writes acknowledged before the kill: {len(acked)}"
 
-    with RocksStore(path, purge_interval_s=3600) as store:
+    with open_store() as store:
         missing = []
         for key, seq in acked.items():
             entry = store.get(ACCT, ns, key)

@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from helpers.postgres import postgres_server
 
-from kvcore.errors import DuplicateTitle
+from kvcore.errors import DuplicateTitle, Unavailable
 from kvcore.model import Change, Permission, WriteItem
 from kvcore.settings import CentralSettings, SettingsError
 from kvcore.store.pg import PgStore
@@ -94,3 +95,29 @@ def test_store_setting_needs_no_data_dir_with_postgres() -> None:
         CentralSettings().validate()
     with pytest.raises(SettingsError, match="--store"):
         CentralSettings(data_dir="/tmp/x", store="mysql://db").validate()
+
+
+def test_database_restart_is_unavailable_then_resumes_without_reopening() -> None:
+    with postgres_server() as pg, _open(pg.create_database(), timeout_s=1.0) as s:
+        ns = s.create_namespace(A, "t").id
+        s.put(A, ns, WriteItem("k", b"v"))
+        pg.stop()
+        with pytest.raises(Unavailable):
+            s.get(A, ns, "k")
+        with pytest.raises(Unavailable):
+            s.put(A, ns, WriteItem("k", b"w"))
+        pg.start()
+        _until(lambda: _reads(s, ns), 15)
+        assert s.put(A, ns, WriteItem("k", b"w")).seq == 3  # the writer reconnected too
+        got: list[Change] = []
+        s.add_listener(got.extend)
+        s.put(A, ns, WriteItem("k2", b"x"))
+        _until(lambda: bool(got) and got[-1].seq == 4)  # and the follower
+
+
+def _reads(s: PgStore, ns: str) -> bool:
+    try:
+        entry = s.get(A, ns, "k")
+    except Unavailable:
+        return False
+    return entry is not None and entry.value == b"v"
