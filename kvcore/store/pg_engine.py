@@ -62,6 +62,7 @@ _CATALOG_KINDS = tuple(
 Conn = psycopg.Connection[Any]
 _CATALOG_SINCE = "SELECT seq, v FROM edgekv_change_log WHERE seq > %s AND kind = ANY(%s) ORDER BY seq"
 _PREFETCH = "SELECT k, v FROM edgekv_entries WHERE k = ANY(%s)"
+_LOCK = "SELECT last_seq FROM edgekv_seq WHERE id = 1 FOR UPDATE"
 
 
 class CatalogSync:
@@ -158,6 +159,7 @@ class PgEngine:
         self._conn: Conn | None = None
         self._tables = {cf: _Table(self, cf) for cf in CF}
         self.prefetched: dict[bytes, bytes | None] = {}
+        self._locked_seq: int | None = None  # the counter, locked by `prepare`
 
     @property
     def conn(self) -> Conn:
@@ -169,22 +171,43 @@ class PgEngine:
             self._conn.close()
             self._conn = None
 
-    def begin(self, now: float, ops: Sequence[Op]) -> Txn:
+    def prepare(self) -> None:
+        """Take the counter lock before the writer collects its group: while another
+        central's group holds it, this central's writes keep queueing and then commit
+        together (bigger groups, fewer turns of the lock). A failure is left to `begin`."""
+        self._locked_seq = None
+        try:
+            conn = self._connection()
+            row = conn.execute(_LOCK).fetchone()
+            assert row is not None, "edgekv_seq has no row: the schema was not migrated"
+            self._locked_seq = int(row[0])
+        except Exception:
+            self._abort()
+
+    def _connection(self) -> Conn:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self.close()
             self._conn = self._connect()
-        conn = self._conn
+        return self._conn
+
+    def begin(self, now: float, ops: Sequence[Op]) -> Txn:
+        conn = self._connection()
+        locked_seq, self._locked_seq = self._locked_seq, None
         try:
             keys = _entry_keys(ops)
-            # One round trip (pipeline): the counter lock, then, in order and so under
-            # it, the catalog records past our position and the group's entries.
+            # One round trip (pipeline): the counter lock unless `prepare` holds it, then,
+            # in order and so under it, the catalog records past our position and the
+            # group's entries.
             with conn.pipeline():
-                locked = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1 FOR UPDATE")
+                locked = conn.execute(_LOCK) if locked_seq is None else None
                 catalog = self._sync.since_query(conn)
                 found = conn.execute(_PREFETCH, (keys,)) if keys else None
-            row = locked.fetchone()
-            assert row is not None, "edgekv_seq has no row: the schema was not migrated"
-            seq = int(row[0])
+            if locked is not None:
+                row = locked.fetchone()
+                assert row is not None, "edgekv_seq has no row: the schema was not migrated"
+                locked_seq = int(row[0])
+            assert locked_seq is not None
+            seq = locked_seq
             self._sync.apply_rows(catalog.fetchall(), seq)
             self.prefetched = dict.fromkeys(keys)
             if found is not None:

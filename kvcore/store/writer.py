@@ -133,6 +133,11 @@ class GroupCommitWriter:
             carry = None
             if first is _STOP:
                 return
+            # An engine may first wait for what serializes its commits (PostgreSQL's counter
+            # lock): operations queued meanwhile join this group instead of the next.
+            prepare = getattr(self._engine, "prepare", None)
+            if prepare is not None:
+                prepare()
             group: list[_Pending] = [first]  # type: ignore[list-item]
             size = group[0][0].size
             stop = False
