@@ -24,9 +24,10 @@ Changes committed through other centrals reach it through the log: a group first
 applies every namespace and token record between its catalog's position and the
 counter it just locked (`CatalogSync.catch_up`), so its checks see them.
 
-Group reads are prefetched (one query for the entry keys of all the group's
-operations); writes are the group's net effect (`Txn.net_writes`), one statement per
-table. NOTIFY in the same transaction wakes the followers of other centrals.
+A group costs two round trips: BEGIN, the counter lock, the catalog catch-up and one
+prefetch of the entries all the group's operations will read, in one pipeline; then
+the group's net writes (`Txn.net_writes`, one statement per table), the counter,
+NOTIFY (it wakes the followers of other centrals) and COMMIT in another.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 
@@ -59,6 +60,8 @@ _CATALOG_KINDS = tuple(
     )
 )
 Conn = psycopg.Connection[Any]
+# Namespace and token records after a position (the catalog's), in seq order.
+CATCH_UP_SQL: Final = "SELECT seq, v FROM edgekv_change_log WHERE seq > %s AND kind = ANY(%s) ORDER BY seq"
 
 
 class CatalogSync:
@@ -79,14 +82,12 @@ class CatalogSync:
             self.seq = max(self.seq, upto)
 
     def catch_up(self, conn: Conn, upto: int) -> None:
-        if upto <= self.seq:
-            return
-        rows = conn.execute(
-            "SELECT seq, v FROM edgekv_change_log WHERE seq > %s AND seq <= %s AND kind = ANY(%s)"
-            " ORDER BY seq",
-            (self.seq, upto, list(_CATALOG_KINDS)),
-        ).fetchall()
-        self.apply((codec.decode_change(seq, v) for seq, v in rows), upto)
+        if upto > self.seq:
+            self.apply_rows(conn.execute(CATCH_UP_SQL, (self.seq, list(_CATALOG_KINDS))).fetchall(), upto)
+
+    def apply_rows(self, rows: Iterable[tuple[int, bytes]], upto: int) -> None:
+        """Apply (seq, record) rows of CATCH_UP_SQL, read with every record <= upto committed."""
+        self.apply((codec.decode_change(seq, bytes(v)) for seq, v in rows if seq <= upto), upto)
 
 
 def _apply(catalog: Catalog, change: Change) -> None:
@@ -162,17 +163,25 @@ class PgEngine:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self.close()
             self._conn = self._connect()
+            # Transactions are explicit statements, so BEGIN and COMMIT travel in the
+            # same pipelines as the group's statements: two round trips per group.
+            self._conn.autocommit = True
         conn = self._conn
+        keys = _entry_keys(ops)
+        self.prefetched = dict.fromkeys(keys)
         try:
-            row = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1 FOR UPDATE").fetchone()
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                counter = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1 FOR UPDATE")
+                # Under the lock nothing newer than the counter can be committed, so
+                # these reads are exactly the state as of the counter.
+                catalog = conn.execute(CATCH_UP_SQL, (self._sync.seq, list(_CATALOG_KINDS)))
+                found = conn.execute("SELECT k, v FROM edgekv_entries WHERE k = ANY(%s::bytea[])", (keys,))
+            row = counter.fetchone()
             assert row is not None, "edgekv_seq has no row: the schema was not migrated"
             seq = int(row[0])
-            self._sync.catch_up(conn, seq)
-            keys = _entry_keys(ops)
-            self.prefetched = dict.fromkeys(keys)
-            if keys:
-                found = conn.execute("SELECT k, v FROM edgekv_entries WHERE k = ANY(%s)", (keys,))
-                self.prefetched.update((bytes(k), bytes(v)) for k, v in found)
+            self._sync.apply_rows(catalog.fetchall(), seq)
+            self.prefetched.update((bytes(k), bytes(v)) for k, v in found.fetchall())
         except BaseException:
             self._abort()
             raise
@@ -185,15 +194,15 @@ class PgEngine:
             return
         conn = self.conn
         try:
-            with conn.pipeline():  # the group's statements in one round trip
-                self._write(conn, txn)
-                if txn.changes:
-                    conn.execute("UPDATE edgekv_seq SET last_seq = %s WHERE id = 1", (txn.seq,))
-                    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(txn.seq)))
             # Commit and publish as one step for the follower: it never applies a record
             # of this group to the catalog in between.
             with self._sync.lock:
-                conn.commit()
+                with conn.pipeline():  # the group's statements and COMMIT in one round trip
+                    self._write(conn, txn)
+                    if txn.changes:
+                        conn.execute("UPDATE edgekv_seq SET last_seq = %s WHERE id = 1", (txn.seq,))
+                        conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(txn.seq)))
+                    conn.execute("COMMIT")
                 txn.catalog.publish()
                 self._sync.seq = max(self._sync.seq, txn.seq)
         except BaseException:
@@ -206,7 +215,7 @@ class PgEngine:
         if conn is None:
             return
         try:
-            conn.rollback()
+            conn.execute("ROLLBACK")  # ends the group's transaction (a warning if none)
         except psycopg.Error:
             self.close()  # reconnect at the next group
 
