@@ -112,7 +112,9 @@ class PgStore(OpStore):
         self._pool.wait(timeout_s)
         self._engine = PgEngine(self._connect, self._sync)
         self._writer = GroupCommitWriter(self._engine, clock, seq=seq, on_commit=self._committed)
-        self._follower = LogFollower(self._connect, self._read_log, self._deliver, seq=seq, poll_s=poll_s)
+        self._follower = LogFollower(
+            self._connect, self._read_log, self._deliver, self._resync, seq=seq, poll_s=poll_s
+        )
         self._stop = threading.Event()
         self._maintenance = threading.Thread(target=self._maintain, name="edgekv-store-purge", daemon=True)
         self._maintenance.start()
@@ -173,6 +175,25 @@ class PgStore(OpStore):
         return [valued.get(c.seq, c) for c in changes]
 
     # ---------------------------------------------------------------- catalog
+
+    def _resync(self) -> int:
+        """Reload the catalog from the tables (the log lost records it needed); returns
+        the seq the snapshot is at."""
+        with self._connect() as conn:
+            fresh, seq = _load_catalog(conn)
+        with self._sync.lock:
+            for ns in self._catalog.all_namespaces():
+                if ns.id not in fresh.namespaces:
+                    self._catalog.set_namespace(ns.id, None)
+            for ns in fresh.all_namespaces():
+                self._catalog.set_namespace(ns.id, ns)
+            for token in self._catalog.all_tokens():
+                if token.id not in fresh.tokens:
+                    self._catalog.set_token(token.id, None)
+            for token in fresh.all_tokens():
+                self._catalog.set_token(token.id, token)
+            self._sync.seq = max(self._sync.seq, seq)
+        return seq
 
     @_unavailable_on_db_errors
     def _refresh_catalog(self) -> None:
