@@ -106,6 +106,8 @@ class PgStore(OpStore):
             max_size=pool_size,
             kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout_s))},
             timeout=timeout_s,  # a read waits this long for a connection, then fails
+            # A connection broken by a database failover is replaced before it is lent.
+            check=ConnectionPool.check_connection,
             name="edgekv-store",
             open=True,
         )

@@ -24,10 +24,9 @@ Changes committed through other centrals reach it through the log: a group first
 applies every namespace and token record between its catalog's position and the
 counter it just locked (`CatalogSync.catch_up`), so its checks see them.
 
-A group costs two round trips: BEGIN, the counter lock, the catalog catch-up and one
-prefetch of the entries all the group's operations will read, in one pipeline; then
-the group's net writes (`Txn.net_writes`, one statement per table), the counter,
-NOTIFY (it wakes the followers of other centrals) and COMMIT in another.
+Group reads are prefetched (one query for the entry keys of all the group's
+operations); writes are the group's net effect (`Txn.net_writes`), one statement per
+table. NOTIFY in the same transaction wakes the followers of other centrals.
 """
 
 from __future__ import annotations
@@ -35,10 +34,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final
+from typing import Any
 
 import psycopg
 
+from kvcore.errors import Unavailable
 from kvcore.model import Change, ChangeKind, Namespace
 from kvcore.store import codec
 from kvcore.store.catalog import Catalog
@@ -60,8 +60,8 @@ _CATALOG_KINDS = tuple(
     )
 )
 Conn = psycopg.Connection[Any]
-# Namespace and token records after a position (the catalog's), in seq order.
-CATCH_UP_SQL: Final = "SELECT seq, v FROM edgekv_change_log WHERE seq > %s AND kind = ANY(%s) ORDER BY seq"
+_CATALOG_SINCE = "SELECT seq, v FROM edgekv_change_log WHERE seq > %s AND kind = ANY(%s) ORDER BY seq"
+_PREFETCH = "SELECT k, v FROM edgekv_entries WHERE k = ANY(%s)"
 
 
 class CatalogSync:
@@ -81,13 +81,23 @@ class CatalogSync:
                     _apply(self.catalog, change)
             self.seq = max(self.seq, upto)
 
-    def catch_up(self, conn: Conn, upto: int) -> None:
-        if upto > self.seq:
-            self.apply_rows(conn.execute(CATCH_UP_SQL, (self.seq, list(_CATALOG_KINDS))).fetchall(), upto)
+    def since_query(self, conn: Conn) -> psycopg.Cursor[Any]:
+        """The catalog records past our position (all of them, when run under the
+        counter lock: nothing newer than the locked counter is committed)."""
+        return conn.execute(_CATALOG_SINCE, (self.seq, list(_CATALOG_KINDS)))
 
-    def apply_rows(self, rows: Iterable[tuple[int, bytes]], upto: int) -> None:
-        """Apply (seq, record) rows of CATCH_UP_SQL, read with every record <= upto committed."""
-        self.apply((codec.decode_change(seq, bytes(v)) for seq, v in rows if seq <= upto), upto)
+    def apply_rows(self, rows: Sequence[tuple[Any, Any]], upto: int) -> None:
+        self.apply((codec.decode_change(seq, v) for seq, v in rows), upto)
+
+    def catch_up(self, conn: Conn, upto: int) -> None:
+        if upto <= self.seq:
+            return
+        rows = conn.execute(
+            "SELECT seq, v FROM edgekv_change_log WHERE seq > %s AND seq <= %s AND kind = ANY(%s)"
+            " ORDER BY seq",
+            (self.seq, upto, list(_CATALOG_KINDS)),
+        ).fetchall()
+        self.apply((codec.decode_change(seq, v) for seq, v in rows), upto)
 
 
 def _apply(catalog: Catalog, change: Change) -> None:
@@ -163,25 +173,22 @@ class PgEngine:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self.close()
             self._conn = self._connect()
-            # Transactions are explicit statements, so BEGIN and COMMIT travel in the
-            # same pipelines as the group's statements: two round trips per group.
-            self._conn.autocommit = True
         conn = self._conn
-        keys = _entry_keys(ops)
-        self.prefetched = dict.fromkeys(keys)
         try:
+            keys = _entry_keys(ops)
+            # One round trip (pipeline): the counter lock, then, in order and so under
+            # it, the catalog records past our position and the group's entries.
             with conn.pipeline():
-                conn.execute("BEGIN")
-                counter = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1 FOR UPDATE")
-                # Under the lock nothing newer than the counter can be committed, so
-                # these reads are exactly the state as of the counter.
-                catalog = conn.execute(CATCH_UP_SQL, (self._sync.seq, list(_CATALOG_KINDS)))
-                found = conn.execute("SELECT k, v FROM edgekv_entries WHERE k = ANY(%s::bytea[])", (keys,))
-            row = counter.fetchone()
+                locked = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1 FOR UPDATE")
+                catalog = self._sync.since_query(conn)
+                found = conn.execute(_PREFETCH, (keys,)) if keys else None
+            row = locked.fetchone()
             assert row is not None, "edgekv_seq has no row: the schema was not migrated"
             seq = int(row[0])
             self._sync.apply_rows(catalog.fetchall(), seq)
-            self.prefetched.update((bytes(k), bytes(v)) for k, v in found.fetchall())
+            self.prefetched = dict.fromkeys(keys)
+            if found is not None:
+                self.prefetched.update((bytes(k), bytes(v)) for k, v in found.fetchall())
         except BaseException:
             self._abort()
             raise
@@ -194,17 +201,23 @@ class PgEngine:
             return
         conn = self.conn
         try:
-            # Commit and publish as one step for the follower: it never applies a record
-            # of this group to the catalog in between.
-            with self._sync.lock:
-                with conn.pipeline():  # the group's statements and COMMIT in one round trip
-                    self._write(conn, txn)
-                    if txn.changes:
-                        conn.execute("UPDATE edgekv_seq SET last_seq = %s WHERE id = 1", (txn.seq,))
-                        conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(txn.seq)))
-                    conn.execute("COMMIT")
-                txn.catalog.publish()
-                self._sync.seq = max(self._sync.seq, txn.seq)
+            # One round trip (pipeline): every write, the counter, NOTIFY and COMMIT.
+            with conn.pipeline():
+                self._write(conn, txn)
+                if txn.changes:
+                    conn.execute("UPDATE edgekv_seq SET last_seq = %s WHERE id = 1", (txn.seq,))
+                    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(txn.seq)))
+                # Commit and publish as one step for the follower: it never applies a
+                # record of this group to the catalog in between.
+                with self._sync.lock:
+                    conn.commit()
+                    txn.catalog.publish()
+                    self._sync.seq = max(self._sync.seq, txn.seq)
+        except psycopg.OperationalError as exc:
+            # The connection or the server went away (a database failover): the group
+            # may or may not have committed. The next group reconnects (`begin`).
+            self._abort()
+            raise Unavailable(f"database unavailable: {exc}") from exc
         except BaseException:
             self._abort()
             raise
@@ -215,7 +228,7 @@ class PgEngine:
         if conn is None:
             return
         try:
-            conn.execute("ROLLBACK")  # ends the group's transaction (a warning if none)
+            conn.rollback()
         except psycopg.Error:
             self.close()  # reconnect at the next group
 

@@ -188,7 +188,8 @@ class GroupCommitWriter:
         except Exception as exc:
             # Nothing of the group is durable: fail every op, keep the old seq and mirror.
             log.exception("store write batch failed")
-            error = InternalError(f"store write failed: {exc}")
+            # An engine that lost its database mid-commit says Unavailable (outcome unknown).
+            error = exc if isinstance(exc, KVError) else InternalError(f"store write failed: {exc}")
             _resolve([(fut, False, error) for fut, _, _ in outcomes])
             return
         if not txn.empty:
