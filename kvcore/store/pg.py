@@ -12,17 +12,21 @@ differences that come from several centrals sharing one database:
 * the catalog of namespaces and tokens follows the log; a lookup that misses catches
   up from the database once before answering "not found" (another central may have
   just created the namespace or token);
-* expiry purge and log trim run on one central at a time (a session advisory lock).
+* expiry purge and log trim run on one central at a time (a session advisory lock);
+* the coroutine reads (`aget`, `abulk_get`, `alist_keys`) wait on reader threads,
+  so a database round trip never stalls the event loop.
 
 Reads use a small connection pool in autocommit mode; each read is one statement.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -56,6 +60,7 @@ _RECORD_OVERHEAD_BYTES: Final = 64 + MAX_METADATA_BYTES
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 
 def _unavailable_on_db_errors(fn: _F) -> _F:
@@ -112,6 +117,8 @@ class PgStore(OpStore):
             open=True,
         )
         self._pool.wait(timeout_s)
+        # Reads for coroutines wait on the database here, one per pooled connection.
+        self._readers = ThreadPoolExecutor(pool_size, thread_name_prefix="edgekv-store-read")
         self._engine = PgEngine(self._connect, self._sync)
         self._writer = GroupCommitWriter(self._engine, clock, seq=seq, on_commit=self._committed)
         self._follower = LogFollower(
@@ -137,6 +144,7 @@ class PgStore(OpStore):
         # Listeners hear this central's own last commits before the store goes away.
         self._follower.wait_for(self._writer.seq, CLOSE_DRAIN_S)
         self._follower.close()
+        self._readers.shutdown(wait=True)
         self._pool.close()
 
     def __enter__(self) -> PgStore:
@@ -219,6 +227,9 @@ class PgStore(OpStore):
         return token
 
     # ---------------------------------------------------------------- entries: reads
+
+    async def _read(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, functools.partial(fn, *args))
 
     @_unavailable_on_db_errors
     def get(self, account_id: str, namespace_id: str, key: str) -> Entry | None:
