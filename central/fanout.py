@@ -299,20 +299,39 @@ class Hub:
             return 0
         due.sort(key=lambda c: c.seq)
         self._metrics.pending_updates.labels(self._region).set(len(self._held))
-        valued: dict[KeyRef, Change] = {}
+        valued = self._hot_values(due)
         for sub in self._subscribers:
             hot = self._hot.get(sub.region, set())
             out: list[Change] = []
             for change in due:
                 ref = (change.namespace_id, change.key)
                 if ref in hot and change.kind is ChangeKind.KEY_UPDATE:
-                    if ref not in valued:
-                        valued[ref] = self.with_value(change)
-                    out.append(valued[ref])
+                    out.append(valued.get(ref, change))
                 else:
                     out.append(change)
             self._enqueue_all(sub, out)
         return len(due)
+
+    def _hot_values(self, due: list[Change]) -> dict[KeyRef, Change]:
+        """The due updates of keys some subscriber's region holds hot, carrying their
+        values: one bulk read per namespace, not one read per key (on a PostgreSQL store
+        each read is a round trip)."""
+        live_regions = {sub.region for sub in self._subscribers}
+        hot_anywhere = set().union(*(self._hot.get(r, set()) for r in live_regions))
+        groups: dict[tuple[str, str], list[Change]] = {}
+        for change in due:
+            if change.kind is ChangeKind.KEY_UPDATE and (change.namespace_id, change.key) in hot_anywhere:
+                groups.setdefault((change.account_id, change.namespace_id), []).append(change)
+        valued: dict[KeyRef, Change] = {}
+        for (account_id, namespace_id), changes in groups.items():
+            try:
+                entries = self._store.bulk_get(account_id, namespace_id, [c.key for c in changes])
+            except Exception:  # namespace deleted meanwhile: invalidations are right
+                continue
+            for change, entry in zip(changes, entries, strict=True):
+                if entry is not None and entry.version == change.seq and len(entry.value) <= self._push_max:
+                    valued[(namespace_id, change.key)] = replace(change, value=entry.value, has_value=True)
+        return valued
 
 
 def batch_bytes(changes: list[Change]) -> int:
