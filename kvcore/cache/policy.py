@@ -79,7 +79,10 @@ SKETCH_MAX_COUNT = 15
 ADMIT_HASHDOS_THRESHOLD = 6
 """A candidate this warm that ties with its victim is admitted 1 time in 128."""
 MIN_SAMPLE_ENTRIES = 256
-"""The sketch's sample period is 10 x max(this, entries the cache holds when full)."""
+SAMPLE_PER_ENTRY = 10
+CLIMB_SAMPLES = 1
+"""The sketch's sample period (reads between halvings, and the hill climber's sample) is
+SAMPLE_PER_ENTRY x max(MIN_SAMPLE_ENTRIES, entries the cache holds when full)."""
 
 _WINDOW, _PROBATION, _PROTECTED = 0, 1, 2
 
@@ -130,7 +133,7 @@ class HotKeyCache(Generic[K, V]):
         )
         self._fixed_sample = sample_size is not None
         if not self._fixed_sample:
-            self._sketch.sample_size = 10 * MIN_SAMPLE_ENTRIES
+            self._sketch.sample_size = SAMPLE_PER_ENTRY * MIN_SAMPLE_ENTRIES
         self._half_life_s = half_life_s
         self._next_decay = clock.monotonic()
         self._sketch.decay(self._next_decay)  # baseline for time decay
@@ -145,6 +148,7 @@ class HotKeyCache(Generic[K, V]):
         self._window_max = int(capacity_bytes * window_fraction)
         self._protected_max = int(PROTECTED_FRACTION * (capacity_bytes - self._window_max))
         self._climber = HillClimber(capacity_bytes) if adaptive else None
+        self._climb_reads = CLIMB_SAMPLES * self._sketch.sample_size
         self._hits = 0  # in the climber's current sample
         self._misses = 0
         self.on_evict = on_evict
@@ -171,7 +175,7 @@ class HotKeyCache(Generic[K, V]):
                 self._window.move_to_end(key)
             else:
                 self._promote(e)
-        if self._hits + self._misses >= self._sketch.sample_size:
+        if self._hits + self._misses >= self._climb_reads:
             self._end_sample()
         return freq
 
@@ -441,7 +445,8 @@ class HotKeyCache(Generic[K, V]):
         self._hits = self._misses = 0
         if self._bytes and not self._fixed_sample:
             full_entries = len(self._entries) * self._capacity // self._bytes
-            self._sketch.sample_size = 10 * max(MIN_SAMPLE_ENTRIES, full_entries)
+            self._sketch.sample_size = SAMPLE_PER_ENTRY * max(MIN_SAMPLE_ENTRIES, full_entries)
+        self._climb_reads = CLIMB_SAMPLES * self._sketch.sample_size
         if self._climber is None:
             return
         if self._bytes * 2 < self._capacity:
