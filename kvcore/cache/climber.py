@@ -5,8 +5,8 @@ one-off reads barely touch it); a large one favours recency (bursts, popularity
 shifts, loops). No fixed split is best on every workload, so the cache keeps
 sizing the window by a hill climber over its own hit ratio:
 
-- every `sample_reads` reads (10 x the entries the cache holds, TinyLFU's sample
-  period), compare the sample's hit ratio with the previous sample's;
+- every sample of reads (the sketch's aging period, a multiple of the entries the
+  cache holds), compare the sample's hit ratio with the previous sample's;
 - if it went up (or stayed), keep moving the window in the same direction, else
   turn around; the step starts at 6.25% of the capacity and decays by 2% a
   sample, so the split settles;

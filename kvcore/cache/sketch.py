@@ -124,7 +124,11 @@ class FrequencySketch:
 
     def increment(self, key: Hashable) -> int:
         """Count one occurrence of `key`; returns its new estimate."""
-        a, b, c, d = self.slots(key)
+        return self.increment_slots(self.slots(key))
+
+    def increment_slots(self, slots: tuple[int, int, int, int]) -> int:
+        """`increment` for a key whose `slots` the caller kept (no rehash)."""
+        a, b, c, d = slots
         t = self._table
         ta, tb, tc, td = t[a], t[b], t[c], t[d]
         m = min(ta, tb, tc, td)
