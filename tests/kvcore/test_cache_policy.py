@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvcore.cache import ENTRY_OVERHEAD_BYTES, HotKeyCache, NegativeCache, entry_size
+from kvcore.cache.climber import HillClimber
 from kvcore.clock import ManualClock
 
 NS = "0" * 32
@@ -425,3 +426,32 @@ def test_negative_cache_zero_entries_holds_nothing() -> None:
     n: NegativeCache[Key] = NegativeCache(max_entries=0, clock=ManualClock())
     n.add(k("a"), 1)
     assert not n.contains(k("a")) and len(n) == 0
+
+
+# -- hill climber ----------------------------------------------------------------
+
+
+def test_hill_climber_follows_the_hit_ratio() -> None:
+    h = HillClimber(10_000)  # steps of 6.25% = 625 bytes, the first one shrinking the window
+    assert h.adjustment(50, 50) == -625  # from nothing to 50%: a restart, same direction
+    assert h.adjustment(52, 48) == -625  # better: keep going, the step decays by 2%
+    assert h.adjustment(51, 49) == 612  # worse: turn around
+    assert h.adjustment(80, 20) == 600  # a jump of 29 points: restart the step at 625
+    assert h.adjustment(81, 19) == 625
+    assert h.adjustment(0, 0) == 0
+
+
+def test_cache_moves_its_window_once_a_sample_ends() -> None:
+    c = make(100 * 100, sample_size=500)  # 1% window = 100 bytes
+    assert c.window_bytes_max == 100
+    for i in range(100):
+        read(c, k(f"f{i}"), 2)
+        c.offer(k(f"f{i}"), b"v", 100)
+    for i in range(300):  # the 500th counted read ends the sample, with the cache full
+        c.record_read(k(f"f{i % 100}"))
+    assert c.window_bytes_max == 0  # the climber's first step shrinks the window
+    assert c.bytes_used <= c.capacity_bytes and len(c) == 100
+    fixed = make(100 * 100, sample_size=500, adaptive=False)
+    for i in range(600):
+        fixed.record_read(k(f"f{i % 100}"))
+    assert fixed.window_bytes_max == 100
