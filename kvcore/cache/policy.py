@@ -153,7 +153,7 @@ class HotKeyCache(Generic[K, V]):
         self._window_max = int(capacity_bytes * window_fraction)
         self._protected_max = int(PROTECTED_FRACTION * (capacity_bytes - self._window_max))
         self._climber = HillClimber(capacity_bytes) if adaptive else None
-        self._sample_reads = CLIMB_SAMPLES * self._sketch.sample_size
+        self._sample_reads = int(CLIMB_SAMPLES * self._sketch.sample_size)
         self._sample_left = self._sample_reads  # reads left in the climber's sample
         self._hits = 0  # in the climber's current sample
         self.on_evict = on_evict
@@ -452,7 +452,7 @@ class HotKeyCache(Generic[K, V]):
         if self._bytes and not self._fixed_sample:
             full_entries = len(self._entries) * self._capacity // self._bytes
             self._sketch.sample_size = SAMPLE_PER_ENTRY * max(MIN_SAMPLE_ENTRIES, full_entries)
-        self._sample_reads = self._sample_left = CLIMB_SAMPLES * self._sketch.sample_size
+        self._sample_reads = self._sample_left = int(CLIMB_SAMPLES * self._sketch.sample_size)
         if self._climber is None:
             return
         if self._bytes * 2 < self._capacity:
