@@ -11,7 +11,9 @@ instead of a Python loop over every counter. They saturate at `max_count`: at mo
 `MAX_COUNT` = 255, and the hot-key cache uses TinyLFU's 15 (four bits' worth), which
 is what lets it forget: a key that was read a thousand times before a popularity
 shift is at 15, and three halvings put it below a newly hot key, where at 255 it
-would take seven.
+would take seven (bench/cache_sim: 73.5% against 72.8% hits after a shift with a 10%
+cache, the same on stationary traces). The price is a coarser `hot_keys()` ranking:
+keys read 15 times or more per sample period tie.
 
 Hashing uses Python's `hash()`, mixed to 64 bits, then Kirsch-Mitzenmacher double
 hashing (`h1 + i*h2`) for the row indexes. It is deterministic within a process
