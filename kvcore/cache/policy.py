@@ -112,7 +112,13 @@ class _Entry(Generic[K, V]):
 
 
 class HotKeyCache(Generic[K, V]):
-    """Byte-bounded map from key to value; `bytes_used <= capacity_bytes` always holds."""
+    """Byte-bounded map from key to value; `bytes_used <= capacity_bytes` always holds.
+
+    `sketch_items`: the sketch's width (expected distinct hot keys); `half_life_s`: time
+    decay of read counts (injected `clock`); `sample_size`: fixes the sketch's aging
+    period in reads (default: adapts to the entries held); `window_fraction`: the
+    window's initial share of the bytes; `adaptive`: let the hill climber re-size it;
+    `rng`: the hash-flooding guard's coin; `on_evict(key, value)`: called per eviction."""
 
     def __init__(
         self,
