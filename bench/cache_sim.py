@@ -335,9 +335,9 @@ def rows(r: dict[str, Any]) -> list[tuple[Any, ...]]:
     lru = sum(x["lru_us_per_read"] for x in res["rows"]) / len(res["rows"])
     out.append(
         (
-            "cache policy us/read (sim: all reads / a hit)",
+            "replica read path us/read (sim: all reads / a hit)",
             f"{pol:.2f} / {res['hit_us']:.2f}",
-            f"{lru:.2f} OrderedDict LRU",
+            f"{lru:.2f} bare OrderedDict LRU (no sketch, no install)",
             f"{pol / lru:.1f}x",
         )
     )
