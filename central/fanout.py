@@ -199,26 +199,36 @@ class Hub:
 
     # -- values on the stream
 
-    def with_value(self, change: Change) -> Change:
-        """The change carrying its value, if the key still holds exactly that version and
-        the value is small enough; otherwise the change as an invalidation."""
-        if change.kind not in (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE):
-            return change
-        if change.has_value:  # the store attached it (PgStore does, for a page of creates)
-            if change.value is not None and len(change.value) <= self._push_max:
-                return change
-            return replace(change, value=None, has_value=False)
-        try:
-            entry = self._store.get(change.account_id, change.namespace_id, change.key)
-        except Exception:  # namespace deleted meanwhile: an invalidation is right
-            return change
-        if entry is None or entry.version != change.seq or len(entry.value) > self._push_max:
-            return change
-        return replace(change, value=entry.value, has_value=True)
+    def with_values(self, changes: Sequence[Change]) -> dict[int, Change]:
+        """Creates and updates among `changes` that can carry their value, by seq: the
+        key still holds exactly that version and the value is small enough. Values the
+        store attached already (PgStore does, for a page of creates) are kept when
+        small; the rest are read with one bulk read per namespace, not one per key (on
+        a PostgreSQL store each read is a round trip on this event loop)."""
+        valued: dict[int, Change] = {}
+        groups: dict[tuple[str, str], list[Change]] = {}
+        for change in changes:
+            if change.kind not in (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE):
+                continue
+            if change.has_value:
+                if change.value is not None and len(change.value) <= self._push_max:
+                    valued[change.seq] = change
+            else:
+                groups.setdefault((change.account_id, change.namespace_id), []).append(change)
+        for (account_id, namespace_id), group in groups.items():
+            try:
+                entries = self._store.bulk_get(account_id, namespace_id, [c.key for c in group])
+            except Exception:  # namespace deleted meanwhile: invalidations are right
+                continue
+            for change, entry in zip(group, entries, strict=True):
+                if entry is not None and entry.version == change.seq and len(entry.value) <= self._push_max:
+                    valued[change.seq] = replace(change, value=entry.value, has_value=True)
+        return valued
 
     def with_create_values(self, changes: list[Change]) -> list[Change]:
         """Creates carry their value (when small and still current); the rest as they are."""
-        return [self.with_value(c) if c.kind is ChangeKind.KEY_CREATE else c for c in changes]
+        valued = self.with_values([c for c in changes if c.kind is ChangeKind.KEY_CREATE])
+        return [valued.get(c.seq, _without_value(c)) for c in changes]
 
     # -- ingest (event loop thread)
 
@@ -299,20 +309,30 @@ class Hub:
             return 0
         due.sort(key=lambda c: c.seq)
         self._metrics.pending_updates.labels(self._region).set(len(self._held))
-        valued: dict[KeyRef, Change] = {}
+        valued = self._hot_values(due)
         for sub in self._subscribers:
             hot = self._hot.get(sub.region, set())
             out: list[Change] = []
             for change in due:
                 ref = (change.namespace_id, change.key)
                 if ref in hot and change.kind is ChangeKind.KEY_UPDATE:
-                    if ref not in valued:
-                        valued[ref] = self.with_value(change)
-                    out.append(valued[ref])
+                    out.append(valued.get(ref, change))
                 else:
                     out.append(change)
             self._enqueue_all(sub, out)
         return len(due)
+
+    def _hot_values(self, due: list[Change]) -> dict[KeyRef, Change]:
+        """The due updates of keys some subscriber's region holds hot, carrying their values."""
+        live_regions = {sub.region for sub in self._subscribers}
+        hot_anywhere = set().union(*(self._hot.get(r, set()) for r in live_regions))
+        hot = [c for c in due if c.kind is ChangeKind.KEY_UPDATE and (c.namespace_id, c.key) in hot_anywhere]
+        return {(c.namespace_id, c.key): c for c in self.with_values(hot).values()}
+
+
+def _without_value(change: Change) -> Change:
+    """A change that must travel as an invalidation (a too-big value the store attached)."""
+    return replace(change, value=None, has_value=False) if change.has_value else change
 
 
 def batch_bytes(changes: list[Change]) -> int:

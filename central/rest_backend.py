@@ -41,6 +41,13 @@ class StoreCalls(Protocol):
     def list_keys(
         self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
     ) -> KeyPage: ...
+    async def aget(self, account_id: str, namespace_id: str, key: str) -> Entry | None: ...
+    async def abulk_get(
+        self, account_id: str, namespace_id: str, keys: Sequence[str]
+    ) -> list[Entry | None]: ...
+    async def alist_keys(
+        self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
+    ) -> KeyPage: ...
     async def aput(
         self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition = ...
     ) -> WriteResult: ...
@@ -105,7 +112,7 @@ class StoreBackend:
         strong: bool = False,
         metadata_only: bool = False,
     ) -> ReadResult:
-        entry = self._store.get(account_id, namespace_id, key)
+        entry = await self._store.aget(account_id, namespace_id, key)
         if entry is None:
             raise KeyNotFound("get: 'key not found'")
         return ReadResult(entry=entry, age_s=0.0, source="central")
@@ -120,12 +127,12 @@ class StoreBackend:
         return await self._store.abulk_delete(account_id, namespace_id, keys)
 
     async def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
-        return self._store.bulk_get(account_id, namespace_id, keys)
+        return await self._store.abulk_get(account_id, namespace_id, keys)
 
     async def list_keys(
         self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
     ) -> KeyPage:
-        return self._store.list_keys(account_id, namespace_id, prefix, limit, cursor)
+        return await self._store.alist_keys(account_id, namespace_id, prefix, limit, cursor)
 
     async def ready(self) -> tuple[bool, str]:
         return True, "ok"

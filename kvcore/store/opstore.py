@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from kvcore import limits
 from kvcore.clock import Clock
@@ -24,6 +24,8 @@ from kvcore.model import (
     BulkResult,
     Change,
     Condition,
+    Entry,
+    KeyPage,
     Namespace,
     Permission,
     Token,
@@ -48,6 +50,7 @@ from kvcore.store.ops import (
 from kvcore.store.writer import GroupCommitWriter, Op
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class OpStore:
@@ -207,6 +210,29 @@ class OpStore:
     async def abulk_delete(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> BulkResult:
         result: BulkResult = await self._asubmit(self._bulk_delete_op(account_id, namespace_id, keys))
         return result
+
+    # ---------------------------------------------------------------- entries: reads
+
+    # The engine's sync reads (`get`, `bulk_get`, `list_keys`), for coroutines.
+    get: Callable[[str, str, str], Entry | None]
+    bulk_get: Callable[[str, str, Sequence[str]], list[Entry | None]]
+    list_keys: Callable[[str, str, str, int, str], KeyPage]
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a sync read for a coroutine: in place here (RocksDB point reads and
+        iterators take microseconds); an engine whose reads wait on a network overrides it."""
+        return fn(*args)
+
+    async def aget(self, account_id: str, namespace_id: str, key: str) -> Entry | None:
+        return await self._read(self.get, account_id, namespace_id, key)
+
+    async def abulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
+        return await self._read(self.bulk_get, account_id, namespace_id, keys)
+
+    async def alist_keys(
+        self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
+    ) -> KeyPage:
+        return await self._read(self.list_keys, account_id, namespace_id, prefix, limit, cursor)
 
     # ---------------------------------------------------------------- entries: list range
 

@@ -12,17 +12,21 @@ differences that come from several centrals sharing one database:
 * the catalog of namespaces and tokens follows the log; a lookup that misses catches
   up from the database once before answering "not found" (another central may have
   just created the namespace or token);
-* expiry purge and log trim run on one central at a time (a session advisory lock).
+* expiry purge and log trim run on one central at a time (a session advisory lock);
+* the coroutine reads (`aget`, `abulk_get`, `alist_keys`) wait on reader threads,
+  so a database round trip never stalls the event loop.
 
 Reads use a small connection pool in autocommit mode; each read is one statement.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -64,6 +68,7 @@ _RECORD_OVERHEAD_BYTES: Final = 64 + MAX_METADATA_BYTES
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 
 def _unavailable_on_db_errors(fn: _F) -> _F:
@@ -120,9 +125,13 @@ class PgStore(OpStore):
             open=True,
         )
         self._pool.wait(timeout_s)
+        # Reads for coroutines wait on the database here, one per pooled connection.
+        self._readers = ThreadPoolExecutor(pool_size, thread_name_prefix="edgekv-store-read")
         self._engine = PgEngine(self._connect, self._sync)
         self._writer = GroupCommitWriter(self._engine, clock, seq=seq, on_commit=self._committed)
-        self._follower = LogFollower(self._connect, self._read_log, self._deliver, seq=seq, poll_s=poll_s)
+        self._follower = LogFollower(
+            self._connect, self._read_log, self._deliver, self._resync, seq=seq, poll_s=poll_s
+        )
         self._stop = threading.Event()
         self._maintenance = threading.Thread(target=self._maintain, name="edgekv-store-purge", daemon=True)
         self._maintenance.start()
@@ -143,6 +152,7 @@ class PgStore(OpStore):
         # Listeners hear this central's own last commits before the store goes away.
         self._follower.wait_for(self._writer.seq, CLOSE_DRAIN_S)
         self._follower.close()
+        self._readers.shutdown(wait=True)
         self._pool.close()
 
     def __enter__(self) -> PgStore:
@@ -184,6 +194,25 @@ class PgStore(OpStore):
 
     # ---------------------------------------------------------------- catalog
 
+    def _resync(self) -> int:
+        """Reload the catalog from the tables (the log lost records it needed); returns
+        the seq the snapshot is at."""
+        with self._connect() as conn:
+            fresh, seq = _load_catalog(conn)
+        with self._sync.lock:
+            for ns in self._catalog.all_namespaces():
+                if ns.id not in fresh.namespaces:
+                    self._catalog.set_namespace(ns.id, None)
+            for ns in fresh.all_namespaces():
+                self._catalog.set_namespace(ns.id, ns)
+            for token in self._catalog.all_tokens():
+                if token.id not in fresh.tokens:
+                    self._catalog.set_token(token.id, None)
+            for token in fresh.all_tokens():
+                self._catalog.set_token(token.id, token)
+            self._sync.seq = max(self._sync.seq, seq)
+        return seq
+
     @_unavailable_on_db_errors
     def _refresh_catalog(self) -> None:
         with self._pool.connection() as conn:
@@ -206,6 +235,9 @@ class PgStore(OpStore):
         return token
 
     # ---------------------------------------------------------------- entries: reads
+
+    async def _read(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, functools.partial(fn, *args))
 
     @_unavailable_on_db_errors
     def get(self, account_id: str, namespace_id: str, key: str) -> Entry | None:

@@ -42,7 +42,7 @@ from kvcore.errors import Unavailable
 from kvcore.model import Change, ChangeKind, Namespace
 from kvcore.store import codec
 from kvcore.store.catalog import Catalog
-from kvcore.store.ops import BulkDeleteOp, BulkPutOp, DeleteOp, PutOp
+from kvcore.store.ops import BulkDeleteOp, BulkPutOp, DeleteOp, PurgeOp, PutOp
 from kvcore.store.pg_schema import NOTIFY_CHANNEL, TABLES
 from kvcore.store.txn import CF, Txn
 from kvcore.store.writer import Op
@@ -145,6 +145,8 @@ def _entry_keys(ops: Sequence[Op]) -> list[bytes]:
             elif isinstance(op, BulkDeleteOp):
                 nsb = codec.ns_bytes(op.namespace_id)
                 keys.extend(codec.entry_key(nsb, k) for k in op.keys)
+            elif isinstance(op, PurgeOp):  # up to 1000 expired entries: not one query each
+                keys.extend(codec.split_expiry_key(ikey)[1] for ikey in op.expired)
         except ValueError:  # not a namespace id: the op fails on its own when applied
             continue
     return keys

@@ -35,15 +35,18 @@ class LogFollower:
         connect: Callable[[], psycopg.Connection[Any]],
         read: Callable[[int, int], list[Change]],
         deliver: Callable[[Sequence[Change]], None],
+        resync: Callable[[], int],
         *,
         seq: int,
         poll_s: float = 1.0,
     ) -> None:
         """`read(after, limit)` reads the log; `deliver` gets each page, in seq order,
-        starting after `seq`."""
+        starting after `seq`; `resync()` rebuilds what followed the log when its part
+        was trimmed before it was read, and returns the seq to go on from."""
         self._connect = connect
         self._read = read
         self._deliver = deliver
+        self._resync = resync
         self._seq = seq
         self._poll_s = poll_s
         self._wake = threading.Event()
@@ -98,10 +101,14 @@ class LogFollower:
             try:
                 page = self._read(self._seq, PAGE)
             except LogTruncated:
-                # Only if this central stalled for longer than the retention: its
-                # subscribers miss changes, so say so loudly and continue from what is kept.
-                log.error("change log trimmed past this central's position %d; skipping ahead", self._seq)
-                self._seq = self._skip_to_oldest()
+                # Only if this central was cut off from the database for longer than the
+                # retention: its subscribers miss what was trimmed, so say so loudly.
+                log.error(
+                    "change log trimmed past this central's position %d: catalog reloaded; restart "
+                    "this central so its replicas resume from the database (or reset)",
+                    self._seq,
+                )
+                self._seq = self._resync()
                 continue
             if not page:
                 return
@@ -109,11 +116,6 @@ class LogFollower:
             self._seq = page[-1].seq
             if len(page) < PAGE:
                 return
-
-    def _skip_to_oldest(self) -> int:
-        with self._connect() as conn:
-            row = conn.execute("SELECT coalesce(min(seq), 1) - 1 FROM edgekv_change_log").fetchone()
-        return int(row[0]) if row else self._seq
 
     def _listen(self) -> None:
         while not self._stop.is_set():

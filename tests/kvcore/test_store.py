@@ -391,3 +391,14 @@ def test_defensive_input_checks(store: AnyStore, ns: str) -> None:
     with pytest.raises(ValidationError):
         store.get(ACCT, ns, "x" * 513)
     assert store.committed_seq == 1
+
+
+async def test_coroutine_reads_match_the_sync_ones(store: AnyStore, ns: str) -> None:
+    store.put(ACCT, ns, WriteItem("a", b"1", '{"m":1}'))
+    store.put(ACCT, ns, WriteItem("b", b"2"))
+    assert await store.aget(ACCT, ns, "a") == store.get(ACCT, ns, "a")
+    assert await store.aget(ACCT, ns, "zz") is None
+    assert await store.abulk_get(ACCT, ns, ["b", "zz", "a"]) == store.bulk_get(ACCT, ns, ["b", "zz", "a"])
+    assert await store.alist_keys(ACCT, ns, "", 10, "") == store.list_keys(ACCT, ns, "", 10, "")
+    with pytest.raises(NamespaceNotFound):
+        await store.aget("other", ns, "a")

@@ -121,3 +121,18 @@ def _reads(s: PgStore, ns: str) -> bool:
     except Unavailable:
         return False
     return entry is not None and entry.value == b"v"
+
+
+def test_resync_reloads_the_catalog_when_the_log_was_trimmed_past_it(pg_url: str) -> None:
+    """What the follower does when its part of the log is gone (cut off past retention)."""
+    with _open(pg_url) as a, _open(pg_url) as b:
+        gone = a.create_namespace(A, "gone")
+        _until(lambda: gone.id in b._catalog.namespaces)
+        b._follower.close()  # b stops following, as if cut off
+        a.delete_namespace(A, gone.id)
+        kept = a.create_namespace(A, "kept")
+        token, _ = a.create_token(A, Permission.READ)
+        assert gone.id in b._catalog.namespaces and kept.id not in b._catalog.namespaces
+        assert b._resync() == a.committed_seq
+        assert set(b._catalog.namespaces) == {kept.id}
+        assert b._catalog.tokens == {token.id: token}
