@@ -182,8 +182,7 @@ class ReplicaBackend:
         self._edge.local_namespace(account_id, namespace_id)
         size = len(item.value) + len(item.metadata_json or "")
         result = await self._central_call(
-            lambda: self._central.put_streamed(account_id, namespace_id, item, condition),
-            self._write_deadline(size),
+            lambda: self._central.put(account_id, namespace_id, item, condition), self._write_deadline(size)
         )
         self._edge.apply_own_put((namespace_id, item.key), item, result)
         return result
@@ -191,8 +190,7 @@ class ReplicaBackend:
     async def delete(self, account_id: str, namespace_id: str, key: str, condition: Condition) -> WriteResult:
         self._edge.local_namespace(account_id, namespace_id)
         result = await self._central_call(
-            lambda: self._central.delete_streamed(account_id, namespace_id, key, condition),
-            self._write_deadline(0),
+            lambda: self._central.delete(account_id, namespace_id, key, condition), self._write_deadline(0)
         )
         self._edge.apply_own_delete((namespace_id, key), result)
         return result

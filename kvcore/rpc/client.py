@@ -46,8 +46,13 @@ class CentralClient:
         cluster_secret: str | None = None,
         tls_ca: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        stream_writes: bool = False,
     ) -> None:
+        """`stream_writes`: `put` and `delete` travel on the shared write stream (many
+        writes per message, see kvcore.rpc.write_stream) instead of one unary call each;
+        same results and errors. Replicas forward their region's writes this way."""
         self.target = target
+        self.stream_writes = stream_writes
         self.timeout_s = timeout_s
         self._metadata: tuple[tuple[str, str], ...] = (
             ((SECRET_KEY, cluster_secret),) if cluster_secret else ()
@@ -116,6 +121,13 @@ class CentralClient:
     async def put(
         self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition | None = None
     ) -> WriteResult:
+        if self.stream_writes:
+            return await self.put_streamed(account_id, namespace_id, item, condition)
+        return await self._unary_put(account_id, namespace_id, item, condition)
+
+    async def _unary_put(
+        self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition | None
+    ) -> WriteResult:
         req = pb.PutRequest(
             account_id=account_id, namespace_id=namespace_id, item=wire.write_item_to_pb(item)
         )
@@ -130,7 +142,7 @@ class CentralClient:
         and errors); values over `MAX_STREAMED_VALUE_BYTES` take the unary call. No
         deadline of its own: callers bound the wait (the replica does)."""
         if len(item.value) > MAX_STREAMED_VALUE_BYTES:
-            return await self.put(account_id, namespace_id, item, condition)
+            return await self._unary_put(account_id, namespace_id, item, condition)
         return await self._streamed.put(account_id, namespace_id, item, condition)
 
     async def delete_streamed(
@@ -159,6 +171,8 @@ class CentralClient:
     async def delete(
         self, account_id: str, namespace_id: str, key: str, condition: Condition | None = None
     ) -> WriteResult:
+        if self.stream_writes:
+            return await self.delete_streamed(account_id, namespace_id, key, condition)
         req = pb.DeleteRequest(account_id=account_id, namespace_id=namespace_id, key=key)
         if condition is not None and condition.is_set:
             req.condition.CopyFrom(wire.condition_to_pb(condition))
