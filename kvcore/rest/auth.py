@@ -39,6 +39,11 @@ def bearer_secret(authorization: str | None) -> str:
     return secret
 
 
+def secret_hash_of(authorization: str | None) -> str:
+    """The SHA-256 (hex) of a Bearer header's secret; 401 when malformed."""
+    return _hash(bearer_secret(authorization))
+
+
 async def authorize(backend: Backend, authorization: str | None, account_id: str, *, write: bool) -> Token:
     """The token allowed to act on `account_id`; raises 401 / 403 otherwise."""
     secret = bearer_secret(authorization)
