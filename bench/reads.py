@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from bench import wrk
-from bench.common import ROOT, Proc, free_port, profile
+from bench.common import ROOT, Proc, cpu_s, free_port, profile
 from bench.context import Ctx, value_prefix
 
 HOT_KEY = "hot"
@@ -148,9 +148,17 @@ def _wait_http(
     raise TimeoutError(f"{url} did not answer in {timeout}s")
 
 
-def _load(url: str, script: str, ctx: Ctx, warm: float, secs: float, **kw: Any) -> dict[str, Any]:
+def _load(
+    url: str, script: str, ctx: Ctx, warm: float, secs: float, pid: int | None = None, **kw: Any
+) -> dict[str, Any]:
+    """A warm-up run, then the measured one; with `pid`, also that server's CPU time per
+    request (from /proc: what a request costs the server, however loaded the machine)."""
     wrk.run(url, script, seconds=warm, connections=CONNECTIONS, threads=THREADS, **kw)
-    return wrk.run(url, script, seconds=secs, connections=CONNECTIONS, threads=THREADS, **kw)
+    c0 = cpu_s(pid) if pid else 0.0
+    res = wrk.run(url, script, seconds=secs, connections=CONNECTIONS, threads=THREADS, **kw)
+    if pid:
+        res["cpu_us_per_request"] = round((cpu_s(pid) - c0) / max(1, res["requests"]) * 1e6, 1)
+    return res
 
 
 def _profile_under_load(
@@ -192,17 +200,27 @@ def hot_read(
     try:
         for r in range(HOT_ROUNDS):
             ctx.log(f"hot read: round {r + 1}/{HOT_ROUNDS}, edgekv replica")
-            e = _load(url, script, ctx, warm, secs)
+            e = _load(url, script, ctx, warm, secs, replica.pid)
             ctx.log(f"hot read: round {r + 1}/{HOT_ROUNDS}, bare ASGI baseline")
-            b = _load(base_url, script, ctx, warm, secs)
+            b = _load(base_url, script, ctx, warm, secs, base.pid)
             rounds.append({"edgekv": e, "asgi_baseline": b, "ratio": round(e["rps"] / b["rps"], 3)})
     finally:
         base.stop()
     mid = sorted(rounds, key=lambda x: x["ratio"])[len(rounds) // 2]
     res["rounds"] = [
-        {"edgekv_rps": x["edgekv"]["rps"], "asgi_rps": x["asgi_baseline"]["rps"], "ratio": x["ratio"]}
+        {
+            "edgekv_rps": x["edgekv"]["rps"],
+            "asgi_rps": x["asgi_baseline"]["rps"],
+            "ratio": x["ratio"],
+            "edgekv_cpu_us": x["edgekv"]["cpu_us_per_request"],
+            "asgi_cpu_us": x["asgi_baseline"]["cpu_us_per_request"],
+        }
         for x in rounds
     ]
+    cpu_ratios = sorted(
+        x["asgi_baseline"]["cpu_us_per_request"] / x["edgekv"]["cpu_us_per_request"] for x in rounds
+    )
+    res["cpu_ratio_vs_asgi"] = round(cpu_ratios[len(cpu_ratios) // 2], 3)
     res["ratio_range"] = [min(x["ratio"] for x in rounds), max(x["ratio"] for x in rounds)]
     res["edgekv"], res["asgi_baseline"] = mid["edgekv"], mid["asgi_baseline"]
     # Still served from the cache after the runs?

@@ -14,12 +14,12 @@ import time
 from typing import Any
 
 from bench import wrk
-from bench.common import Proc, profile
+from bench.common import Proc, cpu_s, profile
 from bench.context import Ctx, value_prefix
 
 BODY = b"v" * 100
 CONNECTIONS = 64
-ROUNDS = 2
+ROUNDS = 3
 
 
 def regional_writes(
@@ -32,13 +32,17 @@ def regional_writes(
         row: dict[str, Any] = {}
         for name, proc in (("central", central), ("replica", replica)):
             ctx.log(f"regional writes: round {r + 1}, {name}, {CONNECTIONS} connections")
-            row[name] = wrk.run(
+            c0, r0 = cpu_s(central.pid), cpu_s(replica.pid)
+            row[name] = w = wrk.run(
                 proc.http + "/",
                 wrk.put_script(prefix, f"rw{r}{name[0]}", BODY, wrk_headers),
                 seconds=secs,
                 connections=CONNECTIONS,
                 threads=2,
             )
+            n = max(1, w["requests"])
+            w["central_cpu_us_per_write"] = round((cpu_s(central.pid) - c0) / n * 1e6, 1)
+            w["replica_cpu_us_per_write"] = round((cpu_s(replica.pid) - r0) / n * 1e6, 1)
         row["ratio"] = round(row["replica"]["rps"] / row["central"]["rps"], 3)
         rounds.append(row)
     res: dict[str, Any] = {
@@ -50,6 +54,11 @@ def regional_writes(
         "replica_wps": statistics.median(x["replica"]["rps"] for x in rounds),
         "ratio": statistics.median(x["ratio"] for x in rounds),
         "ratio_range": [min(x["ratio"] for x in rounds), max(x["ratio"] for x in rounds)],
+        "cpu_us_per_write": {
+            f"{via}_{proc}": statistics.median(x[via][f"{proc}_cpu_us_per_write"] for x in rounds)
+            for via in ("central", "replica")
+            for proc in ("central", "replica")
+        },
     }
     ctx.log("regional writes: profiling replica and central under replica writes")
     box: dict[str, Any] = {}

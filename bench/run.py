@@ -79,11 +79,12 @@ def cluster_a(ctx: Ctx, only: set[str]) -> None:
             return
         r1 = start_replica(ctx.tmp, central.grpc, "us", cache_bytes=CACHE_BYTES)
         procs.append(r1)
-        if "regional" in only:
-            _section(ctx, "regional", lambda: regional.regional_writes(ctx, central, r1, account, ns, auth))
         if "hot" in only:
             asyncio.run(_put(central, account, secret, ns, reads.HOT_KEY, reads.HOT_VALUE))
             _section(ctx, "hot", lambda: reads.hot_read(ctx, r1, account, ns, secret, auth))
+        # After the hot reads: the replica then serves them with the cache it started with.
+        if "regional" in only:
+            _section(ctx, "regional", lambda: regional.regional_writes(ctx, central, r1, account, ns, auth))
         if "propagation" in only:
             r2 = start_replica(ctx.tmp, central.grpc, "eu", cache_bytes=CACHE_BYTES)
             procs.append(r2)
@@ -157,6 +158,10 @@ def _f(x: Any, fmt: str = ",.0f") -> str:
     return format(x, fmt)
 
 
+def _med(xs: list[float]) -> float:
+    return sorted(xs)[len(xs) // 2] if xs else float("nan")
+
+
 def _range(x: dict[str, Any]) -> str:
     rng = x.get("ratio_range")
     return f" ({rng[0]:.2f}-{rng[1]:.2f})" if rng else ""
@@ -212,6 +217,14 @@ def table(r: dict[str, Any]) -> list[dict[str, str]]:
                 "-",
                 ">= 5x",
             )
+        if "cpu_ratio_vs_asgi" in h:
+            rr = h["rounds"]
+            row(
+                "hot read server CPU us/request (median)",
+                _f(_med([x["edgekv_cpu_us"] for x in rr]), ".1f"),
+                f"{_f(_med([x['asgi_cpu_us'] for x in rr]), '.1f')} bare ASGI",
+                f"{h['cpu_ratio_vs_asgi']:.2f}x (baseline / edgekv)",
+            )
         row(
             "hot read p50 / p99 ms",
             f"{e['p50_ms']:.2f} / {e['p99_ms']:.2f}",
@@ -229,6 +242,14 @@ def table(r: dict[str, Any]) -> list[dict[str, str]]:
             ">= 0.8x",
             rw["ratio"] >= 0.8,
         )
+        cw = rw.get("cpu_us_per_write")
+        if cw:
+            row(
+                "CPU us/write: central (REST) vs central + replica (stream)",
+                f"{cw['replica_central']:.0f} + {cw['replica_replica']:.0f}",
+                f"{cw['central_central']:.0f} central REST",
+                f"{cw['central_central'] / (cw['replica_central'] + cw['replica_replica']):.2f}x",
+            )
     c = r.get("cold_read")
     if c:
         e, b = c["edgekv"], c["central_rest"]
@@ -251,6 +272,7 @@ def table(r: dict[str, Any]) -> list[dict[str, str]]:
             ("rest_64", "REST, 64 conns", "tasks_64"),
             ("grpc_1", "gRPC, 1 client", "tasks_1"),
             ("grpc_64", "gRPC, 64 clients", "tasks_64"),
+            ("grpc_64_stream", "gRPC, 64 clients, write stream", "tasks_64"),
         ):
             x = w.get(k)
             if not x:
@@ -389,6 +411,18 @@ def notes(r: dict[str, Any]) -> list[str]:
             f"store: a Python loop runs at {g:.2f}x its speed while another thread does synced"
             " rocksdict writes (~1.0 = the GIL is released during the WAL fsync; ~0.5 = held through"
             " it, so every group commit stalls central's event loop)."
+        )
+    gp = r.get("store_writes", {}).get("gil_probe")
+    if gp:
+        out.append(
+            "store GIL probe (a spinner thread's speed *during* each rocksdict call, 0 = shut out,"
+            " 1 = free): "
+            + "; ".join(
+                f"{k} {v['spinner_speed_during_call']:.2f} (call {v['median_call_ms']:.2f} ms)"
+                for k, v in gp.items()
+            )
+            + ". The writer syncs with flush_wal(True) after an unsynced write, so the event loop"
+            " runs through the fsync."
         )
     li = r.get("list")
     if li:

@@ -18,7 +18,14 @@ BODY = b"v" * 100
 
 
 def _grpc(
-    central: Proc, account: str, ns: str, clients: int, procs: int, secs: float, tag: str
+    central: Proc,
+    account: str,
+    ns: str,
+    clients: int,
+    procs: int,
+    secs: float,
+    tag: str,
+    stream: bool = False,
 ) -> dict[str, Any]:
     per = clients // procs
     cmd = [
@@ -35,6 +42,7 @@ def _grpc(
         str(per),
         "--seconds",
         str(secs),
+        *(["--stream"] if stream else []),
     ]
     running = [
         subprocess.Popen([*cmd, "--tag", f"{tag}{i}"], stdout=subprocess.PIPE, text=True)
@@ -78,6 +86,8 @@ def durable_writes(ctx: Ctx, central: Proc, account: str, ns: str, wrk_headers: 
     res["grpc_1"] = _grpc(central, account, ns, 1, 1, secs, "g1-")
     ctx.log("writes: gRPC, 64 clients (2 processes x 32 tasks)")
     res["grpc_64"] = _grpc(central, account, ns, 64, 2, secs, "g64-")
+    ctx.log("writes: gRPC, 64 clients on the write stream (2 processes x 32 tasks)")
+    res["grpc_64_stream"] = _grpc(central, account, ns, 64, 2, secs, "s64-", stream=True)
     for k in ("rest_1", "rest_64"):
         res[k]["wps"] = res[k]["rps"]
     best = max(res["rest_64"]["wps"], res["grpc_64"]["wps"])
