@@ -52,6 +52,18 @@ async def test_many_writes_per_message_each_with_its_own_result(central_factory:
         entries = await client.bulk_get(ACCOUNT, ns, [f"k{i}" for i in range(100)])
         assert [e.value if e else None for e in entries] == [b"v%d" % i for i in range(100)]
 
+        # Metadata and expiration travel too (written into the message in place).
+        exp = int(time.time()) + 3600
+        await client.put_streamed(
+            ACCOUNT, ns, WriteItem("meta", b"m", metadata_json='{"a":1}', expiration=exp)
+        )
+        meta = (await client.get(ACCOUNT, ns, "meta"))[0]
+        assert meta is not None and (meta.value, meta.metadata_json, meta.expiration) == (
+            b"m",
+            '{"a":1}',
+            exp,
+        )
+
         deleted = await client.delete_streamed(ACCOUNT, ns, "taken", Condition(if_match=first.seq))
         assert deleted.seq > first.seq
         assert (await client.get(ACCOUNT, ns, "taken"))[0] is None
