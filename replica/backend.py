@@ -182,12 +182,16 @@ class ReplicaBackend:
         if ns is None or ns.account_id != account_id:
             return None
         ref: KeyRef = (namespace_id, key)
-        cached = edge.lookup(ref)
+        cached = edge.cache.get(ref)
         if cached is None:
             return None
+        now = self._clock.now()
+        entry = cached.entry
+        if entry.expiration is not None and entry.expiration <= now:
+            return None  # `get` drops it (EdgeState.lookup) and reads through
         edge.cache.record_read(ref)
         self._hit.inc()
-        return cached.entry, max(0.0, self._clock.now() - cached.installed_at)
+        return entry, max(0.0, now - cached.installed_at)
 
     async def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
         self._edge.local_namespace(account_id, namespace_id)

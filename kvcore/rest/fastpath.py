@@ -246,19 +246,6 @@ class EdgeMiddleware:
         self._hot_count = metrics.http_requests.labels(self.region, "values", "GET", "200")
         self._hot_duration = metrics.http_duration.labels(self.region, "values")
 
-    def _hot_result(self, scope: Scope) -> tuple[Entry, float] | None:
-        """The answer to a repeat GET of a cached value (see `_HOT`), or None when this
-        request is not one: then nothing was counted and the full path takes it."""
-        if self._cached_read is None or scope.get("query_string"):
-            return None
-        auth = _raw_header(scope, b"authorization")
-        if auth is None:
-            return None
-        memo = _HOT.get((scope.get("raw_path") or b"", auth))
-        if memo is None:
-            return None
-        return self._cached_read(memo[3], memo[0], memo[1], memo[2])
-
     def _record(self, route: str, method: str, status: int, elapsed: float) -> None:
         if method not in _METHODS:
             method = "other"
@@ -279,8 +266,12 @@ class EdgeMiddleware:
         start = time.perf_counter()
         method: str = scope["method"]
         status = 500
-        if method == "GET":
-            hot = self._hot_result(scope)
+        if method == "GET" and self._cached_read is not None and not scope.get("query_string"):
+            # A repeat GET of a cached value (see `_HOT`): None means this request is not
+            # one, nothing was counted, and the full path below takes it.
+            auth = _raw_header(scope, b"authorization")
+            memo = _HOT.get((scope.get("raw_path") or b"", auth or b""))
+            hot = self._cached_read(memo[3], memo[0], memo[1], memo[2]) if memo is not None else None
             if hot is not None:
                 entry, age_s = hot
                 if entry is not self._hot_entry:
