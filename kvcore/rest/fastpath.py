@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 from kvcore import limits
 from kvcore.errors import InternalError, KVError, NamespaceNotFound, NotFoundRoute, ValidationError
 from kvcore.metrics import Metrics
-from kvcore.model import Entry, ReadResult, WriteItem
+from kvcore.model import Entry, WriteItem
 from kvcore.rest import envelope
 from kvcore.rest.auth import authorize, secret_hash_of
 from kvcore.rest.backend import Backend
@@ -93,11 +93,13 @@ _PARSED_MAX: Final = 8192
 
 
 class CachedReader(Protocol):
+    """What a backend may offer the hot path (the replica does; central does not)."""
+
     def cached_read(
         self, secret_hash: str, account_id: str, namespace_id: str, key: str
-    ) -> ReadResult | None:
-        """A value served from memory with no I/O, or None (then the full path runs);
-        only for a token of `account_id` that may read, counted as a read."""
+    ) -> tuple[Entry, float] | None:
+        """(entry, age in seconds) served from memory with no I/O, for a live token of
+        `account_id`, counted as a read; or None, counting nothing (the full path runs)."""
         ...
 
 
@@ -237,8 +239,8 @@ class EdgeMiddleware:
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[str, Any] = {}
         self._region_bytes = self.region.encode()
-        reader = getattr(backend, "cached_read", None)
-        self._cached_read: Callable[[str, str, str, str], tuple[Entry, float] | None] | None = reader
+        reader: CachedReader | None = backend if hasattr(backend, "cached_read") else None  # type: ignore[assignment]
+        self._cached_read = reader.cached_read if reader is not None else None
         # The last hot entry's entry-only headers (with the region): reused while the
         # same entry object is served, which is what a hot key is.
         self._hot_entry: Entry | None = None
