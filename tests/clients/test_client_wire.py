@@ -151,7 +151,7 @@ def test_bulk_put_file_is_checked_whole(tmp_path) -> None:  # type: ignore[no-un
 
 
 def test_key_files_accept_strings_and_objects() -> None:
-    assert parse_keys(["a", {"key": "b", "value": "x"}]) == ["a", "b"]
+    assert parse_keys(["a", {"key": "b", "value": "x"}, {"name": "c", "expiration": 1}]) == ["a", "b", "c"]
     for doc in ({"a": 1}, [1], [{"value": "x"}], [""]):
         with pytest.raises(BulkFileError):
             parse_keys(doc)
