@@ -7,6 +7,7 @@ stated once. Errors name the field and the limit.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, Final
 
@@ -15,6 +16,9 @@ from kvcore.errors import PayloadTooLarge, ValidationError
 MAX_KEY_BYTES: Final = 512
 MAX_VALUE_BYTES: Final = 25 * 1024 * 1024  # 26,214,400
 MAX_METADATA_BYTES: Final = 1024
+# Expirations: a TTL of at least 60 s, an absolute expiration at least 60 s ahead, both
+# in whole seconds (Cloudflare's "Expiration TTL must be at least 60"; Miniflare's
+# validator floors now to the second before comparing).
 MIN_EXPIRATION_TTL_S: Final = 60
 MIN_EXPIRATION_AHEAD_S: Final = 60
 MAX_BULK_ITEMS: Final = 10_000
@@ -27,9 +31,13 @@ MAX_TITLE_CHARS: Final = 512
 MAX_PER_PAGE: Final = 1000
 DEFAULT_PER_PAGE: Final = 20
 MAX_NAMESPACES_PER_ACCOUNT: Final = 1000
-# Expirations beyond this are surely a unit mistake (milliseconds); also keeps the
-# value inside a signed 64-bit field everywhere.
-MAX_EXPIRATION_EPOCH_S: Final = 2**53
+# The latest expiration, 2^31-1 (2038-01-19T03:14:07Z): Cloudflare's runtime types
+# put()'s `expiration` and `expirationTtl` as 32-bit ints (workerd api/kv.h `PutOptions`;
+# "Value out of range", miniflare issue #485), and a value past it is almost always
+# epoch milliseconds. Applies to an absolute expiration and to now + expiration_ttl.
+MAX_EXPIRATION_EPOCH_S: Final = 2**31 - 1
+_MAX_EXPIRATION_TEXT: Final = "2038-01-19T03:14:07Z"
+_MS_LOOKALIKE: Final = 10**11  # epoch ms since 1973; epoch seconds in the year 5138
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _ACCOUNT = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
@@ -89,27 +97,77 @@ def parse_metadata_json(text: str | bytes, field: str = "metadata") -> str | Non
 def resolve_expiration(
     now: float, expiration: float | None, expiration_ttl: float | None, field_prefix: str = ""
 ) -> int | None:
-    """Turn `expiration` / `expiration_ttl` into one absolute epoch second (TTL wins)."""
+    """Turn `expiration` / `expiration_ttl` (epoch seconds / seconds) into one absolute
+    epoch second, or None; the TTL wins when both are given. Fractions are dropped.
+
+    In whole seconds, as Cloudflare and Miniflare (`now = floor(ms / 1000)`): a TTL of at
+    least 60, an expiration at least `floor(now) + 60`. Either way the result must not
+    pass `MAX_EXPIRATION_EPOCH_S`. Raises `ValidationError` naming the field; the texts
+    follow Cloudflare's ("Invalid expiration_ttl of 59. Expiration TTL must be at least 60.").
+    """
+    now_s = math.floor(now)
     if expiration_ttl is not None:
-        ttl = _whole_number(expiration_ttl, f"{field_prefix}expiration_ttl")
+        field = f"{field_prefix}expiration_ttl"
+        ttl = _whole_number(expiration_ttl, field)
         if ttl < MIN_EXPIRATION_TTL_S:
             raise ValidationError(
-                f"{field_prefix}expiration_ttl: {ttl} is below the minimum of {MIN_EXPIRATION_TTL_S} seconds"
+                f"{field}: Invalid expiration_ttl of {ttl}. "
+                f"Expiration TTL must be at least {MIN_EXPIRATION_TTL_S}."
             )
-        if ttl > MAX_EXPIRATION_EPOCH_S:
-            raise ValidationError(f"{field_prefix}expiration_ttl: {ttl} is too large")
-        return int(now) + ttl
-    if expiration is not None:
-        exp = _whole_number(expiration, f"{field_prefix}expiration")
-        if exp > MAX_EXPIRATION_EPOCH_S:
-            raise ValidationError(f"{field_prefix}expiration: {exp} is too large (epoch seconds expected)")
-        if exp < now + MIN_EXPIRATION_AHEAD_S:
+        if now_s + ttl > MAX_EXPIRATION_EPOCH_S:
             raise ValidationError(
-                f"{field_prefix}expiration: {exp} must be at least {MIN_EXPIRATION_AHEAD_S} seconds "
-                "in the future (epoch seconds)"
+                f"{field}: Invalid expiration_ttl of {ttl}. Now + {ttl} is after {MAX_EXPIRATION_EPOCH_S} "
+                f"({_MAX_EXPIRATION_TEXT}), the latest expiration; expiration_ttl is in seconds, "
+                "not milliseconds."
+            )
+        return now_s + ttl
+    if expiration is not None:
+        field = f"{field_prefix}expiration"
+        exp = _whole_number(expiration, field)
+        check_expiration_bound(exp, field)
+        if exp < now_s + MIN_EXPIRATION_AHEAD_S:
+            raise ValidationError(
+                f"{field}: Invalid expiration of {exp}. Expiration times must be at least "
+                f"{MIN_EXPIRATION_AHEAD_S} seconds in the future (epoch seconds, now {now_s})."
             )
         return exp
     return None
+
+
+def check_expiration_bound(expiration: int, field: str = "expiration") -> int:
+    """An absolute expiration within (0, MAX_EXPIRATION_EPOCH_S]; past the upper bound the
+    message names the likely mistake, milliseconds (now in ms is ~1.7e12)."""
+    if expiration > MAX_EXPIRATION_EPOCH_S:
+        hint = (
+            "it looks like epoch milliseconds; expiration is in epoch seconds"
+            if expiration >= _MS_LOOKALIKE
+            else "expiration is in epoch seconds, not milliseconds"
+        )
+        raise ValidationError(
+            f"{field}: Invalid expiration of {expiration}. It is after {MAX_EXPIRATION_EPOCH_S} "
+            f"({_MAX_EXPIRATION_TEXT}), the latest expiration: {hint}."
+        )
+    if expiration <= 0:
+        raise ValidationError(
+            f"{field}: Invalid expiration of {expiration}. Must be a positive epoch second."
+        )
+    return expiration
+
+
+def check_forwarded_expiration(now: float, expiration: int | None, field: str = "expiration") -> int | None:
+    """An absolute expiration resolved by a caller (gRPC: a replica resolved the request's
+    TTL against its own clock): within the bounds and after `floor(now)`. The 60-second
+    minimum was the caller's to check; holding it again here would refuse writes from a
+    replica whose clock runs a few seconds behind, so up to 60 s of skew is tolerated."""
+    if expiration is None:
+        return None
+    check_expiration_bound(expiration, field)
+    if expiration <= math.floor(now):
+        raise ValidationError(
+            f"{field}: Invalid expiration of {expiration}. Please specify an integer greater than "
+            "the current number of seconds since the UNIX epoch."
+        )
+    return expiration
 
 
 def _whole_number(value: float, field: str) -> int:

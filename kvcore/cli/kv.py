@@ -35,6 +35,7 @@ from kvcore.client.cli_support import (
     print_json,
     progress_bar,
 )
+from kvcore.clock import SYSTEM_CLOCK
 from kvcore.errors import NamespaceNotFound
 
 DEFAULT_BATCH = 1000  # as wrangler: a tenth of the API's 10,000
@@ -353,7 +354,7 @@ def bulk_put(
     as_json: AsJson = False,
 ) -> None:
     """Write many keys from a wrangler-format JSON file."""
-    items = parse_put_items(load_json(file), file)
+    items = parse_put_items(load_json(file), file, now=SYSTEM_CLOCK.now())
     with _client(endpoint, token, account, timeout) as client:
         ns_id = _namespace_id(client, namespace_id, title)
         with progress_bar(len(items), "writing", progress) as advance:

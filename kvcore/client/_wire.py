@@ -31,7 +31,7 @@ from kvcore.errors import (
     Unavailable,
     ValidationError,
 )
-from kvcore.limits import validate_key
+from kvcore.limits import resolve_expiration, validate_key
 
 API_PREFIX = "/client/v4"
 DEFAULT_TIMEOUT_S = 30.0
@@ -267,7 +267,13 @@ def condition_headers(if_match: str | int | None, if_none_match: bool) -> dict[s
     return {}
 
 
-def expiration_params(expiration: int | float | None, expiration_ttl: int | float | None) -> dict[str, str]:
+def expiration_params(
+    expiration: int | float | None, expiration_ttl: int | float | None, now: float
+) -> dict[str, str]:
+    """The query parameters of a put, checked first against the server's own rules
+    (`kvcore.limits.resolve_expiration`, at `now` by this machine's clock): a bad TTL or a
+    millisecond expiration fails here with the server's message, before anything is sent."""
+    resolve_expiration(now, expiration, expiration_ttl)
     params: dict[str, str] = {}
     if expiration is not None:
         params["expiration"] = str(int(expiration))

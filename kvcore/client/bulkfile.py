@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kvcore.errors import KVError
-from kvcore.limits import encode_metadata, validate_key
+from kvcore.limits import encode_metadata, resolve_expiration, validate_key
 
 _PUT_FIELDS = ("key", "value", "expiration", "expiration_ttl", "metadata", "base64")
 
@@ -62,8 +62,9 @@ def _number(item: dict[str, Any], field: str, where: str) -> None:
         raise BulkFileError(f"{where}: '{field}' must be a number")
 
 
-def parse_put_items(doc: Any, path: str | Path = "<input>") -> list[dict[str, Any]]:
-    """The items of a bulk put file, checked and stripped to the fields the API knows."""
+def parse_put_items(doc: Any, path: str | Path = "<input>", *, now: float) -> list[dict[str, Any]]:
+    """The items of a bulk put file, checked (expirations against the API's bounds at `now`,
+    epoch seconds) and stripped to the fields the API knows."""
     items: list[dict[str, Any]] = []
     for index, item in enumerate(_array(doc, path, "{key, value} objects")):
         where = f"{path}: item {index}"
@@ -77,6 +78,10 @@ def parse_put_items(doc: Any, path: str | Path = "<input>") -> list[dict[str, An
             raise BulkFileError(f"{where}: 'value' must be a string")
         _number(item, "expiration", where)
         _number(item, "expiration_ttl", where)
+        try:
+            resolve_expiration(now, item.get("expiration"), item.get("expiration_ttl"))
+        except KVError as exc:
+            raise BulkFileError(f"{where}: {exc.message}") from exc
         b64 = item.get("base64", False)
         if not isinstance(b64, bool):
             raise BulkFileError(f"{where}: 'base64' must be true or false")
