@@ -48,7 +48,7 @@ def _kv_errors(fn: F) -> F:
 
 
 def _ns(namespace_id: str) -> str:
-    if not limits.validate_namespace_id(namespace_id):
+    if not limits.is_namespace_id(namespace_id):
         raise NamespaceNotFound()
     return namespace_id
 

@@ -11,7 +11,7 @@ import math
 import re
 from typing import Any, Final
 
-from kvcore.errors import PayloadTooLarge, ValidationError
+from kvcore.errors import KeyTooLong, MalformedNamespaceId, PayloadTooLarge, ValidationError
 
 MAX_KEY_BYTES: Final = 512
 MAX_VALUE_BYTES: Final = 25 * 1024 * 1024  # 26,214,400
@@ -43,7 +43,10 @@ _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _ACCOUNT = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
 
 
-def validate_key(key: str, field: str = "key_name") -> str:
+def validate_key(key: str, field: str = "key_name", *, in_url: bool = False) -> str:
+    """A key of 1 to 512 UTF-8 bytes, not '.' or '..'. Over 512 bytes a key named in a URL
+    is Cloudflare's 414 (`KeyTooLong`); one in a request body, a 400. Both say it as
+    Cloudflare does: "UTF-8 encoded length of 513 exceeds key length limit of 512."."""
     try:
         size = len(key.encode("utf-8"))
     except UnicodeEncodeError as exc:
@@ -51,10 +54,19 @@ def validate_key(key: str, field: str = "key_name") -> str:
     if size == 0:
         raise ValidationError(f"{field}: must not be empty")
     if size > MAX_KEY_BYTES:
-        raise ValidationError(f"{field}: {size} bytes exceeds the limit of {MAX_KEY_BYTES} bytes")
+        check_key_length(size, field, in_url=in_url)
     if key in (".", ".."):
         raise ValidationError(f"{field}: must not be '.' or '..'")
     return key
+
+
+def check_key_length(size: int, field: str, *, in_url: bool) -> None:
+    """Refuse a key (or list prefix) of `size` UTF-8 bytes over MAX_KEY_BYTES."""
+    if size > MAX_KEY_BYTES:
+        text = f"UTF-8 encoded length of {size} exceeds key length limit of {MAX_KEY_BYTES}."
+        if in_url:
+            raise KeyTooLong(text)
+        raise ValidationError(f"{field}: {text}")
 
 
 def validate_value(value: bytes, field: str = "value") -> bytes:
@@ -188,10 +200,22 @@ def validate_title(title: Any) -> str:
     return title
 
 
+def is_namespace_id(namespace_id: str) -> bool:
+    """Whether `namespace_id` has the one form edgekv (and Cloudflare) issues: 32 lowercase hex."""
+    return _HEX32.match(namespace_id) is not None
+
+
 def validate_namespace_id(namespace_id: str) -> str:
-    """A well-formed id that matches nothing is a 404; a malformed one cannot exist either,
-    so both read as 'namespace not found' (callers raise NamespaceNotFound)."""
-    return namespace_id if _HEX32.match(namespace_id) else ""
+    """A namespace id from a request (REST): 400, code 10011, unless it has the issued form,
+    as Cloudflare answers ("could not parse UUID"); a well-formed id naming nothing is
+    then the backend's 404 / 10013. Uppercase and hyphenated UUID forms are refused too,
+    not normalized: the id is compared as issued."""
+    if not _HEX32.match(namespace_id):
+        raise MalformedNamespaceId(
+            f"could not parse UUID from request's namespace_id: {namespace_id[:64]!r} "
+            "(expected 32 lowercase hex characters)"
+        )
+    return namespace_id
 
 
 def is_valid_account_id(account_id: str) -> bool:

@@ -129,7 +129,7 @@ _BY_STATUS: dict[int, type[KVError]] = {
     403: PermissionDenied,
     405: MethodNotAllowed,
     412: PreconditionFailed,
-    413: PayloadTooLarge,
+    413: PayloadTooLarge,  # code 10011, which a 400 uses too (a malformed namespace id)
     503: Unavailable,
 }
 
@@ -138,7 +138,6 @@ _BY_CODE: dict[int, type[KVError]] = {
     10013: NamespaceNotFound,
     10014: DuplicateTitle,
     10030: PreconditionFailed,
-    10011: PayloadTooLarge,
     10026: TooManyNamespaces,
     10043: Unavailable,
     7003: NotFoundRoute,
