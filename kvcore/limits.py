@@ -110,7 +110,8 @@ def resolve_expiration(
     now: float, expiration: float | None, expiration_ttl: float | None, field_prefix: str = ""
 ) -> int | None:
     """Turn `expiration` / `expiration_ttl` (epoch seconds / seconds) into one absolute
-    epoch second, or None; the TTL wins when both are given. Fractions are dropped.
+    epoch second, or None; the TTL wins when both are given (an `expiration` past the
+    upper bound is refused even then, as workerd's int32 options are). Fractions are dropped.
 
     In whole seconds, as Cloudflare and Miniflare (`now = floor(ms / 1000)`): a TTL of at
     least 60, an expiration at least `floor(now) + 60`. Either way the result must not
@@ -119,6 +120,10 @@ def resolve_expiration(
     """
     now_s = math.floor(now)
     if expiration_ttl is not None:
+        if expiration is not None:  # ignored, but a unit mistake is refused, as the runtime does
+            check_expiration_bound(
+                _whole_number(expiration, f"{field_prefix}expiration"), field_prefix + "expiration"
+            )
         field = f"{field_prefix}expiration_ttl"
         ttl = _whole_number(expiration_ttl, field)
         if ttl < MIN_EXPIRATION_TTL_S:

@@ -47,6 +47,8 @@ def test_limits_state_the_bounds_once() -> None:
     assert limits.resolve_expiration(now, MAX, None) == MAX
     assert limits.resolve_expiration(now, None, MAX - T) == MAX
     assert limits.resolve_expiration(now, T + 5, 120) == T + 120  # the TTL wins
+    with pytest.raises(ValidationError, match="milliseconds"):  # yet a unit mistake is refused,
+        limits.resolve_expiration(now, NOW_MS, 120)  # as workerd's int32 options refuse it
     for exp, ttl, words in (
         (T + 59, None, "at least 60 seconds in the future"),
         (None, 59, "Expiration TTL must be at least 60"),
