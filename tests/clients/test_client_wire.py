@@ -68,6 +68,8 @@ def _envelope(code: int, message: str = "m") -> bytes:
         (412, 10030, errors.PreconditionFailed),
         (503, 10043, errors.Unavailable),
         (413, 10011, errors.PayloadTooLarge),
+        (400, 10011, errors.ValidationError),  # a malformed namespace id (Cloudflare's code)
+        (414, 10001, errors.ValidationError),  # a key over 512 bytes in the URL
         (400, 10001, errors.ValidationError),
         (404, 7003, errors.NotFoundRoute),
         (500, 10002, errors.InternalError),
