@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -59,6 +60,19 @@ async def test_wrangler_with_only_a_token(tmp_path: Path) -> None:
         listed = wrangler_json(home, api, token, "kv", "namespace", "list")
         assert [n["title"] for n in listed] == ["from-wrangler"]
         ns = listed[0]["id"]
+
+        # wrangler's own puts meet the expiration bounds, and show edgekv's message.
+        ns_args = ("--namespace-id", ns, "--remote")
+        ok = wrangler(home, api, token, "kv", "key", "put", "w", "v", *ns_args, "--ttl", "60")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        for flag, value, words in (
+            ("--ttl", "59", "Expiration TTL must be at least 60"),
+            ("--expiration", str(int(time.time() * 1000)), "milliseconds"),
+        ):
+            bad = wrangler(home, api, token, "kv", "key", "put", "w", "v", *ns_args, flag, value)
+            assert bad.returncode != 0 and words in bad.stdout + bad.stderr, bad.stdout + bad.stderr
+        p = wrangler(home, api, token, "kv", "key", "delete", "w", *ns_args)
+        assert p.returncode == 0, p.stdout + p.stderr
 
         # Keys written by edgekv, listed by wrangler, taken back by edgekv's bulk commands.
         items = [{"key": f"k{i}", "value": f"v{i}", "metadata": {"i": i}} for i in range(5)]
