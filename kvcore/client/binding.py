@@ -234,7 +234,9 @@ class KVNamespace:
         if_none_match: bool = False,
     ) -> None:
         """Write a value: str as UTF-8, bytes as is, dict/list as JSON. The body is raw
-        (`application/octet-stream`), or multipart when `metadata` is given."""
+        (`application/octet-stream`), or multipart when `metadata` is given. `expiration`
+        (epoch seconds, at least floor(now) + 60) and `expiration_ttl` (seconds, at least
+        60) end by 2^31-1; out of bounds, `ValidationError` before anything is sent."""
         call = self._calls.put(key, value, expiration, expiration_ttl, metadata, if_match, if_none_match)
         w.check(self._send(call))
 
