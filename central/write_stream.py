@@ -22,6 +22,7 @@ from typing import Any
 from central.grpc_api import _item, _ns
 from central.writes import MeteredWrites
 from kvcore import limits, wire
+from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import InternalError, KVError
 from kvcore.model import WriteResult
 from kvcore.pb import edgekv_pb2 as pb
@@ -31,12 +32,13 @@ from kvcore.store.base import PointWrite
 _Outcome = WriteResult | KVError
 
 
-def point_write(msg: pb.StreamedWrite) -> PointWrite:
-    """The domain write of one streamed write, validated as the unary calls validate."""
+def point_write(msg: pb.StreamedWrite, now: float) -> PointWrite:
+    """The domain write of one streamed write, validated as the unary calls validate
+    (`now`: central's wall clock, for the expiration bounds)."""
     which = msg.WhichOneof("op")
     if which == "put":
         put = msg.put
-        item = _item(put.item)
+        item = _item(put.item, now)
         return PointWrite(
             put.account_id, _ns(put.namespace_id), item.key, item, wire.condition_from_pb(put.condition)
         )
@@ -56,16 +58,18 @@ def result_to_pb(write_id: int, outcome: _Outcome) -> pb.StreamedWriteResult:
 
 
 class WritesService(pb_grpc.WritesServicer):  # type: ignore[misc]
-    def __init__(self, writes: MeteredWrites) -> None:
+    def __init__(self, writes: MeteredWrites, clock: Clock = SYSTEM_CLOCK) -> None:
         self._writes = writes
+        self._clock = clock
 
     async def _commit(self, request: pb.WriteBatchRequest) -> pb.WriteBatchResponse:
         ids: list[int] = []
         writes: list[PointWrite] = []
         results: list[pb.StreamedWriteResult] = []
+        now = self._clock.now()
         for msg in request.writes:
             try:
-                writes.append(point_write(msg))
+                writes.append(point_write(msg, now))
                 ids.append(msg.id)
             except KVError as exc:
                 results.append(result_to_pb(msg.id, exc))
