@@ -63,6 +63,9 @@ async def test_many_writes_per_message_each_with_its_own_result(central_factory:
             '{"a":1}',
             exp,
         )
+        # An expiration already past fails that write alone, as the unary Put does.
+        with pytest.raises(ValidationError):
+            await client.put_streamed(ACCOUNT, ns, WriteItem("past", b"x", expiration=int(time.time()) - 5))
 
         deleted = await client.delete_streamed(ACCOUNT, ns, "taken", Condition(if_match=first.seq))
         assert deleted.seq > first.seq
