@@ -8,20 +8,23 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from kvcore.errors import StartupError
 from kvcore.settings import CentralSettings, ReplicaSettings, SettingsError, TlsSettings, parse_size
 
 S = TypeVar("S", CentralSettings, ReplicaSettings)
 
 
 def _start(build: Callable[[], S], run: Callable[[S], None]) -> None:
-    """Build and validate the settings (a bad flag is a usage error naming it), log at
-    INFO, run the process."""
+    """Build and validate the settings, log at INFO, run the process. A bad flag (exit 2)
+    or a process that cannot start (exit 1) is one line on stderr naming the cause."""
     try:
         settings = build().validate()
-    except SettingsError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    logging.getLogger("edgekv").setLevel(logging.INFO)
-    run(settings)
+        logging.getLogger("edgekv").setLevel(logging.INFO)
+        run(settings)
+    except (SettingsError, StartupError) as exc:
+        # One line, no traceback: the message names the flag or the resource at fault.
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2 if isinstance(exc, SettingsError) else 1) from None
 
 
 def _opt(envvar: str, help: str) -> typer.models.OptionInfo:

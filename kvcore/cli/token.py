@@ -34,7 +34,8 @@ def _client(central: str, secret: str | None, tls_ca: str | None) -> CentralClie
 
 
 def _fail(exc: KVError) -> typer.Exit:
-    _err.print(f"error: {exc.message}", highlight=False)
+    why = f": {exc.detail}" if exc.detail else ""
+    _err.print(f"error: {exc.message}{why}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 

@@ -31,6 +31,32 @@ def trailing_metadata_of(exc: KVError) -> tuple[tuple[str, str], ...]:
     return ((CODE_KEY, str(exc.code)),)
 
 
+# gRPC's transport messages -> what the operator should do (first match wins).
+_EXPLANATIONS = (
+    (
+        "WRONG_VERSION_NUMBER",
+        "TLS handshake failed: central does not speak TLS (drop --tls-ca, "
+        "or start central with --tls-cert and --tls-key)",
+    ),
+    ("CERTIFICATE_VERIFY_FAILED", "TLS handshake failed: central's certificate is not signed by --tls-ca"),
+    (
+        "not in peer certificate",
+        "TLS handshake failed: central's certificate does not name the address "
+        "in --central (its subjectAltName must; see docs/operations.md)",
+    ),
+    ("Tls handshake failed", "TLS handshake failed: check --tls-ca against central's certificate"),
+    ("Connection refused", "connection refused: is central running at --central?"),
+)
+
+
+def explain_transport(details: str) -> str:
+    """A transport failure's cause in the operator's terms, keeping gRPC's text after it."""
+    for needle, meaning in _EXPLANATIONS:
+        if needle in details:
+            return f"{meaning} [{details}]"
+    return details or "no details"
+
+
 def from_rpc_error(err: grpc.aio.AioRpcError | grpc.RpcError) -> KVError:
     """Turn a failed call into the KVError it stands for."""
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
@@ -45,8 +71,11 @@ def from_rpc_error(err: grpc.aio.AioRpcError | grpc.RpcError) -> KVError:
                 cf_code = None
     if cf_code is not None:
         return error_from_code(cf_code, code.name, details)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return Unavailable("central did not answer in time", detail=f"deadline exceeded: {details}")
     if code in _UNAVAILABLE:
-        return Unavailable(f"central unavailable: {code.name.lower()}: {details}".rstrip(": "))
+        # The body a REST client gets says only this; the cause is for the operator.
+        return Unavailable("central unavailable", detail=explain_transport(details))
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return Unavailable("central refused the cluster secret")
     return error_from_code(0, code.name, details or code.name)

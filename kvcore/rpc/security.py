@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -76,3 +79,24 @@ def secure_or_insecure_channel(target: str, ca_path: str | None) -> grpc.aio.Cha
     if ca_path:
         return grpc.aio.secure_channel(target, channel_credentials(ca_path), options=CHANNEL_OPTIONS)
     return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+
+
+async def speaks_tls(target: str, timeout_s: float = 1.0) -> bool:
+    """True when `target` (HOST:PORT) completes a TLS handshake, its certificate unchecked.
+
+    Used only after a plaintext call failed with "Socket closed": that is what gRPC
+    reports against a TLS server, and the operator should read "pass --tls-ca"."""
+    host, _, port = target.rpartition(":")
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host.strip("[]"), int(port), ssl=context)
+    except (OSError, TimeoutError, ValueError):
+        return False
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+    return True
