@@ -13,6 +13,7 @@ import typer
 
 from kvcore.cli.dev import dev_command
 from kvcore.cli.kv import kv_app
+from kvcore.cli.required import AllMissingCommand
 from kvcore.cli.serve import central_command, replica_command
 from kvcore.cli.token import token_app
 
@@ -24,12 +25,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("central", help="Run the authority: the store, the gRPC API and the change stream.")(
-    central_command
-)
-app.command("replica", help="Run one region's edge: hot-key cache, read-through, write forwarding.")(
-    replica_command
-)
+app.command(
+    "central",
+    cls=AllMissingCommand,
+    help="Run the authority: the store, the gRPC API and the change stream.",
+)(central_command)
+app.command(
+    "replica",
+    cls=AllMissingCommand,
+    help="Run one region's edge: hot-key cache, read-through, write forwarding.",
+)(replica_command)
 app.command("dev", help="Run central and one replica per region on loopback, for development.")(dev_command)
 app.add_typer(
     token_app, name="token", help="Create, list and revoke API tokens (talks to central over gRPC)."
