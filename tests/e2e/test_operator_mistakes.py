@@ -71,9 +71,7 @@ def test_http_port_in_use_is_one_line_without_a_start_line(tmp_path: Path) -> No
 def test_data_dir_in_use(tmp_path: Path) -> None:
     first = start_central(tmp_path)
     try:
-        rc, lines = run(
-            *central_args(first.data_dir, f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}")
-        )
+        rc, lines = run(*central_args(first.data_dir, f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"))
         assert_one_line(rc, lines, "another central is using this data dir", str(first.data_dir))
     finally:
         first.stop()
