@@ -8,10 +8,11 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
-from helpers.cluster import KV, create_account, metric_value, start_central, start_replica, stop_all
+from helpers.cluster import EDGEKV, KV, create_account, metric_value, start_central, start_replica, stop_all
 
 
 async def test_hung_central_is_detected_within_20_s(tmp_path: Path) -> None:
@@ -55,6 +56,15 @@ async def test_hung_central_is_detected_within_20_s(tmp_path: Path) -> None:
                 body = r.json()
                 assert body["success"] is False and body["errors"][0]["code"] == 10043
                 assert "127.0.0.1" not in r.text and "ipv4" not in r.text and "grpc" not in r.text.lower()
+
+            # The CLI resolves the namespace title at the replica while central is away.
+            cli = subprocess.run(
+                [*EDGEKV, "kv", "key", "get", "--binding", "hang", "hot", "--text",
+                 "--endpoint", replica.http, "--account", account],
+                env={**os.environ, "EDGEKV_API_TOKEN": secret},
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert cli.returncode == 0 and cli.stdout == "cached\n", cli.stderr
 
             os.kill(central.pid, signal.SIGCONT)
             stopped = False
