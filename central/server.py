@@ -97,7 +97,12 @@ async def _serve_store(
     metrics = Metrics("central")
     writes = MeteredWrites(store, metrics)
     # Both listeners are claimed before anything starts, so a port in use is one line.
-    http = http_server(create_app(StoreBackend(writes, clock=clock), metrics), settings.http_addr)
+    http = http_server(
+        create_app(StoreBackend(writes, clock=clock), metrics),
+        settings.http_addr,
+        certfile=settings.https_cert_path,
+        keyfile=settings.https_key_path,
+    )
     interceptors = [ClusterSecretInterceptor(settings.cluster_secret)] if settings.cluster_secret else []
     grpc_server = grpc.aio.server(interceptors=interceptors, options=[*SERVER_OPTIONS, GRPC_NO_REUSEPORT])
     edgekv_pb2_grpc.add_KVServicer_to_server(KVService(store, writes), grpc_server)
@@ -128,8 +133,10 @@ async def _serve_store(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     stop_on_signals(stop)
     log.info(
-        "central: grpc %s, http %s, propagation delay %ss",
+        "central: grpc %s%s, %s %s, propagation delay %ss",
         settings.grpc_addr,
+        " (TLS)" if creds else "",
+        "https" if settings.https_cert_path else "http",
         settings.http_addr,
         settings.propagation_delay_s,
     )

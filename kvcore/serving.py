@@ -35,12 +35,18 @@ class _Server(uvicorn.Server):
 
 
 def http_server(
-    app: Any, addr: str, *, log_level: str = "warning", flag: str = "--http-addr (EDGEKV_HTTP_ADDR)"
+    app: Any,
+    addr: str,
+    *,
+    log_level: str = "warning",
+    flag: str = "--http-addr (EDGEKV_HTTP_ADDR)",
+    certfile: str | None = None,
+    keyfile: str | None = None,
 ) -> uvicorn.Server:
-    """A uvicorn server for `app` whose port is already bound (see kvcore.listen).
+    """A uvicorn server for `app` whose port is already bound (see kvcore.listen), over
+    HTTPS when `certfile` and `keyfile` (PEM) are given.
 
     Raises StartupError naming `flag` when `addr` is in use or not ours to bind."""
-    sock = bind_listener(addr, flag)
     host, port = split_addr(addr)
     config = uvicorn.Config(
         app,
@@ -54,9 +60,16 @@ def http_server(
         timeout_keep_alive=30,
         server_header=False,
         date_header=False,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
     )
+    if certfile:
+        try:
+            config.load()  # reads the certificate and key now, so a bad pair stops the start
+        except Exception as exc:
+            raise StartupError(f"--https-cert/--https-key: cannot load the certificate: {exc}") from None
     server = _Server(config)
-    server.listen_sockets = [sock]
+    server.listen_sockets = [bind_listener(addr, flag)]
     return server
 
 

@@ -89,7 +89,9 @@ async def _serve(
     )
     app = create_app(backend, metrics, title=f"edgekv replica {settings.region}")
     try:
-        http = http_server(app, settings.http_addr)
+        http = http_server(
+            app, settings.http_addr, certfile=settings.https_cert_path, keyfile=settings.https_key_path
+        )
     except BaseException:
         state.close()
         await client.close()
@@ -97,8 +99,9 @@ async def _serve(
     http.config.lifespan = "on"
     stop_on_signals(stop)
     log.info(
-        "replica %s: http %s, central %s, cache %d bytes, resuming from seq %d",
+        "replica %s: %s %s, central %s, cache %d bytes, resuming from seq %d",
         settings.region,
+        "https" if settings.https_cert_path else "http",
         settings.http_addr,
         settings.central,
         settings.cache_bytes,

@@ -31,6 +31,12 @@ def _opt(envvar: str, help: str) -> typer.models.OptionInfo:
     return typer.Option(envvar=envvar, help=help, show_envvar=True)  # type: ignore[no-any-return]
 
 
+HttpsCert = Annotated[
+    str | None, _opt("EDGEKV_HTTPS_CERT", "PEM certificate: serve the REST API over HTTPS.")
+]
+HttpsKey = Annotated[str | None, _opt("EDGEKV_HTTPS_KEY", "PEM private key for --https-cert.")]
+
+
 def central_command(
     data_dir: Annotated[str, _opt("EDGEKV_DATA_DIR", "Directory of the RocksDB store.")],
     grpc_addr: Annotated[str, _opt("EDGEKV_GRPC_ADDR", "HOST:PORT of the gRPC API.")] = "127.0.0.1:7070",
@@ -65,6 +71,8 @@ def central_command(
     bootstrap_token: Annotated[
         str | None, _opt("EDGEKV_BOOTSTRAP_TOKEN", "...with a write token of this secret.")
     ] = None,
+    https_cert: HttpsCert = None,
+    https_key: HttpsKey = None,
 ) -> None:
     from central.server import run
 
@@ -81,6 +89,8 @@ def central_command(
             subscriber_queue_changes=subscriber_queue_changes,
             bootstrap_account=bootstrap_account,
             bootstrap_token=bootstrap_token,
+            https_cert_path=https_cert,
+            https_key_path=https_key,
         ),
         run,
     )
@@ -118,6 +128,8 @@ def replica_command(
         float,
         _opt("EDGEKV_NEGATIVE_TTL", "Seconds a 'not found' is cached (a create clears it)."),
     ] = 60.0,
+    https_cert: HttpsCert = None,
+    https_key: HttpsKey = None,
 ) -> None:
     from replica.server import run
 
@@ -134,6 +146,8 @@ def replica_command(
             central_timeout_s=central_timeout,
             hot_report_interval_s=hot_report_interval,
             negative_ttl_s=negative_ttl,
+            https_cert_path=https_cert,
+            https_key_path=https_key,
         ),
         run,
     )
