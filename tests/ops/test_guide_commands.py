@@ -159,3 +159,21 @@ def test_the_guide_for_several_machines_runs_as_written(tmp_path: Path) -> None:
             )
         assert "TLS" in central_log.read_text()
     assert "central stopped at seq" in central_log.read_text()
+
+
+def test_every_alert_has_a_runbook_line_and_every_metric_is_documented() -> None:
+    import yaml
+
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                assert f"| `{rule['alert']}` |" in guide, f"no runbook line for {rule['alert']}"
+                assert "operations.md" in rule["annotations"].get("runbook_url", ""), rule["alert"]
+    from kvcore.metrics import Metrics
+
+    for family in Metrics("x").registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert name in guide or family.name in guide, f"metric {name} is not in docs/operations.md"
+    assert "/healthz" in guide and "/readyz" in guide
