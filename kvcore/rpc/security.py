@@ -23,6 +23,9 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # gRPC core waits this long for ANY ping's ack (default 60 s, which is what a hung
+    # peer cost before: ~68 s to notice); keepalive_timeout alone does not bound it.
+    ("grpc.http2.ping_timeout_ms", 5_000),
     ("grpc.http2.max_pings_without_data", 0),
     # gRPC's reconnect backoff grows to 120 s by default and is shared by every
     # channel to the same target: after a long partition a replica would stay
