@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from kvcore.clock import Clock
 from kvcore.errors import KVError
@@ -91,7 +91,7 @@ class StreamSubscriber:
         self.connected = up
         self._connected_gauge.set(1 if up else 0)
 
-    async def _batches(self, from_seq: int) -> AsyncIterator[ChangeBatch]:
+    async def _batches(self, from_seq: int) -> AsyncGenerator[ChangeBatch, None]:
         """The subscription's batches; raises CentralSilent after `silence_bound_s`
         without any message (a heartbeat counts), which also cancels the call."""
         stream = self._client.subscribe(self._region, from_seq)
@@ -135,13 +135,14 @@ class StreamSubscriber:
             log.info("subscribing to central %s from seq %d", self._client.target, from_seq)
             got_batch = False
             try:
-                async for batch in self._batches(from_seq):
-                    if not got_batch:
-                        got_batch = True
-                        self.connections += 1
-                        self._set_connected(True)
-                        log.info("stream up (resumed from seq %d, reset=%s)", from_seq, batch.reset)
-                    self.apply(batch)
+                async with contextlib.aclosing(self._batches(from_seq)) as batches:
+                    async for batch in batches:
+                        if not got_batch:
+                            got_batch = True
+                            self.connections += 1
+                            self._set_connected(True)
+                            log.info("stream up (resumed from seq %d, reset=%s)", from_seq, batch.reset)
+                        self.apply(batch)
                 log.warning("central ended the stream")
             except asyncio.CancelledError:
                 self._set_connected(False)

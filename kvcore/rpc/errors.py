@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import grpc
 
-from kvcore.errors import KVError, Unavailable, error_from_code
+from kvcore.errors import InternalError, KVError, Unavailable, error_from_code
 
 CODE_KEY = "edgekv-error-code"
 
@@ -78,4 +78,6 @@ def from_rpc_error(err: grpc.aio.AioRpcError | grpc.RpcError) -> KVError:
         return Unavailable("central unavailable", detail=explain_transport(details))
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return Unavailable("central refused the cluster secret")
-    return error_from_code(0, code.name, details or code.name)
+    # A status central's servicers never send (no edgekv code): gRPC's own text (message
+    # size, unimplemented method, ...) stays in the log, not in a client's response.
+    return InternalError("central failed the call", detail=f"{code.name}: {details}")
