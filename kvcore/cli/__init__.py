@@ -7,7 +7,13 @@ same settings work from a shell, a systemd unit or docker compose.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+
+# gRPC's C core logs transport trouble (a failed TLS handshake) at INFO and WARNING as
+# its own lines on stderr; our messages already say what went wrong, in one line; its
+# errors stay visible. Set before grpc is first imported; GRPC_VERBOSITY, if set, wins.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import typer
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers.cluster import EDGEKV, Proc, start_central, stop_all
+from helpers.cluster import EDGEKV, Proc, start_central, start_replica, stop_all
 
 from kvcore.cli.dev import free_port
 from kvcore.model import Permission
@@ -81,8 +82,6 @@ def test_replica_data_dir_in_use(tmp_path: Path) -> None:
     central = start_central(tmp_path)
     procs: list[Proc] = [central]
     try:
-        from helpers.cluster import start_replica
-
         eu = start_replica(tmp_path, central.grpc, "eu")
         procs.append(eu)
         rc, lines = run(
@@ -129,18 +128,37 @@ def test_every_missing_required_option_at_once() -> None:
         assert flag in text, text
 
 
-def test_tls_mismatch_says_pass_tls_ca(tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+def self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
+    cert, key = tmp / f"{name}.pem", tmp / f"{name}-key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-days", "1", "-subj", f"/CN={name}", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
+    return cert, key
+
+
+def test_tls_mismatch_says_pass_tls_ca(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path, "central")
+    other, _ = self_signed(tmp_path, "other")
     central = start_central(tmp_path, extra=("--tls-cert", str(cert), "--tls-key", str(key)))
     try:
         rc, lines = run("token", "list", "--central", central.grpc)
         assert_one_line(rc, lines, "TLS handshake failed: pass --tls-ca")
+        rc, lines = run("token", "list", "--central", central.grpc, "--tls-ca", str(other))
+        assert_one_line(rc, lines, "TLS handshake failed: central's certificate is not signed by --tls-ca")
         rc, lines = run("token", "list", "--central", central.grpc, "--tls-ca", str(cert))
         assert rc == 0, lines
+        # A replica started without --tls-ca says the same in its log, and is not ready.
+        eu = start_replica(tmp_path, central.grpc, "eu", wait=False)
+        try:
+            deadline = time.monotonic() + 20
+            while "TLS handshake failed: pass --tls-ca" not in eu.log():
+                assert time.monotonic() < deadline, eu.log()
+                time.sleep(0.2)
+            assert httpx.get(f"{eu.http}/readyz").status_code == 503
+        finally:
+            eu.stop()
     finally:
         central.stop()
