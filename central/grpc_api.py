@@ -168,7 +168,10 @@ class ReplicationService(pb_grpc.ReplicationServicer):  # type: ignore[misc]
                 yield wire.batch_to_pb(batch)
             while True:
                 try:
-                    item = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_INTERVAL_S)
+                    # asyncio.timeout, not wait_for: no task per message (on 3.11 wait_for
+                    # wraps the get in a task, a few loop turns later than a plain await).
+                    async with asyncio.timeout(HEARTBEAT_INTERVAL_S):
+                        item = await sub.queue.get()
                 except TimeoutError:
                     # Quiet: prove we are alive (the queue is empty, so everything up to
                     # the subscriber's safe_seq has been sent).
