@@ -63,12 +63,65 @@ async def serve(
     lock = lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "central")
     try:
         store = open_store(settings, clock)
+    except BaseException:
+        lock.close()
+        raise
+    try:
+        bootstrap(store, settings)
+        metrics = Metrics("central")
+        writes = MeteredWrites(store, metrics)
+        hub = Hub(
+            store,
+            clock=clock,
+            metrics=metrics,
+            propagation_delay_s=settings.propagation_delay_s,
+            push_value_max_bytes=settings.push_value_max_bytes,
+            queue_limit=settings.subscriber_queue_changes,
+        )
+        hub.start()
+
+        interceptors = [ClusterSecretInterceptor(settings.cluster_secret)] if settings.cluster_secret else []
+        grpc_server = grpc.aio.server(interceptors=interceptors, options=[*SERVER_OPTIONS, GRPC_NO_REUSEPORT])
+        edgekv_pb2_grpc.add_KVServicer_to_server(KVService(store, writes), grpc_server)
+        edgekv_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(store, hub), grpc_server)
+        edgekv_pb2_grpc.add_AdminServicer_to_server(AdminService(store), grpc_server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+        creds = None
+        if settings.tls.cert_path and settings.tls.key_path:
+            creds = server_credentials(settings.tls.cert_path, settings.tls.key_path)
+        add_grpc_port(grpc_server, settings.grpc_addr, "--grpc-addr (EDGEKV_GRPC_ADDR)", creds)
+        # Both ports are claimed before either serves, so a port in use is one line.
+        backend = StoreBackend(writes, clock=clock)
+        app = create_app(backend, metrics)
+        http = http_server(
+            app, settings.http_addr, certfile=settings.https_cert_path, keyfile=settings.https_key_path
+        )
+        await grpc_server.start()
+        for name in ["", *SERVICE_NAMES]:
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+        stop_on_signals(stop)
+        log.info(
+            "central: grpc %s%s, %s %s, propagation delay %ss",
+            settings.grpc_addr,
+            " (TLS)" if creds else "",
+            "https" if settings.https_cert_path else "http",
+            settings.http_addr,
+            settings.propagation_delay_s,
+        )
+        if started is not None:
+            asyncio.get_running_loop().call_later(0.05, started.set)
         try:
-            await _serve_store(store, settings, clock=clock, stop=stop, started=started)
-            log.info("central stopped at seq %d", store.committed_seq)
+            await serve_until(http, stop)
         finally:
-            store.close()
+            log.info("central stopping: draining HTTP, closing replica streams and the gRPC server")
+            await health_servicer.enter_graceful_shutdown()
+            await hub.stop()
+            await grpc_server.stop(grace=1.0)
+        log.info("central stopped at seq %d", store.committed_seq)
     finally:
+        store.close()
         lock.close()
 
 
@@ -83,72 +136,6 @@ def open_store(settings: CentralSettings, clock: Clock) -> RocksStore:
             raise StartupError(f"another central is using this data dir ({settings.data_dir})") from None
         reason = f"cannot open the store in {path}: {first}"
         raise StartupError(f"--data-dir (EDGEKV_DATA_DIR): {reason}") from None
-
-
-async def _serve_store(
-    store: RocksStore,
-    settings: CentralSettings,
-    *,
-    clock: Clock,
-    stop: asyncio.Event,
-    started: asyncio.Event | None,
-) -> None:
-    bootstrap(store, settings)
-    metrics = Metrics("central")
-    writes = MeteredWrites(store, metrics)
-    # Both listeners are claimed before anything starts, so a port in use is one line.
-    http = http_server(
-        create_app(StoreBackend(writes, clock=clock), metrics),
-        settings.http_addr,
-        certfile=settings.https_cert_path,
-        keyfile=settings.https_key_path,
-    )
-    interceptors = [ClusterSecretInterceptor(settings.cluster_secret)] if settings.cluster_secret else []
-    grpc_server = grpc.aio.server(interceptors=interceptors, options=[*SERVER_OPTIONS, GRPC_NO_REUSEPORT])
-    edgekv_pb2_grpc.add_KVServicer_to_server(KVService(store, writes), grpc_server)
-    hub = Hub(
-        store,
-        clock=clock,
-        metrics=metrics,
-        propagation_delay_s=settings.propagation_delay_s,
-        push_value_max_bytes=settings.push_value_max_bytes,
-        queue_limit=settings.subscriber_queue_changes,
-    )
-    edgekv_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(store, hub), grpc_server)
-    edgekv_pb2_grpc.add_AdminServicer_to_server(AdminService(store), grpc_server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
-    creds = None
-    if settings.tls.cert_path and settings.tls.key_path:
-        creds = server_credentials(settings.tls.cert_path, settings.tls.key_path)
-    try:
-        add_grpc_port(grpc_server, settings.grpc_addr, "--grpc-addr (EDGEKV_GRPC_ADDR)", creds)
-    except StartupError:
-        for sock in getattr(http, "listen_sockets", None) or ():
-            sock.close()
-        raise
-    hub.start()
-    await grpc_server.start()
-    for name in ["", *SERVICE_NAMES]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    stop_on_signals(stop)
-    log.info(
-        "central: grpc %s%s, %s %s, propagation delay %ss",
-        settings.grpc_addr,
-        " (TLS)" if creds else "",
-        "https" if settings.https_cert_path else "http",
-        settings.http_addr,
-        settings.propagation_delay_s,
-    )
-    if started is not None:
-        asyncio.get_running_loop().call_later(0.05, started.set)
-    try:
-        await serve_until(http, stop)
-    finally:
-        log.info("central stopping: draining HTTP, closing replica streams and the gRPC server")
-        await health_servicer.enter_graceful_shutdown()
-        await hub.stop()
-        await grpc_server.stop(grace=1.0)
 
 
 def run(settings: CentralSettings) -> None:
