@@ -65,7 +65,7 @@ class Child:
         return None if self.proc is None else self.proc.poll()
 
     def note(self, line: str) -> None:
-        if self.log is not None:
+        if self.log is not None and not self.log.closed:
             self.log.write(line.encode() + b"\n")
             self.log.flush()
 
