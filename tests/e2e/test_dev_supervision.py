@@ -17,7 +17,7 @@ import httpx
 from helpers.cluster import EDGEKV, KV, metric_value
 
 from kvcore.cli.dev import free_port
-from kvcore.listen import LOCK_FILE
+from kvcore.listen import LOCK_FILE, port_in_use
 
 
 def _pid(path: Path) -> int:
@@ -26,7 +26,11 @@ def _pid(path: Path) -> int:
 
 
 async def test_dev_survives_the_loss_of_central(tmp_path: Path) -> None:
-    base = free_port()  # an ephemeral port; the next three are almost always free too
+    base = next(
+        b
+        for b in (free_port() for _ in range(50))
+        if not any(port_in_use(f"127.0.0.1:{b + i}") for i in range(4))
+    )
     info_path, root = tmp_path / "info.json", tmp_path / "dev"
     log = (tmp_path / "dev.log").open("wb")
     dev = subprocess.Popen(
