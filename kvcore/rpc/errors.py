@@ -46,6 +46,11 @@ _EXPLANATIONS = (
     ),
     ("Tls handshake failed", "TLS handshake failed: check --tls-ca against central's certificate"),
     ("Connection refused", "connection refused: is central running at --central?"),
+    (
+        "before receiving SETTINGS frame",
+        "central accepted the connection but does not answer (hung or overloaded?)",
+    ),
+    ("ping timeout", "central stopped answering keepalive pings (hung, or the network dropped it)"),
 )
 
 
