@@ -41,10 +41,13 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(VENV)/bin/pytest -q
 
-# Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py).
+# Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py), curl, openssl.
 deps-debian:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
+	@# curl and openssl: the operations guide's commands, run as written (tests/ops/test_guide_commands.py).
+	@command -v curl >/dev/null && command -v openssl >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl openssl)
 
 test: deps-debian proto-check lint typecheck pytest
 
