@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from kvcore import limits
 from kvcore.clock import Clock
 from kvcore.errors import KeyNotFound, Unavailable
 from kvcore.model import (
@@ -97,15 +98,33 @@ class ReplicaBackend:
         return ns
 
     async def get_namespace(self, account_id: str, namespace_id: str) -> Namespace:
-        self._edge.local_namespace(account_id, namespace_id)
-        return await self._central_call(lambda: self._central.get_namespace(account_id, namespace_id))
+        local = self._edge.local_namespace(account_id, namespace_id)
+        try:
+            return await self._central_call(lambda: self._central.get_namespace(account_id, namespace_id))
+        except Unavailable:
+            if not local or self._edge.namespaces is None:
+                raise
+            return self._edge.namespaces[namespace_id]
 
     async def list_namespaces(
         self, account_id: str, page: int, per_page: int, order: str, direction: str
     ) -> tuple[list[Namespace], int]:
-        return await self._central_call(
-            lambda: self._central.list_namespaces(account_id, page, per_page, order, direction)
-        )
+        """Central's list; while central is away, the namespaces this replica knows from
+        the stream (every namespace change is pushed at once), so `--binding TITLE`
+        still resolves and cached keys stay readable by title."""
+        try:
+            return await self._central_call(
+                lambda: self._central.list_namespaces(account_id, page, per_page, order, direction)
+            )
+        except Unavailable:
+            if self._edge.namespaces is None:
+                raise
+            page, per_page = limits.validate_page(page, per_page)
+            limits.validate_order(order, direction)
+            mine = [ns for ns in self._edge.namespaces.values() if ns.account_id == account_id]
+            mine.sort(key=lambda n: n.title if order == "title" else n.id, reverse=direction == "desc")
+            start = (page - 1) * per_page
+            return mine[start : start + per_page], len(mine)
 
     async def rename_namespace(self, account_id: str, namespace_id: str, title: str) -> Namespace:
         self._edge.local_namespace(account_id, namespace_id)
@@ -161,6 +180,37 @@ class ReplicaBackend:
         if entry is None:
             raise KeyNotFound()
         return ReadResult(entry, age_s=0.0, source="read-through")
+
+    def cached_read(
+        self, secret_hash: str, account_id: str, namespace_id: str, key: str
+    ) -> tuple[Entry, float] | None:
+        """The REST hot path's read (kvcore.rest.fastpath): the cached entry of a key and
+        its age in seconds, for a live token of `account_id`, counted as a read and a
+        hit exactly as `get` counts it; None (nothing counted) whenever `get` and the
+        full auth path must answer instead: unknown token, other account, namespace not
+        known here, not cached, expired. A tuple, not a ReadResult: this runs on every
+        hot read, and a frozen dataclass costs more to build than the lookup itself."""
+        edge = self._edge
+        token = edge.token(secret_hash)
+        if token is None or token.account_id != account_id:
+            return None
+        namespaces = edge.namespaces
+        if namespaces is None:
+            return None
+        ns = namespaces.get(namespace_id)
+        if ns is None or ns.account_id != account_id:
+            return None
+        ref: KeyRef = (namespace_id, key)
+        cached = edge.cache.get(ref)
+        if cached is None:
+            return None
+        now = self._clock.now()
+        entry = cached.entry
+        if entry.expiration is not None and entry.expiration <= now:
+            return None  # `get` drops it (EdgeState.lookup) and reads through
+        edge.cache.record_read(ref)
+        self._hit.inc()
+        return entry, max(0.0, now - cached.installed_at)
 
     async def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
         self._edge.local_namespace(account_id, namespace_id)

@@ -325,7 +325,7 @@ class Snapshot(_message.Message):
     def __init__(self, namespaces: _Optional[_Iterable[_Union[Namespace, _Mapping]]] = ..., tokens: _Optional[_Iterable[_Union[TokenRecord, _Mapping]]] = ...) -> None: ...
 
 class ChangeBatch(_message.Message):
-    __slots__ = ("changes", "safe_seq", "committed_seq", "reset", "snapshot", "has_snapshot", "replay")
+    __slots__ = ("changes", "safe_seq", "committed_seq", "reset", "snapshot", "has_snapshot", "replay", "heartbeat")
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     SAFE_SEQ_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -333,6 +333,7 @@ class ChangeBatch(_message.Message):
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     HAS_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     REPLAY_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     changes: _containers.RepeatedCompositeFieldContainer[Change]
     safe_seq: int
     committed_seq: int
@@ -340,7 +341,8 @@ class ChangeBatch(_message.Message):
     snapshot: Snapshot
     has_snapshot: bool
     replay: bool
-    def __init__(self, changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ..., safe_seq: _Optional[int] = ..., committed_seq: _Optional[int] = ..., reset: _Optional[bool] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., has_snapshot: _Optional[bool] = ..., replay: _Optional[bool] = ...) -> None: ...
+    heartbeat: bool
+    def __init__(self, changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ..., safe_seq: _Optional[int] = ..., committed_seq: _Optional[int] = ..., reset: _Optional[bool] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., has_snapshot: _Optional[bool] = ..., replay: _Optional[bool] = ..., heartbeat: _Optional[bool] = ...) -> None: ...
 
 class HotKey(_message.Message):
     __slots__ = ("namespace_id", "key")
@@ -393,3 +395,39 @@ class RevokeTokenRequest(_message.Message):
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     token_id: str
     def __init__(self, token_id: _Optional[str] = ...) -> None: ...
+
+class StreamedWrite(_message.Message):
+    __slots__ = ("id", "put", "delete")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PUT_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    put: PutRequest
+    delete: DeleteRequest
+    def __init__(self, id: _Optional[int] = ..., put: _Optional[_Union[PutRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ...) -> None: ...
+
+class WriteBatchRequest(_message.Message):
+    __slots__ = ("writes",)
+    WRITES_FIELD_NUMBER: _ClassVar[int]
+    writes: _containers.RepeatedCompositeFieldContainer[StreamedWrite]
+    def __init__(self, writes: _Optional[_Iterable[_Union[StreamedWrite, _Mapping]]] = ...) -> None: ...
+
+class StreamedWriteResult(_message.Message):
+    __slots__ = ("id", "result", "grpc_status", "error_code", "message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    GRPC_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    result: WriteResponse
+    grpc_status: str
+    error_code: int
+    message: str
+    def __init__(self, id: _Optional[int] = ..., result: _Optional[_Union[WriteResponse, _Mapping]] = ..., grpc_status: _Optional[str] = ..., error_code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class WriteBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[StreamedWriteResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[StreamedWriteResult, _Mapping]]] = ...) -> None: ...

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from kvcore import limits
 from kvcore.clock import Clock
-from kvcore.errors import NamespaceNotFound, ValidationError
+from kvcore.errors import KVError, NamespaceNotFound, ValidationError
 from kvcore.model import (
     MIN_TOKEN_SECRET_CHARS,
     NO_CONDITION,
@@ -34,7 +34,7 @@ from kvcore.model import (
     token_hash,
 )
 from kvcore.store import codec
-from kvcore.store.base import ChangeListener
+from kvcore.store.base import ChangeListener, PointWrite
 from kvcore.store.catalog import Catalog
 from kvcore.store.ops import (
     BulkDeleteOp,
@@ -42,6 +42,7 @@ from kvcore.store.ops import (
     CreateNamespaceOp,
     DeleteNamespaceOp,
     DeleteOp,
+    GroupOp,
     PutOp,
     PutTokenOp,
     RenameNamespaceOp,
@@ -182,6 +183,24 @@ class OpStore:
     ) -> WriteResult:
         result: WriteResult = await self._asubmit(self._delete_op(account_id, namespace_id, key, condition))
         return result
+
+    async def awrite_many(self, writes: Sequence[PointWrite]) -> list[WriteResult | KVError]:
+        out: list[WriteResult | KVError | None] = []
+        ops: list[PutOp | DeleteOp] = []
+        for w in writes:
+            try:
+                if w.item is not None:
+                    ops.append(self._put_op(w.account_id, w.namespace_id, w.item, w.condition))
+                else:
+                    ops.append(self._delete_op(w.account_id, w.namespace_id, w.key, w.condition))
+                out.append(None)
+            except KVError as exc:
+                out.append(exc)
+        if ops:
+            results: list[WriteResult | KVError] = await self._asubmit(GroupOp(ops))
+            it = iter(results)
+            out = [next(it) if r is None else r for r in out]
+        return [r for r in out if r is not None]
 
     def _bulk_put_op(self, account_id: str, namespace_id: str, items: Sequence[WriteItem]) -> BulkPutOp:
         self._namespace(account_id, namespace_id)
