@@ -4,8 +4,9 @@ With `--store postgresql://... --centrals N`, N centrals share that database and
 replicas are spread over them (round robin).
 
 Prints a table of regions and URLs with a dev account and API token, optionally
-writes the same facts as JSON (`--info-file`) for scripts, and stops every child
-cleanly on Ctrl-C or SIGTERM.
+writes the same facts as JSON (`--info-file`) for scripts, restarts a child that
+exits (kvcore.cli.supervise), and stops every child cleanly on Ctrl-C or SIGTERM.
+`--base-port N` fixes the ports (central gRPC N, central HTTP N+1, replicas N+2...).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kvcore.cli.supervise import Supervisor
+from kvcore.listen import port_in_use
 from kvcore.settings import SettingsError, parse_size
 
 _out = Console()
@@ -62,8 +65,17 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
 
+    def exit_code(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def note(self, line: str) -> None:
+        if self.log is not None and not self.log.closed:
+            self.log.write(line.encode() + b"\n")
+            self.log.flush()
+
     def start(self) -> None:
-        self.log = self.log_path.open("ab")
+        if self.log is None or self.log.closed:
+            self.log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             self.argv,
             stdout=self.log,
@@ -106,17 +118,32 @@ def _wait_ready(children: list[Child]) -> None:
                 time.sleep(0.1)
 
 
-def _centrals(root: Path, store: str, count: int, delay: float, account_id: str, token: str) -> list[Child]:
-    """`count` centrals on `store`: "central" (in root/central with RocksDB), "central-2"..."""
+def _centrals(
+    root: Path, store: str, ports: list[tuple[int, int]], delay: float, account_id: str, token: str
+) -> list[Child]:
+    """One central per (gRPC, HTTP) port pair on `store`: "central" (RocksDB in
+    root/central), "central-2", ..."""
     out: list[Child] = []
-    for n in range(1, count + 1):
+    for n, (grpc_port, http_port) in enumerate(ports, 1):
         name = "central" if n == 1 else f"central-{n}"
-        grpc, http = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+        grpc, http = f"127.0.0.1:{grpc_port}", f"127.0.0.1:{http_port}"
         argv = [sys.executable, "-m", "kvcore", "central", "--store", store, "--data-dir", str(root / name)]
         argv += ["--grpc-addr", grpc, "--http-addr", http, "--propagation-delay", str(delay)]
         env = {"EDGEKV_BOOTSTRAP_ACCOUNT": account_id, "EDGEKV_BOOTSTRAP_TOKEN": token}
         out.append(Child(name, argv, f"http://{http}", root / f"{name}.log", env=env, grpc=grpc))
     return out
+
+
+def _ports(base: int | None, count: int) -> list[int]:
+    """`count` loopback ports: free ones, or base..base+count-1 (each checked free)."""
+    if base is None:
+        return [free_port() for _ in range(count)]
+    if not 1024 <= base <= 65535 - count:
+        raise typer.BadParameter(f"--base-port: between 1024 and {65535 - count}")
+    taken = [p for p in range(base, base + count) if port_in_use(f"127.0.0.1:{p}")]
+    if taken:
+        raise typer.BadParameter(f"--base-port: 127.0.0.1:{taken[0]} is already in use")
+    return list(range(base, base + count))
 
 
 def _credentials(data_dir: Path) -> tuple[str, str]:
@@ -161,6 +188,13 @@ def dev_command(
             "--centrals", envvar="EDGEKV_CENTRALS", help="Centrals on the store (over 1 needs PostgreSQL)."
         ),
     ] = 1,
+    base_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="EDGEKV_BASE_PORT",
+            help="Fixed ports: central gRPC N, central HTTP N+1, replicas N+2... (default: free ports).",
+        ),
+    ] = None,
 ) -> None:
     names = [r.strip() for r in regions.split(",") if r.strip()]
     if not names or len(set(names)) != len(names):
@@ -176,12 +210,17 @@ def dev_command(
     root = Path(data_dir or tempfile.mkdtemp(prefix="edgekv-dev-"))
     root.mkdir(parents=True, exist_ok=True)
     account_id, token = _credentials(root)
-    centrals = _centrals(root, store, n_centrals, propagation_delay, account_id, token)
+    # Fixed ports keep their documented layout for the first central (gRPC N, HTTP N+1,
+    # replicas N+2...); further centrals take the pairs after the replicas.
+    ports = _ports(base_port, 2 * n_centrals + len(names))
+    pairs = [(ports[0], ports[1])]
+    extra = ports[2 + len(names) :]
+    pairs += [(extra[i], extra[i + 1]) for i in range(0, len(extra), 2)]
+    centrals = _centrals(root, store, pairs, propagation_delay, account_id, token)
     central = centrals[0]
     py = [sys.executable, "-m", "kvcore"]
     replicas: list[Child] = []
-    for name in names:
-        port = free_port()
+    for name, port in zip(names, ports[2 : 2 + len(names)], strict=True):
         replicas.append(
             Child(
                 name,
@@ -239,15 +278,8 @@ def dev_command(
             from kvcore.cli.walkthrough import walk
 
             walk(info, propagation_delay)
-        _out.print("[dim]Ctrl-C stops every process.[/dim]")
-        while True:
-            for child in children:
-                assert child.proc is not None
-                if child.proc.poll() is not None:
-                    raise RuntimeError(
-                        f"{child.name} exited with {child.proc.returncode}; see {child.log_path}"
-                    )
-            time.sleep(0.5)
+        _out.print("[dim]A process that exits is restarted; Ctrl-C stops every process.[/dim]")
+        Supervisor(children, lambda line: _err.print(line, highlight=False)).run_forever()
     except KeyboardInterrupt:
         _err.print("stopping...")
     except RuntimeError as exc:

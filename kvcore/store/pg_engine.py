@@ -42,7 +42,7 @@ from kvcore.errors import Unavailable
 from kvcore.model import Change, ChangeKind, Namespace
 from kvcore.store import codec
 from kvcore.store.catalog import Catalog
-from kvcore.store.ops import BulkDeleteOp, BulkPutOp, DeleteOp, PurgeOp, PutOp
+from kvcore.store.ops import BulkDeleteOp, BulkPutOp, DeleteOp, GroupOp, PurgeOp, PutOp
 from kvcore.store.pg_schema import NOTIFY_CHANNEL, TABLES
 from kvcore.store.txn import CF, Txn
 from kvcore.store.writer import Op
@@ -134,6 +134,9 @@ class _Table:
 def _entry_keys(ops: Sequence[Op]) -> list[bytes]:
     keys: list[bytes] = []
     for op in ops:
+        if isinstance(op, GroupOp):  # a replica's streamed point writes
+            keys.extend(_entry_keys(op.ops))
+            continue
         try:
             if isinstance(op, PutOp):
                 keys.append(codec.entry_key(codec.ns_bytes(op.namespace_id), op.item.key))

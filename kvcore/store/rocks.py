@@ -35,7 +35,7 @@ PURGE_BATCH: Final = 1000
 
 
 class RocksEngine:
-    """Commit groups against RocksDB: reads through the column families, one synced batch.
+    """Commit groups against RocksDB: reads through the column families, one batch, one sync.
 
     The sync is a separate call: the batch is written unsynced, then `flush_wal(True)`
     syncs the WAL. rocksdict holds the GIL for the whole of a synced `write` (fsync

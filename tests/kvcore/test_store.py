@@ -10,7 +10,8 @@ from store_support import AnyStore, StoreOpener, entry_record
 
 from kvcore.clock import ManualClock
 from kvcore.errors import NamespaceNotFound, PayloadTooLarge, PreconditionFailed, ValidationError
-from kvcore.model import ChangeKind, Condition, WriteItem
+from kvcore.model import ChangeKind, Condition, WriteItem, WriteResult
+from kvcore.store.base import PointWrite
 
 ACCT = "acct1"
 
@@ -402,3 +403,22 @@ async def test_coroutine_reads_match_the_sync_ones(store: AnyStore, ns: str) -> 
     assert await store.alist_keys(ACCT, ns, "", 10, "") == store.list_keys(ACCT, ns, "", 10, "")
     with pytest.raises(NamespaceNotFound):
         await store.aget("other", ns, "a")
+
+
+async def test_write_many_commits_each_write_alone(store: AnyStore, ns: str) -> None:
+    """A replica's streamed point writes: one group, each write kept or failed alone."""
+    store.put(ACCT, ns, WriteItem("taken", b""))
+    results = await store.awrite_many(
+        [
+            PointWrite(ACCT, ns, "a", WriteItem("a", b"1")),
+            PointWrite(ACCT, ns, "taken", WriteItem("taken", b"x"), Condition(if_none_match=True)),
+            PointWrite(ACCT, ns, "a"),  # a delete
+            PointWrite(ACCT, "0" * 32, "x", WriteItem("x", b"")),
+        ]
+    )
+    assert isinstance(results[1], PreconditionFailed) and isinstance(results[3], NamespaceNotFound)
+    first, deleted = results[0], results[2]
+    assert isinstance(first, WriteResult) and isinstance(deleted, WriteResult)
+    assert first.created and deleted.seq == first.seq + 1
+    assert store.get(ACCT, ns, "a") is None
+    assert [c.key for c in store.changes_since(first.seq - 1)] == ["a", "a"]
