@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv demo test lint typecheck pytest proto proto-check bench compose-test deps-debian clean
+.PHONY: all venv demo workers-demo workerd test lint typecheck pytest proto proto-check bench compose-test deps-debian clean
 
 all: test
 
@@ -46,10 +46,21 @@ deps-debian:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
 
-test: deps-debian proto-check lint typecheck pytest
+# Cloudflare's Workers runtime, from npm, for the Workers tests and demo (tests/workerd/).
+WORKERD_VERSION := 1.20261117.1
+WORKERD := .workerd/node_modules/.bin/workerd
+$(WORKERD):
+	npm install --prefix .workerd --no-audit --no-fund --no-save workerd@$(WORKERD_VERSION)
+workerd: $(WORKERD)
+
+test: deps-debian $(WORKERD) proto-check lint typecheck pytest
 
 demo: $(STAMP)
 	$(VENV)/bin/edgekv dev --walkthrough --propagation-delay 5
+
+# One request-count Worker per region on workerd, each bound to its region's replica.
+workers-demo: $(STAMP) $(WORKERD)
+	$(PY) examples/request_count/workers_demo.py
 
 # Builds the image on a debootstrap stand-in base, runs central + us/eu/ap under docker compose
 # and checks create/update propagation through the published ports (needs root).

@@ -115,6 +115,10 @@ def replica_command(
         float,
         _opt("EDGEKV_NEGATIVE_TTL", "Seconds a 'not found' is cached (a create clears it)."),
     ] = 60.0,
+    workerd_addr: Annotated[
+        str | None,
+        _opt("EDGEKV_WORKERD_ADDR", "HOST:PORT serving workerd's KV binding protocol (off if unset)."),
+    ] = None,
 ) -> None:
     from replica.server import run
 
@@ -131,6 +135,7 @@ def replica_command(
             central_timeout_s=central_timeout,
             hot_report_interval_s=hot_report_interval,
             negative_ttl_s=negative_ttl,
+            workerd_addr=workerd_addr,
         ),
         run,
     )

@@ -39,13 +39,18 @@ def bearer_secret(authorization: str | None) -> str:
     return secret
 
 
-async def authorize(backend: Backend, authorization: str | None, account_id: str, *, write: bool) -> Token:
-    """The token allowed to act on `account_id`; raises 401 / 403 otherwise."""
+async def authorize(
+    backend: Backend, authorization: str | None, account_id: str | None, *, write: bool
+) -> Token:
+    """The token allowed to act on `account_id`; raises 401 / 403 otherwise.
+
+    `account_id=None` stands for the token's own account: requests of workerd's KV
+    binding (`kvcore.workerd`) name a namespace but no account."""
     secret = bearer_secret(authorization)
     token = await backend.authenticate(_hash(secret))
     if token is None:
         raise AuthenticationError("Authentication error: unknown or revoked token")
-    if token.account_id != account_id:
+    if account_id is not None and token.account_id != account_id:
         raise PermissionDenied("Authentication error: this token is not valid for this account")
     if write and token.permission is not Permission.WRITE:
         raise PermissionDenied("Authentication error: this token has read permission only")

@@ -38,7 +38,6 @@ from kvcore.rest.parsing import (
 _JSON = "application/json"
 _SMALL_BODY = 1024 * 1024  # namespace titles, bulk get (100 keys)
 _PUT_BODY = limits.MAX_VALUE_BYTES + 64 * 1024  # the value plus multipart framing and metadata
-_MAX_PREFIX_BYTES = limits.MAX_KEY_BYTES
 
 
 def _ok(body: bytes, headers: dict[str, str] | None = None) -> Response:
@@ -151,9 +150,7 @@ class Handlers:
         namespace_id = _namespace_id(request, "list keys")
         q = request.query_params
         limit = query_int(q, "limit", limits.MIN_LIST_LIMIT, limits.MAX_LIST_LIMIT)
-        prefix = q.get("prefix") or ""
-        if len(prefix.encode("utf-8", "surrogatepass")) > _MAX_PREFIX_BYTES:
-            raise ValidationError(f"prefix: longer than {_MAX_PREFIX_BYTES} bytes")
+        prefix = limits.validate_prefix(q.get("prefix") or "")
         cursor = q.get("cursor") or ""
         page = await self.backend.list_keys(
             account_id, namespace_id, prefix, limit or limits.DEFAULT_LIST_LIMIT, cursor

@@ -1,0 +1,106 @@
+"""The workerd listener: `WorkerdKV` on its own port, beside a replica's REST API.
+
+workerd shows Worker code an error as `KV <METHOD> failed: <status> <reason phrase>`,
+so the message must be in the status line. ASGI cannot set a reason phrase, so the app
+names it in `REASON_HEADER` and this server's HTTP protocol (uvicorn's httptools one)
+moves it into the status line of that response's header block, and drops the header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from kvcore.serving import http_server
+from kvcore.settings import split_addr
+from kvcore.workerd.app import REASON_HEADER
+
+FLAG = "--workerd-addr (EDGEKV_WORKERD_ADDR)"
+_MARK = b"\r\n" + REASON_HEADER + b": "
+
+
+def with_reason(head: bytes) -> bytes:
+    """A response's header block with its `REASON_HEADER` value as the reason phrase."""
+    at = head.find(_MARK)
+    if at < 0 or not head.startswith(b"HTTP/1.1 "):
+        return head
+    end = head.index(b"\r\n", at + len(_MARK))
+    reason = head[at + len(_MARK) : end]
+    status_end = head.index(b"\r\n")
+    status = head[9:12]
+    return b"HTTP/1.1 " + status + b" " + reason + head[status_end:at] + head[end:]
+
+
+class _ReasonTransport:
+    """Wraps one response's transport: its first write is the header block."""
+
+    __slots__ = ("_first", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._first = True
+
+    def write(self, data: bytes) -> None:
+        if self._first:
+            self._first = False
+            data = with_reason(data)
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _Protocol(HttpToolsProtocol):
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and not isinstance(cycle.transport, _ReasonTransport):
+            cycle.transport = _ReasonTransport(cycle.transport)  # type: ignore[assignment]
+
+
+def bind(addr: str, flag: str = FLAG) -> socket.socket:
+    """A listening socket on `addr`; a port in use is a one-line `SystemExit` naming `flag`."""
+    host, port = split_addr(addr)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = "port in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise SystemExit(f"{flag}: cannot listen on {addr}: {why}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def workerd_server(app: Any, addr: str) -> tuple[uvicorn.Server, socket.socket]:
+    server = http_server(app, addr)
+    server.config.http = _Protocol
+    return server, bind(addr)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, addr: str) -> AsyncIterator[uvicorn.Server]:
+    """Serve `app` on `addr` while the block runs; stopped gracefully after it."""
+    server, sock = workerd_server(app, addr)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="workerd")
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise SystemExit(f"{FLAG}: could not start on {addr}")
+            await asyncio.sleep(0.01)
+        yield server
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        sock.close()

@@ -1,0 +1,57 @@
+"""A real workerd (npm package `workerd`, installed by `make workerd` into `.workerd/`)
+running Workers bound to edgekv replicas, for tests, the demo and the bench.
+
+    proc = start_workerd(tmp, [WorkerSpec("eu", module, f"127.0.0.1:{free_port()}", kv=[...])])
+    ...
+    proc.stop()
+
+Started and stopped by its pid only, like every process in `helpers.cluster`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from helpers.cluster import Proc
+from kvcore.workerd.config import WorkerSpec, write_config
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKERD_BIN = Path(os.environ.get("EDGEKV_WORKERD_BIN") or ROOT / ".workerd/node_modules/.bin/workerd")
+
+
+def workerd_bin() -> Path:
+    if not WORKERD_BIN.exists():
+        raise RuntimeError(f"{WORKERD_BIN} is missing: `make workerd` installs it (npm package workerd)")
+    return WORKERD_BIN
+
+
+def _listening(addr: str) -> bool:
+    host, _, port = addr.rpartition(":")
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, int(port))) == 0
+
+
+def start_workerd(
+    tmp: Path, workers: Sequence[WorkerSpec], *, name: str = "workerd", timeout_s: float = 30.0
+) -> Proc:
+    """workerd serving `workers`, once every Worker's socket accepts connections."""
+    config = write_config(tmp / f"{name}.capnp", workers)
+    args = [str(workerd_bin()), "serve", str(config)]
+    first = f"http://{workers[0].listen_addr}"
+    p = Proc(name, args, tmp / f"{name}.log", first, tmp).start()
+    deadline = time.monotonic() + timeout_s
+    pending = [w.listen_addr for w in workers]
+    while pending:
+        if not p.alive:
+            raise RuntimeError(f"workerd exited {p.proc and p.proc.returncode}:\n{p.log()[-4000:]}")
+        if time.monotonic() > deadline:
+            p.stop()
+            raise TimeoutError(f"workerd not listening on {pending} after {timeout_s}s:\n{p.log()[-4000:]}")
+        pending = [a for a in pending if not _listening(a)]
+        time.sleep(0.05)
+    return p
