@@ -14,7 +14,11 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from helpers.cluster import Proc
 from kvcore.workerd.config import WorkerSpec, write_config
@@ -55,3 +59,34 @@ def start_workerd(
         pending = [a for a in pending if not _listening(a)]
         time.sleep(0.05)
     return p
+
+
+@dataclass
+class Bound:
+    """A Worker running `tests/workerd/kv_probe.js` with its KV bindings, and the cluster behind them."""
+
+    central: Proc
+    replica: Proc
+    workerd: Proc
+    worker_url: str
+    account: str
+    secret: str
+    namespace: str
+    http: httpx.Client
+
+    def call(self, op: str, *args: Any, binding: str = "KV") -> dict[str, Any]:
+        """{"result": ...} or {"error": {"name", "message"}} of `env.<binding>.<op>(*args)`."""
+        r = self.http.post(self.worker_url, json={"binding": binding, "op": op, "args": list(args)})
+        r.raise_for_status()
+        out: dict[str, Any] = r.json()
+        return out
+
+    def result(self, op: str, *args: Any, binding: str = "KV") -> Any:
+        out = self.call(op, *args, binding=binding)
+        assert "error" not in out, out
+        return out["result"]
+
+    def rest(self, base: str | None = None) -> httpx.Client:
+        root = f"{base or self.central.http}/client/v4/accounts/{self.account}/storage/kv/namespaces"
+        auth = {"authorization": f"Bearer {self.secret}"}
+        return httpx.Client(base_url=f"{root}/{self.namespace}", headers=auth, timeout=30)

@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from helpers.cluster import Proc, create_account, free_port, running, start_central, start_replica
-from helpers.workerd import start_workerd
+from helpers.cluster import create_account, free_port, running, start_central, start_replica
+from helpers.workerd import Bound, start_workerd
 
 from kvcore.model import Permission
 from kvcore.rpc.client import CentralClient
@@ -26,35 +24,6 @@ from kvcore.workerd.config import KvBinding, WorkerSpec
 
 PROBE = Path(__file__).with_name("kv_probe.js")
 PROPAGATION_DELAY_S = 2.0
-
-
-@dataclass
-class Bound:
-    central: Proc
-    replica: Proc
-    workerd: Proc
-    worker_url: str
-    account: str
-    secret: str
-    namespace: str
-    http: httpx.Client
-
-    def call(self, op: str, *args: Any, binding: str = "KV") -> dict[str, Any]:
-        """{"result": ...} or {"error": {"name", "message"}} of `env.<binding>.<op>(*args)`."""
-        r = self.http.post(self.worker_url, json={"binding": binding, "op": op, "args": list(args)})
-        r.raise_for_status()
-        out: dict[str, Any] = r.json()
-        return out
-
-    def result(self, op: str, *args: Any, binding: str = "KV") -> Any:
-        out = self.call(op, *args, binding=binding)
-        assert "error" not in out, out
-        return out["result"]
-
-    def rest(self, base: str | None = None) -> httpx.Client:
-        root = f"{base or self.central.http}/client/v4/accounts/{self.account}/storage/kv/namespaces"
-        auth = {"authorization": f"Bearer {self.secret}"}
-        return httpx.Client(base_url=f"{root}/{self.namespace}", headers=auth, timeout=30)
 
 
 async def _setup(central_grpc: str) -> tuple[str, str, str, str, str]:
