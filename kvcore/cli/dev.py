@@ -134,6 +134,9 @@ def dev_command(
     walkthrough: Annotated[
         bool, typer.Option(help="Walk through the system once the cluster is up (make demo).")
     ] = False,
+    workerd: Annotated[
+        bool, typer.Option(help="Give each region a workerd KV listener (--workerd-addr) for Workers.")
+    ] = False,
 ) -> None:
     names = [r.strip() for r in regions.split(",") if r.strip()]
     if not names or len(set(names)) != len(names):
@@ -168,6 +171,7 @@ def dev_command(
         env={"EDGEKV_BOOTSTRAP_ACCOUNT": account_id, "EDGEKV_BOOTSTRAP_TOKEN": token},
     )
     replicas: list[Child] = []
+    workerd_addrs = {name: f"127.0.0.1:{free_port()}" for name in names} if workerd else {}
     for name in names:
         port = free_port()
         replicas.append(
@@ -186,6 +190,7 @@ def dev_command(
                     f"127.0.0.1:{port}",
                     "--cache-bytes",
                     cache_bytes,
+                    *(["--workerd-addr", workerd_addrs[name]] if workerd else []),
                 ],
                 f"http://127.0.0.1:{port}",
                 root / f"replica-{name}.log",
@@ -212,6 +217,8 @@ def dev_command(
             "central": {"http": central.http, "grpc": f"127.0.0.1:{grpc_port}"},
             "regions": {r.name: r.http for r in replicas},
         }
+        if workerd_addrs:
+            info["workerd"] = workerd_addrs
         _print_table(info, root, propagation_delay)
         if info_file:
             tmp = Path(info_file + ".tmp")
@@ -249,9 +256,12 @@ def _print_table(info: dict[str, Any], root: Path, delay: float) -> None:
     table = Table(title=f"edgekv dev cluster (propagation delay {delay:g}s)")
     table.add_column("process")
     table.add_column("HTTP (REST API under /client/v4, /metrics, /docs)", no_wrap=True)
+    workerd = info.get("workerd", {})
+    if workerd:
+        table.add_column("workerd KV", no_wrap=True)
     table.add_row("central", info["central"]["http"])
     for name, url in info["regions"].items():
-        table.add_row(f"replica {name}", url)
+        table.add_row(f"replica {name}", url, *([workerd[name]] if workerd else []))
     _out.print(table)
     first = next(iter(info["regions"].values()))
     for line in (
