@@ -68,6 +68,8 @@ MAX_REASON_CHARS: Final = 300
 _BULK_BODY_BYTES: Final = 1024 * 1024  # 100 keys of at most 512 bytes, and options
 _JSON: Final = (b"content-type", b"application/json")
 _OCTETS: Final = (b"content-type", b"application/octet-stream")
+_METHODS: Final = frozenset({"GET", "PUT", "DELETE", "POST"})
+_SIMPLE_GET: Final = {"urlencoded": "true"}
 _ROUTES: Final = {"GET": "workerd_get", "PUT": "workerd_put", "DELETE": "workerd_delete"}
 
 
@@ -81,6 +83,32 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 def _query(scope: Scope) -> dict[str, str]:
     qs: bytes = scope.get("query_string") or b""
     return dict(parse_qsl(qs.decode("latin-1"), keep_blank_values=True)) if qs else {}
+
+
+# Decoded, validated keys by raw path (a pure function of it): hot keys skip the work.
+_KEYS: dict[bytes, str] = {}
+_KEYS_MAX: Final = 8192
+
+
+def key_of(raw_path: bytes, urlencoded: bool) -> str:
+    """The key of `/<key>`: percent-decoded when workerd says `urlencoded=true` (it always does)."""
+    key = _KEYS.get(raw_path) if urlencoded else None
+    if key is not None:
+        return key
+    raw_key = raw_path[1:]
+    if urlencoded:
+        key = decode_segment(raw_key, "key")
+    else:
+        try:
+            key = raw_key.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationError("key: not valid UTF-8") from exc
+    limits.validate_key(key, "key")
+    if urlencoded:
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        _KEYS[raw_path] = key
+    return key
 
 
 def reason_phrase(message: str) -> bytes:
@@ -109,6 +137,8 @@ class WorkerdKV:
         self._requests = metrics.http_requests
         self._duration = metrics.http_duration
         self._region = backend.region
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -134,8 +164,19 @@ class WorkerdKV:
         finally:
             if raw_path == b"/bulk/get":
                 route = "workerd_bulk_get"
-            self._requests.labels(self._region, route, method, str(status)).inc()
-            self._duration.labels(self._region, route).observe(time.perf_counter() - start)
+            label = method if method in _METHODS else "other"
+            self._record(route, label, status, time.perf_counter() - start)
+
+    def _record(self, route: str, method: str, status: int, elapsed_s: float) -> None:
+        counter = self._counters.get((route, method, status))
+        if counter is None:
+            counter = self._requests.labels(self._region, route, method, str(status))
+            self._counters[(route, method, status)] = counter
+        counter.inc()
+        histogram = self._histograms.get(route)
+        if histogram is None:
+            histogram = self._histograms[route] = self._duration.labels(self._region, route)
+        histogram.observe(elapsed_s)
 
     async def _who(self, scope: Scope, *, write: bool) -> tuple[str, str]:
         """(account, namespace) of a request, after its token is checked as REST checks it."""
@@ -160,17 +201,9 @@ class WorkerdKV:
             return await self._bulk_get(scope, receive)
         if method not in _ROUTES:
             raise MethodNotAllowed()
-        q = _query(scope)
         account_id, namespace_id = await self._who(scope, write=method != "GET")
-        raw_key = raw_path[1:]
-        if q.get("urlencoded", "").lower() == "true":
-            key = decode_segment(raw_key, "key")
-        else:  # the path as it is (workerd always sends urlencoded=true)
-            try:
-                key = raw_key.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ValidationError("key: not valid UTF-8") from exc
-        limits.validate_key(key, "key")
+        q = _SIMPLE_GET if scope.get("query_string") == b"urlencoded=true" else _query(scope)
+        key = key_of(raw_path, q.get("urlencoded", "").lower() == "true")
         if method == "GET":
             return await self._get(account_id, namespace_id, key, q)
         if method == "PUT":
