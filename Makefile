@@ -6,6 +6,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
+# Cloudflare's Workers runtime (npm package workerd), for tests/workerd and make workers-demo.
+WORKERD_VERSION := 1.20261117.1
+WORKERD := .workerd/node_modules/.bin/workerd
 
 .PHONY: all venv demo workers-demo workerd test lint typecheck pytest proto proto-check bench compose-test deps-debian clean
 
@@ -38,7 +41,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy kvcore central replica
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(WORKERD)
 	$(VENV)/bin/pytest -q
 
 # Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py).
@@ -46,10 +49,10 @@ deps-debian:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
 
-# Cloudflare's Workers runtime, from npm, for the Workers tests and demo (tests/workerd/).
-WORKERD_VERSION := 1.20261117.1
-WORKERD := .workerd/node_modules/.bin/workerd
+# workerd from npm into .workerd/ (npm from Debian if the machine has none).
 $(WORKERD):
+	@command -v npm >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm)
 	npm install --prefix .workerd --no-audit --no-fund --no-save workerd@$(WORKERD_VERSION)
 workerd: $(WORKERD)
 

@@ -15,8 +15,20 @@ function fromB64(text) {
   return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 }
 
+// {"b64": "..."} is bytes; {"chunks": ["a", "b"]} a ReadableStream of unknown length.
 function decodeArg(arg) {
-  return arg !== null && typeof arg === "object" && "b64" in arg ? fromB64(arg.b64) : arg;
+  if (arg === null || typeof arg !== "object") return arg;
+  if ("b64" in arg) return fromB64(arg.b64);
+  if ("chunks" in arg) {
+    const chunks = arg.chunks.map((c) => new TextEncoder().encode(c));
+    return new ReadableStream({
+      pull(controller) {
+        if (chunks.length) controller.enqueue(chunks.shift());
+        else controller.close();
+      },
+    });
+  }
+  return arg;
 }
 
 async function encode(value) {

@@ -52,6 +52,12 @@ def test_put_is_read_at_once_and_delete_removes(bound: Bound) -> None:
     assert bound.result("delete", "rw") is None  # deleting a missing key is no error
 
 
+def test_put_of_a_stream_of_unknown_length(bound: Bound) -> None:
+    chunks = ["first chunk, ", "second, ", "ü and the end" * 1000]
+    assert bound.result("put", "streamed", {"chunks": chunks}) is None
+    assert bound.result("get", "streamed") == "".join(chunks)
+
+
 def test_missing_keys_are_null(bound: Bound) -> None:
     assert bound.result("get", "never-written") is None
     assert bound.result("get", "never-written", "arrayBuffer") is None
