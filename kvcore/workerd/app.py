@@ -69,7 +69,7 @@ _BULK_BODY_BYTES: Final = 1024 * 1024  # 100 keys of at most 512 bytes, and opti
 _JSON: Final = (b"content-type", b"application/json")
 _OCTETS: Final = (b"content-type", b"application/octet-stream")
 _METHODS: Final = frozenset({"GET", "PUT", "DELETE", "POST"})
-_SIMPLE_GET: Final = {"urlencoded": "true"}
+_URLENCODED_ONLY: Final = {"urlencoded": "true"}
 _ROUTES: Final = {"GET": "workerd_get", "PUT": "workerd_put", "DELETE": "workerd_delete"}
 
 
@@ -202,7 +202,7 @@ class WorkerdKV:
         if method not in _ROUTES:
             raise MethodNotAllowed()
         account_id, namespace_id = await self._who(scope, write=method != "GET")
-        q = _SIMPLE_GET if scope.get("query_string") == b"urlencoded=true" else _query(scope)
+        q = _URLENCODED_ONLY if scope.get("query_string") == b"urlencoded=true" else _query(scope)
         key = key_of(raw_path, q.get("urlencoded", "").lower() == "true")
         if method == "GET":
             return await self._get(account_id, namespace_id, key, q)
