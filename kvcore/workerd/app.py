@@ -27,8 +27,10 @@ line (ASGI has no field for the reason phrase).
 Who is asking: the workerd config injects `Authorization: Bearer <token>` and
 `X-Edgekv-Namespace: <namespace id>`; the token's own account is the account. Auth,
 limits and the read rules (edge cache, read-through, C1-C4) are the REST API's:
-`kvcore.rest.auth`, `kvcore.limits`, the backend. One difference: a namespace that is
-not found is a 400 here, never a 404, which a read would take for a missing key.
+`kvcore.rest.auth`, `kvcore.limits`, the backend. Differences: a namespace that is not
+found is a 400 here, never a 404, which a read would take for a missing key; and
+`cache_ttl` / `cacheTtl` is checked (at least 30 s) but otherwise unused, since C2
+already bounds how stale a read can be.
 """
 
 from __future__ import annotations
