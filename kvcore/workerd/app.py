@@ -28,9 +28,10 @@ Who is asking: the workerd config injects `Authorization: Bearer <token>` and
 `X-Edgekv-Namespace: <namespace id>`; the token's own account is the account. Auth,
 limits and the read rules (edge cache, read-through, C1-C4) are the REST API's:
 `kvcore.rest.auth`, `kvcore.limits`, the backend. Differences: a namespace that is not
-found is a 400 here, never a 404, which a read would take for a missing key; and
-`cache_ttl` / `cacheTtl` is checked (at least 30 s) but otherwise unused, since C2
-already bounds how stale a read can be.
+found is a 400 here, never a 404, which a read would take for a missing key; `list()`
+takes the binding's 1 to 1,000 keys a page (`kvcore.workerd.listing`), not REST's 10
+to 1,000; and `cache_ttl` / `cacheTtl` is checked (at least 30 s) but otherwise unused,
+since C2 already bounds how stale a read can be.
 """
 
 from __future__ import annotations
@@ -44,13 +45,14 @@ from urllib.parse import parse_qsl
 from kvcore import limits
 from kvcore.errors import InternalError, KVError, MethodNotAllowed, NamespaceNotFound, ValidationError
 from kvcore.metrics import Metrics
-from kvcore.model import NO_CONDITION, KeyPage, WriteItem
+from kvcore.model import NO_CONDITION, WriteItem
 from kvcore.rest.auth import authorize
 from kvcore.rest.backend import Backend
 from kvcore.rest.envelope import dumps
 from kvcore.rest.fastpath import body_chunks
 from kvcore.rest.handlers import _bulk_value, _key_list  # the REST bulk get's own rules
 from kvcore.rest.parsing import decode_segment, parse_json_body, query_int, query_number, read_capped
+from kvcore.workerd.listing import MIN_BINDING_LIST_LIMIT, binding_page, list_body
 
 log = logging.getLogger(__name__)
 
@@ -243,10 +245,16 @@ class WorkerdKV:
     async def _list(self, scope: Scope) -> Reply:
         account_id, namespace_id = await self._who(scope, write=False)
         q = _query(scope)
-        limit = limits.validate_list_limit(query_int(q, "key_count_limit", 0, 2**31))
-        prefix = q.get("prefix", "")
-        limits.validate_prefix(prefix)
-        page = await self.backend.list_keys(account_id, namespace_id, prefix, limit, q.get("cursor", ""))
+        limit = query_int(q, "key_count_limit", MIN_BINDING_LIST_LIMIT, limits.MAX_LIST_LIMIT)
+        prefix = limits.validate_prefix(q.get("prefix", ""))
+        page = await binding_page(
+            self.backend,
+            account_id,
+            namespace_id,
+            prefix,
+            limit or limits.DEFAULT_LIST_LIMIT,
+            q.get("cursor", ""),
+        )
         return 200, [_JSON], list_body(page)
 
     async def _bulk_get(self, scope: Scope, receive: Receive) -> Reply:
@@ -271,22 +279,6 @@ class WorkerdKV:
             k: _bulk_value(k, e, kind == "json", with_metadata) for k, e in zip(keys, entries, strict=True)
         }
         return 200, [_JSON], dumps(values).encode()
-
-
-def list_body(page: KeyPage) -> bytes:
-    """A key page as workerd reads it: metadata as JSON *text* (workerd parses it)."""
-    items = []
-    for info in page.keys:
-        item: dict[str, Any] = {"name": info.name}
-        if info.expiration is not None:
-            item["expiration"] = int(info.expiration)
-        if info.metadata_json is not None:
-            item["metadata"] = info.metadata_json
-        items.append(item)
-    out: dict[str, Any] = {"keys": items, "list_complete": not page.cursor}
-    if page.cursor:
-        out["cursor"] = page.cursor
-    return dumps(out).encode()
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -131,6 +131,22 @@ def test_list_pages_over_2500_keys_with_a_cursor(bound: Bound) -> None:
     assert [k["metadata"] for k in first["keys"]] == [{"i": i} for i in range(10)]
 
 
+def test_list_pages_smaller_than_rest_allows(bound: Bound) -> None:
+    """The binding takes 1 to 1,000 keys a page (REST: 10 to 1,000)."""
+    names = [f"few/{i:02d}" for i in range(23)]
+    for name in names:
+        bound.result("put", name, "x")
+    for limit, pages in ((1, 23), (3, 8), (9, 3), (10, 3), (22, 2)):
+        out = bound.result("listAll", {"prefix": "few/", "limit": limit})
+        assert out["names"] == names, limit
+        assert len(out["pages"]) == pages and out["pages"][0]["count"] == limit
+    first = bound.result("list", {"prefix": "few/", "limit": 4})
+    rest = bound.result("list", {"prefix": "few/", "cursor": first["cursor"]})  # a bigger page after
+    assert [k["name"] for k in first["keys"] + rest["keys"]] == names and rest["list_complete"]
+    bad = bound.call("list", {"prefix": "few/", "cursor": "~12~x"})["error"]["message"]
+    assert bad == "KV GET failed: 400 cursor: malformed cursor"
+
+
 def test_bulk_get(bound: Bound) -> None:
     for key, value in (("bulk/a", "1"), ("bulk/b", '{"x": 2}')):
         bound.result("put", key, value, {"metadata": {"k": key}})
@@ -167,7 +183,8 @@ def test_limits_are_the_rest_limits(bound: Bound) -> None:
     assert big_meta.startswith("KV PUT failed: 413 metadata: 1108 bytes serialized exceeds the limit of 1024")
     long_key = bound.call("get", "k" * 513)["error"]["message"]  # workerd's own check, before any request
     assert long_key.startswith("KV GET failed: 414")
-    assert bound.call("list", {"limit": 5})["error"]["message"].startswith("KV GET failed: 400 limit: 5")
+    too_many = bound.call("list", {"limit": 1001})["error"]["message"]
+    assert too_many == "KV GET failed: 400 key_count_limit: 1001 must be between 1 and 1000"
     assert bound.call("get", "ttl", {"cacheTtl": 10})["error"]["message"].startswith("KV GET failed: 400")
     assert bound.result("get", "ttl", {"cacheTtl": 60}) is None
 
