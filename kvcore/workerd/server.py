@@ -81,17 +81,18 @@ def bind(addr: str, flag: str = FLAG) -> socket.socket:
     return sock
 
 
-def workerd_server(app: Any, addr: str) -> tuple[uvicorn.Server, socket.socket]:
+def workerd_server(app: Any, addr: str) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """The server and its bound sockets (bound here unless `http_server` bound them)."""
     server = http_server(app, addr)
     server.config.http = _Protocol
-    return server, bind(addr)
+    return server, getattr(server, "listen_sockets", None) or [bind(addr)]
 
 
 @contextlib.asynccontextmanager
 async def serving(app: Any, addr: str) -> AsyncIterator[uvicorn.Server]:
     """Serve `app` on `addr` while the block runs; stopped gracefully after it."""
-    server, sock = workerd_server(app, addr)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="workerd")
+    server, sockets = workerd_server(app, addr)
+    task = asyncio.create_task(server.serve(sockets=sockets), name="workerd")
     try:
         while not server.started:
             if task.done():
@@ -103,4 +104,5 @@ async def serving(app: Any, addr: str) -> AsyncIterator[uvicorn.Server]:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-        sock.close()
+        for sock in sockets:
+            sock.close()
