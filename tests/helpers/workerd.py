@@ -73,6 +73,7 @@ class Bound:
     secret: str
     namespace: str
     http: httpx.Client
+    read_secret: str = ""
 
     def call(self, op: str, *args: Any, binding: str = "KV") -> dict[str, Any]:
         """{"result": ...} or {"error": {"name", "message"}} of `env.<binding>.<op>(*args)`."""
@@ -86,7 +87,14 @@ class Bound:
         assert "error" not in out, out
         return out["result"]
 
-    def rest(self, base: str | None = None) -> httpx.Client:
+    def rest_error(self, method: str, path: str, *, secret: str | None = None, **kw: Any) -> str:
+        """`<status> <message>` of a failing REST call on the replica (what the binding must say)."""
+        with self.rest(self.replica.http, secret=secret) as rest:
+            r = rest.request(method, path, **kw)
+        assert r.status_code >= 400, r.text
+        return f"{r.status_code} {r.json()['errors'][0]['message']}"
+
+    def rest(self, base: str | None = None, *, secret: str | None = None) -> httpx.Client:
         root = f"{base or self.central.http}/client/v4/accounts/{self.account}/storage/kv/namespaces"
-        auth = {"authorization": f"Bearer {self.secret}"}
+        auth = {"authorization": f"Bearer {secret or self.secret}"}
         return httpx.Client(base_url=f"{root}/{self.namespace}", headers=auth, timeout=30)

@@ -56,7 +56,7 @@ def bound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bound]:
         workerd = start_workerd(tmp, [WorkerSpec("probe", PROBE, listen, kv=kv)])
         procs.append(workerd)
         with httpx.Client(timeout=30) as http:
-            b = Bound(central, replica, workerd, f"http://{listen}/", account, secret, ns, http)
+            b = Bound(central, replica, workerd, f"http://{listen}/", account, secret, ns, http, read_secret)
             deadline = time.monotonic() + 10
             while "error" in b.call("get", "warm-up") and time.monotonic() < deadline:
                 time.sleep(0.05)  # the tokens reach the replica on the change stream
