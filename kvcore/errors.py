@@ -45,6 +45,25 @@ class PayloadTooLarge(ValidationError):
     default_message = "payload too large"
 
 
+class KeyTooLong(ValidationError):
+    """A key over 512 bytes named in a URL (a value or metadata path, a list prefix):
+    Cloudflare's storage gateway answers 414 "UTF-8 encoded length of N exceeds key
+    length limit of 512." (workerd api/kv.c++, Miniflare's KV validator). REST only: not
+    in ALL_ERRORS, it shares (10001, INVALID_ARGUMENT) with ValidationError."""
+
+    http_status = 414
+
+
+class MalformedNamespaceId(ValidationError):
+    """A namespace id not of the form Cloudflare issues (32 lowercase hex characters):
+    Cloudflare answers 400 with code 10011 "could not parse UUID ..." rather than 404.
+    REST only: not in ALL_ERRORS, its code is PayloadTooLarge's too (the HTTP status
+    tells them apart); gRPC callers still get NamespaceNotFound."""
+
+    http_status = 400
+    code = 10011
+
+
 class KeyNotFound(KVError):
     http_status = 404
     code = 10009
@@ -82,6 +101,22 @@ class PermissionDenied(KVError):
     code = 10000
     grpc_status = "PERMISSION_DENIED"
     default_message = "Authentication error"
+
+
+class InvalidApiToken(AuthenticationError):
+    """A token that `GET /user/tokens/verify` cannot verify: Cloudflare answers such a
+    request with code 1000 "Invalid API Token" (its KV routes answer 10000 instead)."""
+
+    code = 1000
+    default_message = "Invalid API Token"
+
+
+class Unauthorized(PermissionDenied):
+    """Cloudflare's 9109, for a resource the token may not read (edgekv: `/user`, since
+    an edgekv token belongs to an account, not to a user)."""
+
+    code = 9109
+    default_message = "Unauthorized to access requested resource"
 
 
 class PreconditionFailed(KVError):
@@ -150,6 +185,8 @@ ALL_ERRORS: tuple[type[KVError], ...] = (
     DuplicateTitle,
     AuthenticationError,
     PermissionDenied,
+    InvalidApiToken,
+    Unauthorized,
     PreconditionFailed,
     NotFoundRoute,
     MethodNotAllowed,

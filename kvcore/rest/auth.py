@@ -39,6 +39,11 @@ def bearer_secret(authorization: str | None) -> str:
     return secret
 
 
+async def token_for_secret(backend: Backend, secret: str) -> Token | None:
+    """The live token with this bearer secret, or None."""
+    return await backend.authenticate(_hash(secret))
+
+
 async def authorize(
     backend: Backend, authorization: str | None, account_id: str | None, *, write: bool
 ) -> Token:
@@ -46,8 +51,7 @@ async def authorize(
 
     `account_id=None` stands for the token's own account: requests of workerd's KV
     binding (`kvcore.workerd`) name a namespace but no account."""
-    secret = bearer_secret(authorization)
-    token = await backend.authenticate(_hash(secret))
+    token = await token_for_secret(backend, bearer_secret(authorization))
     if token is None:
         raise AuthenticationError("Authentication error: unknown or revoked token")
     if account_id is not None and token.account_id != account_id:

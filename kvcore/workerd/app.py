@@ -107,7 +107,7 @@ def key_of(raw_path: bytes, urlencoded: bool) -> str:
             key = raw_key.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValidationError("key: not valid UTF-8") from exc
-    limits.validate_key(key, "key")
+    limits.validate_key(key, "key", in_url=True)  # over 512 bytes: 414, as workerd itself says
     if urlencoded:
         if len(_KEYS) >= _KEYS_MAX:
             _KEYS.clear()
@@ -191,10 +191,7 @@ class WorkerdKV:
         raw = _header(scope, NAMESPACE_HEADER)
         if raw is None:
             raise ValidationError("X-Edgekv-Namespace: missing; the workerd config must inject it")
-        namespace_id = limits.validate_namespace_id(raw.decode("latin-1").strip())
-        if not namespace_id:
-            raise NamespaceNotFound("X-Edgekv-Namespace: namespace not found")
-        return token.account_id, namespace_id
+        return token.account_id, limits.validate_namespace_id(raw.decode("latin-1").strip())
 
     async def _dispatch(self, method: str, raw_path: bytes, scope: Scope, receive: Receive) -> Reply:
         if raw_path == b"/":
