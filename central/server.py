@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from central.fanout import Hub
 from central.grpc_api import AdminService, KVService, ReplicationService
 from central.rest_backend import StoreBackend
+from central.write_stream import WritesService
 from central.writes import MeteredWrites
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.metrics import Metrics
@@ -31,7 +32,8 @@ from kvcore.store.rocks import RocksStore
 log = logging.getLogger("edgekv.central")
 
 SERVICE_NAMES = [
-    edgekv_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("KV", "Replication", "Admin")
+    edgekv_pb2.DESCRIPTOR.services_by_name[name].full_name
+    for name in ("KV", "Replication", "Admin", "Writes")
 ]
 
 
@@ -81,6 +83,7 @@ async def serve(
         edgekv_pb2_grpc.add_KVServicer_to_server(KVService(store, writes, clock), grpc_server)
         edgekv_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(store, hub), grpc_server)
         edgekv_pb2_grpc.add_AdminServicer_to_server(AdminService(store), grpc_server)
+        edgekv_pb2_grpc.add_WritesServicer_to_server(WritesService(writes, clock), grpc_server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
         if settings.tls.cert_path and settings.tls.key_path:
