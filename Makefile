@@ -56,10 +56,13 @@ $(NODE_DEPS): tests/compat/package.json tests/compat/package-lock.json
 
 node-deps: $(NODE_DEPS)
 
-# Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py).
+# Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py), curl, openssl.
 deps-debian:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
+	@# curl and openssl: the operations guide's commands, run as written (tests/ops/test_guide_commands.py).
+	@command -v curl >/dev/null && command -v openssl >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl openssl)
 
 # workerd from npm into .workerd/ (npm from Debian if the machine has none).
 $(WORKERD):

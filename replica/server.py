@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import KVError
+from kvcore.listen import lock_data_dir
 from kvcore.metrics import Metrics
 from kvcore.rest.app import create_app
 from kvcore.rpc.client import CentralClient
@@ -53,7 +53,16 @@ async def serve(
 ) -> None:
     settings.validate()
     stop = stop or asyncio.Event()
-    os.makedirs(settings.data_dir, exist_ok=True)
+    lock = lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "replica")
+    try:
+        await _serve(settings, clock=clock, ready_event=ready_event, stop=stop)
+    finally:
+        lock.close()
+
+
+async def _serve(
+    settings: ReplicaSettings, *, clock: Clock, ready_event: asyncio.Event | None, stop: asyncio.Event
+) -> None:
     state = ReplicaState(settings.data_dir, settings.region)
     metrics = Metrics(settings.region)
     client = CentralClient(
@@ -82,12 +91,20 @@ async def serve(
         stream_down_for=stream.down_for,
     )
     app = create_app(backend, metrics, title=f"edgekv replica {settings.region}")
-    http = http_server(app, settings.http_addr)
+    try:
+        http = http_server(
+            app, settings.http_addr, certfile=settings.https_cert_path, keyfile=settings.https_key_path
+        )
+    except BaseException:
+        state.close()
+        await client.close()
+        raise
     http.config.lifespan = "on"
     stop_on_signals(stop)
     log.info(
-        "replica %s: http %s, central %s, cache %d bytes, resuming from seq %d",
+        "replica %s: %s %s, central %s, cache %d bytes, resuming from seq %d",
         settings.region,
+        "https" if settings.https_cert_path else "http",
         settings.http_addr,
         settings.central,
         settings.cache_bytes,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,8 +17,8 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from kvcore.errors import StartupError
 from kvcore.serving import http_server
-from kvcore.settings import split_addr
 from kvcore.workerd.app import REASON_HEADER
 
 FLAG = "--workerd-addr (EDGEKV_WORKERD_ADDR)"
@@ -65,27 +64,12 @@ class _Protocol(HttpToolsProtocol):
             cycle.transport = _ReasonTransport(cycle.transport)  # type: ignore[assignment]
 
 
-def bind(addr: str, flag: str = FLAG) -> socket.socket:
-    """A listening socket on `addr`; a port in use is a one-line `SystemExit` naming `flag`."""
-    host, port = split_addr(addr)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        why = "port in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-        raise SystemExit(f"{flag}: cannot listen on {addr}: {why}") from None
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
-
-
 def workerd_server(app: Any, addr: str) -> tuple[uvicorn.Server, list[socket.socket]]:
-    """The server and its bound sockets (bound here unless `http_server` bound them)."""
-    server = http_server(app, addr)
+    """The server and its listening sockets, bound now: a port in use is a one-line
+    `StartupError` naming `--workerd-addr` (kvcore.listen)."""
+    server = http_server(app, addr, flag=FLAG)
     server.config.http = _Protocol
-    return server, getattr(server, "listen_sockets", None) or [bind(addr)]
+    return server, list(getattr(server, "listen_sockets", None) or [])
 
 
 @contextlib.asynccontextmanager
@@ -97,7 +81,7 @@ async def serving(app: Any, addr: str) -> AsyncIterator[uvicorn.Server]:
         while not server.started:
             if task.done():
                 task.result()
-                raise SystemExit(f"{FLAG}: could not start on {addr}")
+                raise StartupError(f"{FLAG}: could not start on {addr}")
             await asyncio.sleep(0.01)
         yield server
     finally:
