@@ -7,9 +7,10 @@ to its own region's edgekv replica.
 3. Concurrent clients send requests for a few countries (in `request.cf.country`, set
    through the `cf-blob` header) to all three Workers, first to the naive route and then
    to the exact one; the counts per country are read from central.
-4. An update reaching the other regions lazily: eu and ap read `naive:DE` until it is
-   hot in their edge caches; one more request in us increments it; eu and ap keep
-   serving the old count until the update arrives, within the propagation delay.
+4. An update reaching the other regions lazily: a first request from NZ in us creates
+   `naive:NZ` (a create is everywhere at once); eu and ap read it until it is hot in
+   their edge caches; a second request in us increments it; eu and ap keep serving the
+   old count until the update arrives, within the propagation delay.
 
     .venv/bin/python examples/request_count/workers_demo.py [--requests 300] [--propagation-delay 5]
 
@@ -83,9 +84,11 @@ async def central_count(info: dict[str, Any], namespace: str, key: str) -> int:
 async def lazy_update(
     workers: dict[str, str], writer: str, country: str, bound_s: float
 ) -> dict[str, list[tuple[float, int]]]:
-    """Warm `naive:<country>` in every other region, increment it through `writer`, then
-    poll the others: {region: [(seconds after the write, count read), ...]} until each
-    reads the new count (or `bound_s` + 5 s passes)."""
+    """For a `country` not counted yet: create `naive:<country>` through `writer` (a
+    create reaches every region at once, C1), read it in the other regions until it is hot
+    in their edge caches, increment it through `writer` (an update: lazy, C2), then poll
+    the others: {region: [(seconds after the update, count read), ...]} until each reads
+    the new count (or `bound_s` + 5 s passes)."""
     readers = [r for r in workers if r != writer]
     async with httpx.AsyncClient(timeout=30) as http:
 
@@ -93,11 +96,18 @@ async def lazy_update(
             r = await http.get(f"{workers[region]}/count", params={"country": country})
             return int(r.json()["naive"])
 
+        async def increment() -> int:
+            r = await http.get(f"{workers[writer]}/naive", headers=cf(country))
+            return int(r.json()["count"])
+
+        first = await increment()
+        deadline = time.monotonic() + 5
+        while any([await seen(r) < first for r in readers]) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         for _ in range(5):  # read often enough to be admitted to each edge cache
             for region in readers:
                 await seen(region)
-        r = await http.get(f"{workers[writer]}/naive", headers=cf(country))
-        new = int(r.json()["count"])
+        new = await increment()
         wrote_at = time.monotonic()
         timeline: dict[str, list[tuple[float, int]]] = {region: [] for region in readers}
         pending = set(readers)
@@ -158,12 +168,12 @@ async def show(
     print(f"exact: {retries} conditional writes retried after 412 Precondition Failed")
 
     print(f"\nAn update reaching the other regions lazily (propagation delay {args.propagation_delay:g} s):")
-    timeline = await lazy_update(workers, "us", "DE", args.propagation_delay)
+    timeline = await lazy_update(workers, "us", "NZ", args.propagation_delay)
     for region, points in timeline.items():
         shown = ", ".join(f"{t:.2f}s: {c}" for t, c in points[:3])
         if len(points) > 3:
             shown += f", ... {points[-1][0]:.2f}s: {points[-1][1]}"
-        print(f"  {region} reads naive:DE  {shown}")
+        print(f"  {region} reads naive:NZ  {shown}")
 
 
 def main() -> None:
