@@ -165,6 +165,9 @@ def dev_command(
             help="Fixed ports: central gRPC N, central HTTP N+1, replicas N+2... (default: free ports).",
         ),
     ] = None,
+    workerd: Annotated[
+        bool, typer.Option(help="Give each region a workerd KV listener (--workerd-addr) for Workers.")
+    ] = False,
 ) -> None:
     names = [r.strip() for r in regions.split(",") if r.strip()]
     if not names or len(set(names)) != len(names):
@@ -178,7 +181,7 @@ def dev_command(
     root = Path(data_dir or tempfile.mkdtemp(prefix="edgekv-dev-"))
     root.mkdir(parents=True, exist_ok=True)
     account_id, token = _credentials(root)
-    ports = _ports(base_port, 2 + len(names))
+    ports = _ports(base_port, 2 + len(names) * (2 if workerd else 1))
     grpc_port, central_http = ports[0], ports[1]
     py = [sys.executable, "-m", "kvcore"]
     central = Child(
@@ -200,7 +203,10 @@ def dev_command(
         env={"EDGEKV_BOOTSTRAP_ACCOUNT": account_id, "EDGEKV_BOOTSTRAP_TOKEN": token},
     )
     replicas: list[Child] = []
-    for name, port in zip(names, ports[2:], strict=True):
+    # --workerd: each region's workerd KV listener, on the ports after the replicas'.
+    workerd_ports = ports[2 + len(names) :]
+    workerd_addrs = {name: f"127.0.0.1:{port}" for name, port in zip(names, workerd_ports, strict=False)}
+    for name, port in zip(names, ports[2 : 2 + len(names)], strict=True):
         replicas.append(
             Child(
                 name,
@@ -217,6 +223,7 @@ def dev_command(
                     f"127.0.0.1:{port}",
                     "--cache-bytes",
                     cache_bytes,
+                    *(["--workerd-addr", workerd_addrs[name]] if workerd else []),
                 ],
                 f"http://127.0.0.1:{port}",
                 root / f"replica-{name}.log",
@@ -243,6 +250,8 @@ def dev_command(
             "central": {"http": central.http, "grpc": f"127.0.0.1:{grpc_port}"},
             "regions": {r.name: r.http for r in replicas},
         }
+        if workerd_addrs:
+            info["workerd"] = workerd_addrs
         _print_table(info, root, propagation_delay)
         if info_file:
             tmp = Path(info_file + ".tmp")
@@ -273,9 +282,12 @@ def _print_table(info: dict[str, Any], root: Path, delay: float) -> None:
     table = Table(title=f"edgekv dev cluster (propagation delay {delay:g}s)")
     table.add_column("process")
     table.add_column("HTTP (REST API under /client/v4, /metrics, /docs)", no_wrap=True)
+    workerd = info.get("workerd", {})
+    if workerd:
+        table.add_column("workerd KV", no_wrap=True)
     table.add_row("central", info["central"]["http"])
     for name, url in info["regions"].items():
-        table.add_row(f"replica {name}", url)
+        table.add_row(f"replica {name}", url, *([workerd[name]] if workerd else []))
     _out.print(table)
     first = next(iter(info["regions"].values()))
     for line in (
