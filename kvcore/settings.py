@@ -170,6 +170,8 @@ class ReplicaSettings:
     frequency_half_life_s: float = 60.0
     https_cert_path: str | None = None
     https_key_path: str | None = None
+    # workerd's KV service protocol (kvcore.workerd) on its own listener; None = off.
+    workerd_addr: str | None = None
 
     def validate(self) -> ReplicaSettings:
         if not _REGION.match(self.region or ""):
@@ -190,6 +192,8 @@ class ReplicaSettings:
         _positive(self.central_timeout_s, "--central-timeout (EDGEKV_CENTRAL_TIMEOUT)")
         _positive(self.hot_report_interval_s, "--hot-report-interval (EDGEKV_HOT_REPORT_INTERVAL)")
         _positive(self.negative_ttl_s, "--negative-ttl (EDGEKV_NEGATIVE_TTL)")
+        if self.workerd_addr is not None:
+            check_addr(self.workerd_addr, "--workerd-addr (EDGEKV_WORKERD_ADDR)")
         return self
 
 

@@ -20,6 +20,8 @@ from kvcore.rest.app import create_app
 from kvcore.rpc.client import CentralClient
 from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
 from kvcore.settings import ReplicaSettings
+from kvcore.workerd.app import WorkerdKV
+from kvcore.workerd.server import serving
 from replica.backend import ReplicaBackend
 from replica.edge import EdgeState
 from replica.state import ReplicaState
@@ -119,9 +121,14 @@ async def _serve(
     ]
     if ready_event is not None:
         tasks.append(asyncio.create_task(_wait_started(http, ready_event), name="ready"))
+    workerd = contextlib.AsyncExitStack()
     try:
+        if settings.workerd_addr:
+            await workerd.enter_async_context(serving(WorkerdKV(backend, metrics), settings.workerd_addr))
+            log.info("replica %s: workerd KV protocol on %s", settings.region, settings.workerd_addr)
         await serve_until(http, stop)
     finally:
+        await workerd.aclose()
         for t in tasks:
             t.cancel()
         for t in tasks:

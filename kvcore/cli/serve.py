@@ -143,6 +143,10 @@ def replica_command(
     ] = 60.0,
     https_cert: HttpsCert = None,
     https_key: HttpsKey = None,
+    workerd_addr: Annotated[
+        str | None,
+        _opt("EDGEKV_WORKERD_ADDR", "HOST:PORT serving workerd's KV binding protocol (off if unset)."),
+    ] = None,
 ) -> None:
     from replica.server import run
 
@@ -161,6 +165,7 @@ def replica_command(
             negative_ttl_s=negative_ttl,
             https_cert_path=https_cert,
             https_key_path=https_key,
+            workerd_addr=workerd_addr,
         ),
         run,
     )
