@@ -41,10 +41,13 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(VENV)/bin/pytest -q
 
-# Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py).
+# Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py), and
+# chromium, which Playwright drives in tests/ui (never `playwright install`).
 deps-debian:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
+	@test -x /usr/bin/chromium || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
 
 test: deps-debian proto-check lint typecheck pytest
 

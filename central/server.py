@@ -14,6 +14,7 @@ import os
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from central.dashboard import CentralDashboard, DashboardService
 from central.fanout import Hub
 from central.grpc_api import AdminService, KVService, ReplicationService
 from central.rest_backend import StoreBackend
@@ -27,11 +28,13 @@ from kvcore.rpc.security import SERVER_OPTIONS, ClusterSecretInterceptor, server
 from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
 from kvcore.settings import CentralSettings
 from kvcore.store.rocks import RocksStore
+from kvcore.ui.assets import asset_routes
 
 log = logging.getLogger("edgekv.central")
 
 SERVICE_NAMES = [
-    edgekv_pb2.DESCRIPTOR.services_by_name[name].full_name for name in ("KV", "Replication", "Admin")
+    edgekv_pb2.DESCRIPTOR.services_by_name[name].full_name
+    for name in ("KV", "Replication", "Admin", "Dashboard")
 ]
 
 
@@ -75,12 +78,17 @@ async def serve(
             queue_limit=settings.subscriber_queue_changes,
         )
         hub.start()
+        backend = StoreBackend(writes, clock=clock)
+        dashboard = CentralDashboard(
+            backend=backend, hub=hub, propagation_delay_s=settings.propagation_delay_s
+        )
 
         interceptors = [ClusterSecretInterceptor(settings.cluster_secret)] if settings.cluster_secret else []
         grpc_server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
         edgekv_pb2_grpc.add_KVServicer_to_server(KVService(store, writes), grpc_server)
         edgekv_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(store, hub), grpc_server)
         edgekv_pb2_grpc.add_AdminServicer_to_server(AdminService(store), grpc_server)
+        edgekv_pb2_grpc.add_DashboardServicer_to_server(DashboardService(dashboard.api), grpc_server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
         if settings.tls.cert_path and settings.tls.key_path:
@@ -94,8 +102,7 @@ async def serve(
         for name in ["", *SERVICE_NAMES]:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
-        backend = StoreBackend(writes, clock=clock)
-        app = create_app(backend, metrics)
+        app = create_app(backend, metrics, extra_routes=[*asset_routes(), *dashboard.api.routes()])
         http = http_server(app, settings.http_addr)
         stop_on_signals(stop)
         log.info(
@@ -112,6 +119,7 @@ async def serve(
             await health_servicer.enter_graceful_shutdown()
             await hub.stop()
             await grpc_server.stop(grace=1.0)
+            await dashboard.close()
     finally:
         store.close()
 

@@ -22,6 +22,7 @@ MAX_PUSH_VALUE_BYTES = 1024 * 1024
 
 _ADDR = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 _REGION = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
@@ -116,6 +117,13 @@ class ReplicaSettings:
     hot_report_keys: int = 10_000
     negative_ttl_s: float = 60.0
     frequency_half_life_s: float = 60.0
+    # The HTTP base URL announced to central (its dashboard asks this region where keys
+    # are); None = "http://" + http_addr, right when central can reach that address.
+    advertise_url: str | None = None
+
+    @property
+    def advertised_url(self) -> str:
+        return (self.advertise_url or f"http://{self.http_addr}").rstrip("/")
 
     def validate(self) -> ReplicaSettings:
         if not _REGION.match(self.region or ""):
@@ -134,6 +142,10 @@ class ReplicaSettings:
         _positive(self.central_timeout_s, "--central-timeout (EDGEKV_CENTRAL_TIMEOUT)")
         _positive(self.hot_report_interval_s, "--hot-report-interval (EDGEKV_HOT_REPORT_INTERVAL)")
         _positive(self.negative_ttl_s, "--negative-ttl (EDGEKV_NEGATIVE_TTL)")
+        if self.advertise_url is not None and not _URL.match(self.advertise_url):
+            raise SettingsError(
+                f"--advertise-url (EDGEKV_ADVERTISE_URL): {self.advertise_url!r} is not an http(s):// URL"
+            )
         return self
 
 

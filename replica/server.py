@@ -20,7 +20,9 @@ from kvcore.rest.app import create_app
 from kvcore.rpc.client import CentralClient
 from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
 from kvcore.settings import ReplicaSettings
+from kvcore.ui.assets import asset_routes
 from replica.backend import ReplicaBackend
+from replica.dashboard import ReplicaDashboard
 from replica.edge import EdgeState
 from replica.state import ReplicaState
 from replica.stream import StreamSubscriber
@@ -69,7 +71,13 @@ async def serve(
         negative_ttl_s=settings.negative_ttl_s,
     )
     stream = StreamSubscriber(
-        client=client, edge=edge, state=state, region=settings.region, clock=clock, metrics=metrics
+        client=client,
+        edge=edge,
+        state=state,
+        region=settings.region,
+        clock=clock,
+        metrics=metrics,
+        http_url=settings.advertised_url,
     )
     backend = ReplicaBackend(
         edge=edge,
@@ -78,7 +86,21 @@ async def serve(
         timeout_s=settings.central_timeout_s,
         stream_down_for=stream.down_for,
     )
-    app = create_app(backend, metrics, title=f"edgekv replica {settings.region}")
+    dashboard = ReplicaDashboard(
+        edge=edge,
+        backend=backend,
+        central=client,
+        metrics=metrics,
+        clock=clock,
+        connected=lambda: stream.connected,
+        staleness_s=stream.staleness,
+    )
+    app = create_app(
+        backend,
+        metrics,
+        title=f"edgekv replica {settings.region}",
+        extra_routes=[*asset_routes(), *dashboard.api.routes()],
+    )
     http = http_server(app, settings.http_addr)
     http.config.lifespan = "on"
     stop_on_signals(stop)

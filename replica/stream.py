@@ -48,11 +48,13 @@ class StreamSubscriber:
         backoff_initial_s: float = BACKOFF_INITIAL_S,
         backoff_max_s: float = BACKOFF_MAX_S,
         rng: random.Random | None = None,
+        http_url: str = "",
     ) -> None:
         self._client = client
         self._edge = edge
         self._state = state
         self._region = region
+        self._http_url = http_url  # announced to central on subscribe (the dashboard asks it)
         self._clock = clock
         self._backoff_initial = backoff_initial_s
         self._backoff_max = backoff_max_s
@@ -101,7 +103,7 @@ class StreamSubscriber:
             log.info("subscribing to central %s from seq %d", self._client.target, from_seq)
             got_batch = False
             try:
-                async for batch in self._client.subscribe(self._region, from_seq):
+                async for batch in self._client.subscribe(self._region, from_seq, self._http_url):
                     if not got_batch:
                         got_batch = True
                         self.connections += 1

@@ -115,6 +115,13 @@ def replica_command(
         float,
         _opt("EDGEKV_NEGATIVE_TTL", "Seconds a 'not found' is cached (a create clears it)."),
     ] = 60.0,
+    advertise_url: Annotated[
+        str | None,
+        _opt(
+            "EDGEKV_ADVERTISE_URL",
+            "HTTP URL announced to central for its dashboard (default http://HTTP_ADDR).",
+        ),
+    ] = None,
 ) -> None:
     from replica.server import run
 
@@ -131,6 +138,7 @@ def replica_command(
             central_timeout_s=central_timeout,
             hot_report_interval_s=hot_report_interval,
             negative_ttl_s=negative_ttl,
+            advertise_url=advertise_url,
         ),
         run,
     )

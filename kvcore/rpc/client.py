@@ -55,6 +55,7 @@ class CentralClient:
         self._kv = pb_grpc.KVStub(self._channel)
         self._repl = pb_grpc.ReplicationStub(self._channel)
         self._admin = pb_grpc.AdminStub(self._channel)
+        self._dash = pb_grpc.DashboardStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close()
@@ -170,10 +171,11 @@ class CentralClient:
 
     # -- replication
 
-    async def subscribe(self, region: str, from_seq: int) -> AsyncIterator[ChangeBatch]:
-        """The change stream; raises a KVError (usually Unavailable) when it breaks."""
+    async def subscribe(self, region: str, from_seq: int, http_url: str = "") -> AsyncIterator[ChangeBatch]:
+        """The change stream; raises a KVError (usually Unavailable) when it breaks.
+        `http_url` is this replica's advertised HTTP base URL (for central's dashboard)."""
         call = self._repl.Subscribe(
-            pb.SubscribeRequest(region=region, from_seq=from_seq), metadata=self._metadata
+            pb.SubscribeRequest(region=region, from_seq=from_seq, http_url=http_url), metadata=self._metadata
         )
         try:
             async for msg in call:
@@ -188,6 +190,15 @@ class CentralClient:
             self._repl.ReportHotKeys,
             pb.HotKeysReport(region=region, keys=[pb.HotKey(namespace_id=n, key=k) for n, k in keys]),
         )
+
+    # -- dashboard
+
+    async def dashboard_relay(self, path: str, query: str, authorization: str) -> tuple[int, bytes]:
+        """Central's answer (HTTP status, JSON body) to one of its `/ui/api` routes."""
+        msg = await self._call(
+            self._dash.Relay, pb.DashboardRequest(path=path, query=query, authorization=authorization)
+        )
+        return int(msg.status), bytes(msg.body)
 
     # -- admin
 
