@@ -396,6 +396,7 @@
     show("editor-panel", false);
     show("locate-panel", false);
     show("key-panel", true);
+    $("key-panel").scrollIntoView({ block: "nearest" });
   }
 
   function openEditor(existing) {
@@ -413,6 +414,7 @@
         : "Leave TTL empty for a key that never expires (the API's minimum TTL is 60 seconds).";
     show("locate-panel", false);
     show("editor-panel", true);
+    $("editor-panel").scrollIntoView({ block: "nearest" });
     $("ed-key").focus();
   }
 
@@ -468,7 +470,8 @@
     const { central, regions } = body.result;
     let head = central.version === null ? "Central has no live value for this key." : `Central holds version ${central.version}.`;
     if (central.held) {
-      head += ` A ${central.held.kind} (version ${central.held.seq}) is held for lazy propagation and reaches the regions within ${formatSeconds(central.held.flush_in_s)}.`;
+      const article = central.held.kind === "update" ? "An" : "A";
+      head += ` ${article} ${central.held.kind} (version ${central.held.seq}) is held for lazy propagation and reaches the regions within ${formatSeconds(central.held.flush_in_s)}.`;
     }
     $("locate-central").textContent = head;
     const rows = regions.map((r) => {
@@ -496,6 +499,7 @@
     $("locate-title").textContent = `Where is ${k.name}?`;
     show("editor-panel", false);
     show("locate-panel", true);
+    $("locate-panel").scrollIntoView({ block: "nearest" });
   }
 
   // ------------------------------------------------------------------ wiring
