@@ -84,6 +84,22 @@ class PermissionDenied(KVError):
     default_message = "Authentication error"
 
 
+class InvalidApiToken(AuthenticationError):
+    """A token that `GET /user/tokens/verify` cannot verify: Cloudflare answers such a
+    request with code 1000 "Invalid API Token" (its KV routes answer 10000 instead)."""
+
+    code = 1000
+    default_message = "Invalid API Token"
+
+
+class Unauthorized(PermissionDenied):
+    """Cloudflare's 9109, for a resource the token may not read (edgekv: `/user`, since
+    an edgekv token belongs to an account, not to a user)."""
+
+    code = 9109
+    default_message = "Unauthorized to access requested resource"
+
+
 class PreconditionFailed(KVError):
     """`If-Match` / `If-None-Match` did not hold (edgekv extension)."""
 
@@ -150,6 +166,8 @@ ALL_ERRORS: tuple[type[KVError], ...] = (
     DuplicateTitle,
     AuthenticationError,
     PermissionDenied,
+    InvalidApiToken,
+    Unauthorized,
     PreconditionFailed,
     NotFoundRoute,
     MethodNotAllowed,

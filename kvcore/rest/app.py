@@ -32,6 +32,7 @@ from kvcore.errors import (
 from kvcore.metrics import CONTENT_TYPE_LATEST, Metrics
 from kvcore.rest import envelope
 from kvcore.rest import openapi_docs as docs
+from kvcore.rest.accounts import add_account_routes
 from kvcore.rest.backend import Backend
 from kvcore.rest.fastpath import EdgeMiddleware, read_value
 from kvcore.rest.handlers import Handlers
@@ -290,6 +291,7 @@ def create_app(
     async def metrics_endpoint(_: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    add_account_routes(app, backend)
     for path, endpoint in (("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics_endpoint)):
         app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False, response_class=Response)
     app.router.routes.extend(extra_routes)

@@ -39,10 +39,14 @@ def bearer_secret(authorization: str | None) -> str:
     return secret
 
 
+async def token_for_secret(backend: Backend, secret: str) -> Token | None:
+    """The live token with this bearer secret, or None."""
+    return await backend.authenticate(_hash(secret))
+
+
 async def authorize(backend: Backend, authorization: str | None, account_id: str, *, write: bool) -> Token:
     """The token allowed to act on `account_id`; raises 401 / 403 otherwise."""
-    secret = bearer_secret(authorization)
-    token = await backend.authenticate(_hash(secret))
+    token = await token_for_secret(backend, bearer_secret(authorization))
     if token is None:
         raise AuthenticationError("Authentication error: unknown or revoked token")
     if token.account_id != account_id:
