@@ -167,7 +167,8 @@
     state.account = { id: list[0].id, name: list[0].name || list[0].id };
     sessionStorage.setItem(TOKEN_KEY, token);
     const status = verify.result && verify.result.status ? ` · token ${verify.result.status}` : "";
-    $("whoami").textContent = `Account ${state.account.name} (${state.account.id})${status}`;
+    const named = state.account.name === state.account.id ? "" : `${state.account.name} `;
+    $("whoami").textContent = `Account ${named}${state.account.id}${status}`;
     show("signin-view", false);
     show("app-view", true);
     show("sign-out", true);
