@@ -19,7 +19,7 @@ from kvcore.metrics import Metrics
 from kvcore.rest.app import create_app
 from kvcore.rpc.client import CentralClient
 from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
-from kvcore.settings import ReplicaSettings
+from kvcore.settings import ReplicaSettings, split_addr
 from kvcore.ui.assets import asset_routes
 from replica.backend import ReplicaBackend
 from replica.dashboard import ReplicaDashboard
@@ -112,6 +112,11 @@ async def serve(
         settings.cache_bytes,
         state.safe_seq,
     )
+    if settings.advertise_url is None and split_addr(settings.http_addr)[0] in ("0.0.0.0", "::", ""):
+        log.warning(
+            "announcing %s to central, which cannot reach a wildcard address: set --advertise-url",
+            settings.advertised_url,
+        )
     tasks = [
         asyncio.create_task(stream.run(), name="replication-stream"),
         asyncio.create_task(

@@ -35,6 +35,8 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 5.0
 # Large writes (a 25 MiB value, a 10,000-item bulk) get more time than point reads.
 WRITE_TIMEOUT_S = 30.0
+# A dashboard call waits for central, which asks every region (about 1.5 s at worst).
+RELAY_TIMEOUT_S = 5.0
 
 
 class CentralClient:
@@ -193,10 +195,14 @@ class CentralClient:
 
     # -- dashboard
 
-    async def dashboard_relay(self, path: str, query: str, authorization: str) -> tuple[int, bytes]:
+    async def dashboard_relay(
+        self, path: str, query: str, authorization: str, *, timeout_s: float = RELAY_TIMEOUT_S
+    ) -> tuple[int, bytes]:
         """Central's answer (HTTP status, JSON body) to one of its `/ui/api` routes."""
         msg = await self._call(
-            self._dash.Relay, pb.DashboardRequest(path=path, query=query, authorization=authorization)
+            self._dash.Relay,
+            pb.DashboardRequest(path=path, query=query, authorization=authorization),
+            timeout_s,
         )
         return int(msg.status), bytes(msg.body)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -84,21 +85,36 @@ def test_inspect_counts_no_read_and_changes_nothing(cluster: Cluster) -> None:
         )
 
 
-def test_a_region_that_went_away_is_shown_disconnected(tmp_path: Path) -> None:
+def test_a_region_that_went_away_and_a_central_that_went_away(tmp_path: Path) -> None:
     central = start_central(tmp_path, propagation_delay=1)
     with running(central) as procs:
         ap = start_replica(tmp_path, central.grpc, "ap", extra=["--advertise-url", "http://127.0.0.1:9/"])
-        procs.append(ap)
+        sa = start_replica(tmp_path, central.grpc, "sa")
+        procs += [ap, sa]
         account, secret = new_account(central.grpc)
-        rows = _api(central.http, "regions", secret, account_id=account).json()["result"]["regions"]
-        assert [(r["region"], r["url"], r["connected"]) for r in rows] == [("ap", "http://127.0.0.1:9", True)]
-        assert rows[0]["error"].startswith("unreachable")  # the advertised URL, not --http-addr
+
+        def regions() -> dict[str, dict[str, Any]]:
+            r = _api(central.http, "regions", secret, account_id=account)
+            return {row["region"]: row for row in r.json()["result"]["regions"]}
+
+        rows = regions()
+        assert (rows["ap"]["url"], rows["ap"]["connected"]) == ("http://127.0.0.1:9", True)
+        assert rows["ap"]["error"].startswith("unreachable")  # the advertised URL, not --http-addr
+        assert rows["sa"]["url"] == sa.http and rows["sa"]["status"]["connected"]
         ap.stop()
         deadline = time.monotonic() + 10
-        while _api(central.http, "regions", secret, account_id=account).json()["result"]["regions"][0][
-            "connected"
-        ]:
-            assert time.monotonic() < deadline
+        while regions()["ap"]["connected"]:
+            assert time.monotonic() < deadline, "ap still shown connected"
+            time.sleep(0.1)
+
+        # Without central, a replica's relayed routes fail fast in the API's envelope; its
+        # own status says the stream is down.
+        central.stop()
+        r = _api(sa.http, "regions", secret, account_id=account)
+        assert r.status_code == 503 and r.json()["errors"][0]["code"] == 10043, r.text
+        deadline = time.monotonic() + 10
+        while _api(sa.http, "status", secret, account_id=account).json()["result"]["connected"]:
+            assert time.monotonic() < deadline, "sa still reports its stream up"
             time.sleep(0.1)
 
 
