@@ -11,6 +11,7 @@
   const API = "/client/v4";
   const KEYS_PAGE = 20;
   const NS_PAGE = 100;
+  const MAX_AUTO_REFRESHES = 30;
 
   const state = {
     token: null,
@@ -22,6 +23,7 @@
     cursor: "", // cursor of the page shown
     nextCursor: "",
     key: null, // the open key's view {name, bytes, text, metadata, expiration, etag}
+    locateTimer: null, // refreshes the region view once a held update is due
   };
 
   const $ = (id) => document.getElementById(id);
@@ -177,6 +179,7 @@
   }
 
   function signOut() {
+    stopLocateTimer();
     sessionStorage.removeItem(TOKEN_KEY);
     state.token = null;
     state.account = null;
@@ -362,6 +365,7 @@
   }
 
   async function openKey(name) {
+    stopLocateTimer();
     const resp = await request("GET", keyPath("values", name));
     if (!resp.ok) {
       let body = null;
@@ -464,7 +468,13 @@
     return "not cached (reads go to central)";
   }
 
-  async function locateKey() {
+  function stopLocateTimer() {
+    if (state.locateTimer !== null) clearTimeout(state.locateTimer);
+    state.locateTimer = null;
+  }
+
+  async function locateKey(autoRefreshes = 0) {
+    stopLocateTimer();
     const k = state.key;
     if (!k) return;
     const body = await call("GET", uiApi("locate", { namespace_id: state.ns.id, key: k.name }));
@@ -498,6 +508,16 @@
     if (!rows.length) rows.push(el("tr", {}, el("td", { colSpan: 6, text: "No replica has subscribed yet." })));
     $("locate-table").tBodies[0].replaceChildren(...rows);
     $("locate-title").textContent = `Where is ${k.name}?`;
+    // Look again once a held change has been sent (or while one is on the stream), so its
+    // arrival shows by itself; a bounded number of times per click.
+    const inFlight = regions.some((r) => r.newer_on_its_way);
+    if ((central.held || inFlight) && autoRefreshes < MAX_AUTO_REFRESHES) {
+      const delayS = central.held ? central.held.flush_in_s + 1 : 2;
+      const refresh = guard(async () => {
+        if (state.key === k && !$("locate-panel").hidden) await locateKey(autoRefreshes + 1);
+      });
+      state.locateTimer = setTimeout(refresh, delayS * 1000);
+    }
     show("editor-panel", false);
     show("locate-panel", true);
     $("locate-panel").scrollIntoView({ block: "nearest" });
@@ -536,8 +556,8 @@
     $("key-new").addEventListener("click", guard(() => openEditor(false)));
     $("key-edit").addEventListener("click", guard(() => openEditor(true)));
     $("key-delete").addEventListener("click", guard(deleteKey));
-    $("key-locate").addEventListener("click", guard(locateKey));
-    $("locate-refresh").addEventListener("click", guard(locateKey));
+    $("key-locate").addEventListener("click", guard(() => locateKey()));
+    $("locate-refresh").addEventListener("click", guard(() => locateKey()));
     $("editor-form").addEventListener("submit", guard(saveKey));
     $("ed-cancel").addEventListener("click", guard(() => show("editor-panel", false)));
   }
