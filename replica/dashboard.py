@@ -26,6 +26,8 @@ from kvcore.rpc.client import CentralClient
 from kvcore.ui.api import DashboardApi, Handler, UiRequest, authorize_read, json_handler, key_target, mean
 from replica.edge import EdgeState
 
+# The metric families `snapshot` reads (family names, without the _total/_sum suffixes).
+_READ_FAMILIES = frozenset({"edgekv_cache_requests", "edgekv_replication_lag_seconds"})
 _CENTRAL_ROUTES = ("/ui/api/regions", "/ui/api/locate")
 
 
@@ -63,22 +65,22 @@ class ReplicaDashboard:
         """This region's state: {region, connected, staleness_s, applied_seq, committed_seq,
         seq_behind, lag_s: {create, update} (mean seconds, None before any), hit_ratio
         (None before any read), reads, cache_keys, cache_bytes}."""
-        edge, r = self._edge, self._edge.region
-        sample = self._metrics.registry.get_sample_value
+        edge = self._edge
+        samples = self._samples()
         reads = {
-            result: sample("edgekv_cache_requests_total", {"region": r, "result": result}) or 0.0
+            result: samples.get(("edgekv_cache_requests_total", result), 0.0)
             for result in ("hit", "miss", "negative_hit")
         }
         total = sum(reads.values())
         lag = {
             kind: mean(
-                sample("edgekv_replication_lag_seconds_sum", {"region": r, "kind": kind}),
-                sample("edgekv_replication_lag_seconds_count", {"region": r, "kind": kind}),
+                samples.get(("edgekv_replication_lag_seconds_sum", kind)),
+                samples.get(("edgekv_replication_lag_seconds_count", kind)),
             )
             for kind in ("create", "update")
         }
         return {
-            "region": r,
+            "region": edge.region,
             "connected": self._connected(),
             "staleness_s": self._staleness_s(),
             "applied_seq": edge.applied_seq,
@@ -90,6 +92,19 @@ class ReplicaDashboard:
             "cache_keys": len(edge.cache),
             "cache_bytes": edge.cache.bytes_used,
         }
+
+    def _samples(self) -> dict[tuple[str, str], float]:
+        """(sample name, result or kind label) -> value, for the series `snapshot` reads:
+        one pass over the registry (`get_sample_value` would collect it once per value)."""
+        out: dict[tuple[str, str], float] = {}
+        for family in self._metrics.registry.collect():
+            if family.name not in _READ_FAMILIES:
+                continue
+            for sample in family.samples:
+                label = sample.labels.get("result") or sample.labels.get("kind")
+                if label is not None and "le" not in sample.labels:
+                    out[(sample.name, label)] = sample.value
+        return out
 
     async def inspect(self, req: UiRequest) -> dict[str, Any]:
         """{region, namespace_known, cached, version, age_s, expiration, negative_as_of,
