@@ -14,6 +14,8 @@ from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.timeout(120)
 
+MARKUP_KEY = '<img src=x onerror="window.__xss=1"><b>bold</b>'
+
 
 def test_bad_token_shows_the_apis_message_and_a_good_one_lives_only_in_session_storage(
     cluster: Cluster, page: Page, page_errors: PageErrors
@@ -98,9 +100,9 @@ def test_keys_browse_page_filter_create_edit_delete_on_a_replica(
     """Served by the `eu` replica: /ui works the same on every process."""
     ns_id = cluster.create_namespace("ui-keys")
     seed = [{"key": f"item-{i:02d}", "value": f"value {i}"} for i in range(25)]
-    seed.append({"key": "blob", "value": bytes(range(250, 256)).hex(), "metadata": {"kind": "binary"}})
+    seed.append({"key": MARKUP_KEY, "value": "<i>not markup either</i>"})
     with cluster.rest(cluster.central.http) as rest:
-        assert rest.put(f"/namespaces/{ns_id}/bulk", json=seed[:-1]).status_code == 200
+        assert rest.put(f"/namespaces/{ns_id}/bulk", json=seed).status_code == 200
         r = rest.put(
             f"/namespaces/{ns_id}/values/blob",
             files={"value": bytes(range(250, 256)), "metadata": (None, json.dumps({"kind": "binary"}))},
@@ -111,11 +113,16 @@ def test_keys_browse_page_filter_create_edit_delete_on_a_replica(
     sign_in(page, cluster.eu.http, cluster.secret)
     page.get_by_role("button", name=f"Open namespace {title}", exact=True).click()
     keys = page.locator("#keys-table tbody tr")
-    # Listing is by name: blob, item-00 .. item-18 on the first page of 20.
+    # Listing is by name: the markup key, blob, item-00 .. item-17 on the first page of 20.
     expect(keys).to_have_count(20)
     expect(page.get_by_role("button", name="Open key blob")).to_be_visible()
+    expect(page.get_by_role("button", name=f"Open key {MARKUP_KEY}")).to_have_text(
+        MARKUP_KEY
+    )  # text, not HTML
+    expect(page.locator("#keys-table img, #keys-table b")).to_have_count(0)
+    assert page.evaluate("window.__xss") is None
     page.get_by_role("button", name="Next page").click()
-    expect(keys).to_have_count(6)
+    expect(keys).to_have_count(7)
     expect(page.get_by_role("button", name="Open key item-24")).to_be_visible()
     expect(page.get_by_role("button", name="Next page")).to_be_hidden()
 
@@ -135,6 +142,17 @@ def test_keys_browse_page_filter_create_edit_delete_on_a_replica(
     expect(page.locator("#key-metadata")).to_contain_text('"kind": "binary"')
     expect(page.locator("#key-expiration")).to_have_text("never")
     expect(page.locator("#key-etag")).to_have_text(f'"{_etag(cluster, ns_id, "blob")}"')
+
+    # Editing a binary value keeps it binary: the editor holds hex.
+    page.get_by_role("button", name="Edit").click()
+    expect(page.get_by_label("Value is hex (binary)")).to_be_checked()
+    expect(page.get_by_label("Value", exact=True)).to_have_value("fa fb fc fd fe ff")
+    page.get_by_label("Value", exact=True).fill("00 01 fe ff")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#key-value")).to_have_text("00 01 fe ff")
+    with cluster.rest(cluster.central.http) as rest:
+        assert rest.get(f"/namespaces/{ns_id}/values/blob").content == bytes([0, 1, 254, 255])
+        assert rest.get(f"/namespaces/{ns_id}/metadata/blob").json()["result"] == {"kind": "binary"}
 
     # A new key; the API's own error message for a TTL below its minimum, then a good one.
     page_errors.expect_status(400)
