@@ -9,8 +9,8 @@ import json
 import time
 
 import pytest
-from conftest import Cluster, PageErrors, screenshot, sign_in, unlabelled_controls
 from playwright.sync_api import Page, expect
+from ui_support import Cluster, PageErrors, screenshot, sign_in, unlabelled_controls
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Cluster, new_account
 from helpers.cluster import metric_value, running, start_central, start_replica
+from ui_support import Cluster, new_account
 
 from kvcore.settings import ReplicaSettings, SettingsError
 from kvcore.ui.assets import load_assets

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ARTIFACTS, PROPAGATION_DELAY_S, Cluster, screenshot, sign_in, unlabelled_controls
 from helpers.cluster import metric_value
 from playwright.sync_api import Page, expect
+from ui_support import ARTIFACTS, PROPAGATION_DELAY_S, Cluster, screenshot, sign_in, unlabelled_controls
 
 pytestmark = pytest.mark.timeout(120)
 
