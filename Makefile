@@ -41,11 +41,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(VENV)/bin/pytest -q
 
-# Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py), and
-# chromium, which Playwright drives in tests/ui (never `playwright install`).
+# Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py).
 deps-debian:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
+	@# chromium: Playwright drives it in tests/ui (`playwright install` is never used).
 	@test -x /usr/bin/chromium || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
 
