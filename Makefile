@@ -43,11 +43,11 @@ pytest: $(STAMP)
 
 # Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py).
 deps-debian:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
 	@# chromium: Playwright drives it in tests/ui (`playwright install` is never used).
 	@test -x /usr/bin/chromium || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
 
 test: deps-debian proto-check lint typecheck pytest
 
