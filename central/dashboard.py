@@ -25,6 +25,7 @@ import asyncio
 from typing import Any
 
 import httpx
+from starlette.routing import BaseRoute
 
 from central.fanout import Hub
 from kvcore.errors import KeyNotFound
@@ -33,6 +34,7 @@ from kvcore.pb import edgekv_pb2 as pb
 from kvcore.pb import edgekv_pb2_grpc as pb_grpc
 from kvcore.rest.backend import Backend
 from kvcore.ui.api import DashboardApi, UiRequest, authorize_read, json_handler, key_target
+from kvcore.ui.assets import asset_routes
 
 PROBE_TIMEOUT_S = 1.5
 
@@ -57,6 +59,10 @@ class CentralDashboard:
                 "/ui/api/locate": json_handler(self.locate),
             }
         )
+
+    def routes(self) -> list[BaseRoute]:
+        """The page's files at `/ui` and the JSON routes under `/ui/api`."""
+        return [*asset_routes(), *self.api.routes()]
 
     async def close(self) -> None:
         await self._http.aclose()

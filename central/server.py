@@ -28,7 +28,6 @@ from kvcore.rpc.security import SERVER_OPTIONS, ClusterSecretInterceptor, server
 from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
 from kvcore.settings import CentralSettings
 from kvcore.store.rocks import RocksStore
-from kvcore.ui.assets import asset_routes
 
 log = logging.getLogger("edgekv.central")
 
@@ -102,7 +101,7 @@ async def serve(
         for name in ["", *SERVICE_NAMES]:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
-        app = create_app(backend, metrics, extra_routes=[*asset_routes(), *dashboard.api.routes()])
+        app = create_app(backend, metrics, extra_routes=dashboard.routes())
         http = http_server(app, settings.http_addr)
         stop_on_signals(stop)
         log.info(

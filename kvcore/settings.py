@@ -106,6 +106,9 @@ class ReplicaSettings:
     central: str
     data_dir: str
     http_addr: str = "127.0.0.1:8081"
+    # The HTTP base URL announced to central (its dashboard asks this region where keys
+    # are); None = "http://" + http_addr, right when central can reach that address.
+    advertise_url: str | None = None
     cache_bytes: int = 256 * 1024 * 1024
     # A key is admitted to the edge cache once read this many times (decaying count).
     admit_threshold: int = 2
@@ -117,13 +120,6 @@ class ReplicaSettings:
     hot_report_keys: int = 10_000
     negative_ttl_s: float = 60.0
     frequency_half_life_s: float = 60.0
-    # The HTTP base URL announced to central (its dashboard asks this region where keys
-    # are); None = "http://" + http_addr, right when central can reach that address.
-    advertise_url: str | None = None
-
-    @property
-    def advertised_url(self) -> str:
-        return (self.advertise_url or f"http://{self.http_addr}").rstrip("/")
 
     def validate(self) -> ReplicaSettings:
         if not _REGION.match(self.region or ""):
@@ -136,17 +132,27 @@ class ReplicaSettings:
         if not self.data_dir:
             raise SettingsError("--data-dir (EDGEKV_DATA_DIR): required")
         check_addr(self.http_addr, "--http-addr (EDGEKV_HTTP_ADDR)")
+        if self.advertise_url is not None and not _URL.match(self.advertise_url):
+            raise SettingsError(
+                f"--advertise-url (EDGEKV_ADVERTISE_URL): {self.advertise_url!r} is not an http(s):// URL"
+            )
         if self.cache_bytes < 1024 * 1024:
             raise SettingsError("--cache-bytes (EDGEKV_CACHE_BYTES): at least 1 MiB (1048576)")
         _positive(self.admit_threshold, "--admit-threshold (EDGEKV_ADMIT_THRESHOLD)")
         _positive(self.central_timeout_s, "--central-timeout (EDGEKV_CENTRAL_TIMEOUT)")
         _positive(self.hot_report_interval_s, "--hot-report-interval (EDGEKV_HOT_REPORT_INTERVAL)")
         _positive(self.negative_ttl_s, "--negative-ttl (EDGEKV_NEGATIVE_TTL)")
-        if self.advertise_url is not None and not _URL.match(self.advertise_url):
-            raise SettingsError(
-                f"--advertise-url (EDGEKV_ADVERTISE_URL): {self.advertise_url!r} is not an http(s):// URL"
-            )
         return self
+
+    @property
+    def advertised_url(self) -> str:
+        return (self.advertise_url or f"http://{self.http_addr}").rstrip("/")
+
+    @property
+    def advertises_wildcard(self) -> bool:
+        """True when the default advertised URL names a wildcard address (0.0.0.0, ::),
+        which central cannot reach: `--advertise-url` is needed."""
+        return self.advertise_url is None and split_addr(self.http_addr)[0] in ("0.0.0.0", "::", "")
 
 
 def parse_size(text: str) -> int:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from starlette.routing import BaseRoute
+
 from kvcore.clock import Clock
 from kvcore.errors import KVError
 from kvcore.metrics import Metrics
@@ -24,6 +26,7 @@ from kvcore.rest import envelope
 from kvcore.rest.backend import Backend
 from kvcore.rpc.client import CentralClient
 from kvcore.ui.api import DashboardApi, Handler, UiRequest, authorize_read, json_handler, key_target, mean
+from kvcore.ui.assets import asset_routes
 from replica.edge import EdgeState
 
 # The metric families `snapshot` reads (family names, without the _total/_sum suffixes).
@@ -56,6 +59,10 @@ class ReplicaDashboard:
         }
         handlers.update({path: self.relay for path in _CENTRAL_ROUTES})
         self.api = DashboardApi(handlers)
+
+    def routes(self) -> list[BaseRoute]:
+        """The page's files at `/ui` and the JSON routes under `/ui/api`."""
+        return [*asset_routes(), *self.api.routes()]
 
     async def status(self, req: UiRequest) -> dict[str, Any]:
         await authorize_read(self._backend, req)

@@ -19,8 +19,7 @@ from kvcore.metrics import Metrics
 from kvcore.rest.app import create_app
 from kvcore.rpc.client import CentralClient
 from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
-from kvcore.settings import ReplicaSettings, split_addr
-from kvcore.ui.assets import asset_routes
+from kvcore.settings import ReplicaSettings
 from replica.backend import ReplicaBackend
 from replica.dashboard import ReplicaDashboard
 from replica.edge import EdgeState
@@ -99,7 +98,7 @@ async def serve(
         backend,
         metrics,
         title=f"edgekv replica {settings.region}",
-        extra_routes=[*asset_routes(), *dashboard.api.routes()],
+        extra_routes=dashboard.routes(),
     )
     http = http_server(app, settings.http_addr)
     http.config.lifespan = "on"
@@ -112,7 +111,7 @@ async def serve(
         settings.cache_bytes,
         state.safe_seq,
     )
-    if settings.advertise_url is None and split_addr(settings.http_addr)[0] in ("0.0.0.0", "::", ""):
+    if settings.advertises_wildcard:
         log.warning(
             "announcing %s to central, which cannot reach a wildcard address: set --advertise-url",
             settings.advertised_url,
