@@ -33,8 +33,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(central, us, eu, account, secret)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pw(cluster: Cluster) -> Iterator[Playwright]:
+    """Playwright for one test module. Its sync API leaves its event loop marked running
+    in this thread until it stops: kept alive longer, every later async test would fail
+    ("Cannot run the event loop while another loop is running")."""
     with sync_playwright() as p:
         yield p
 
