@@ -128,13 +128,13 @@ class ReplicaSettings:
             )
         if self.region == "central":
             raise SettingsError("--region (EDGEKV_REGION): 'central' is reserved")
+        check_addr(self.central, "--central (EDGEKV_CENTRAL)")
+        if not self.data_dir:
+            raise SettingsError("--data-dir (EDGEKV_DATA_DIR): required")
         if self.advertise_url is not None and not _URL.match(self.advertise_url):
             raise SettingsError(
                 f"--advertise-url (EDGEKV_ADVERTISE_URL): {self.advertise_url!r} is not an http(s):// URL"
             )
-        check_addr(self.central, "--central (EDGEKV_CENTRAL)")
-        if not self.data_dir:
-            raise SettingsError("--data-dir (EDGEKV_DATA_DIR): required")
         check_addr(self.http_addr, "--http-addr (EDGEKV_HTTP_ADDR)")
         if self.cache_bytes < 1024 * 1024:
             raise SettingsError("--cache-bytes (EDGEKV_CACHE_BYTES): at least 1 MiB (1048576)")
