@@ -57,7 +57,6 @@ class CentralClient:
         self._kv = pb_grpc.KVStub(self._channel)
         self._repl = pb_grpc.ReplicationStub(self._channel)
         self._admin = pb_grpc.AdminStub(self._channel)
-        self._dash = pb_grpc.DashboardStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close()
@@ -200,7 +199,7 @@ class CentralClient:
     ) -> tuple[int, bytes]:
         """Central's answer (HTTP status, JSON body) to one of its `/ui/api` routes."""
         msg = await self._call(
-            self._dash.Relay,
+            pb_grpc.DashboardStub(self._channel).Relay,  # a stub is a thin wrapper: made per call
             pb.DashboardRequest(path=path, query=query, authorization=authorization),
             timeout_s,
         )
