@@ -6,8 +6,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
+NODE_DEPS := tests/compat/node_modules/.edgekv-installed
 
-.PHONY: all venv demo test lint typecheck pytest proto proto-check bench compose-test deps-debian clean
+.PHONY: all venv demo test lint typecheck pytest proto proto-check bench compose-test deps-debian node-deps clean
 
 all: test
 
@@ -38,8 +39,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy kvcore central replica
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(NODE_DEPS)
 	$(VENV)/bin/pytest -q
+
+# npm packages of the compatibility tests (tests/compat): Miniflare (the differential
+# test) and wrangler (run against real processes), pinned by tests/compat/package-lock.json.
+# Node.js >= 20 comes with the machine; Debian's nodejs/npm stand in where it is missing.
+$(NODE_DEPS): tests/compat/package.json tests/compat/package-lock.json
+	@command -v npm >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm)
+	npm ci --prefix tests/compat --no-audit --no-fund
+	touch $@
+
+node-deps: $(NODE_DEPS)
 
 # Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py).
 deps-debian:

@@ -12,6 +12,10 @@ Sections (each bounded in time; about 10 minutes in all on 2 cores):
   cold         read-through at a replica that caches nothing
   memory       central's RSS with 1,000,000 keys; a replica's RSS under Zipf reads
                with --cache-bytes 64MiB
+  cache        the hot-key policy's hit ratio against LRU and Belady's OPT on simulated
+               traces, and its cost per read (bench.cache_sim; in-process, no servers)
+  geo          a replica 40 ms each way from central: Zipf reads + 5% writes, against
+               reading from central through the same latency (bench.geo)
 
 Prints a table and writes bench/results.json (and py-spy profiles of the limiting
 process where a target is missed, in bench/profiles/). Needs wrk and, for the
@@ -33,13 +37,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bigns, propagation, reads, writes
+from bench import bigns, cache_sim, geo, propagation, reads, writes
 from bench.common import KV, ROOT, Proc, create_account, env_info, running, start_central, start_replica
 from bench.context import Ctx
 
 RESULTS = ROOT / "bench" / "results.json"
 PROFILES = ROOT / "bench" / "profiles"
-SECTIONS = ("writes", "hot", "propagation", "list", "cold", "memory")
+SECTIONS = ("writes", "hot", "propagation", "list", "cold", "memory", "cache", "geo")
 PROPAGATION_DELAY = 2.0
 CACHE_BYTES = 64 * 2**20
 
@@ -310,6 +314,8 @@ def table(r: dict[str, Any]) -> list[dict[str, str]]:
     if "central" in mem:
         v = mem["central"]
         row(f"central RSS MiB ({v['keys']:,} keys)", _f(v["rss_mib"], ".0f"))
+    for args in cache_sim.rows(r) + geo.rows(r):
+        row(*args)
     return rows
 
 
@@ -425,6 +431,10 @@ def main() -> None:
     try:
         cluster_a(ctx, only)
         cluster_b(ctx, only, n_keys)
+        if "cache" in only:
+            _section(ctx, "cache", lambda: cache_sim.section(ctx))
+        if "geo" in only:
+            _section(ctx, "geo", lambda: geo.geo(ctx))
     finally:
         logs = {p.name: p.read_text(errors="replace")[-2000:] for p in tmp.glob("*.log")}
         if ctx.results.get("errors"):

@@ -18,6 +18,7 @@ import grpc
 from central.fanout import Hub, Subscriber, chunked
 from central.writes import MeteredWrites
 from kvcore import limits, wire
+from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import KVError, NamespaceNotFound, ValidationError
 from kvcore.model import ChangeBatch, ChangeKind, Permission, Snapshot, WriteItem
 from kvcore.pb import edgekv_pb2 as pb
@@ -47,24 +48,26 @@ def _kv_errors(fn: F) -> F:
 
 
 def _ns(namespace_id: str) -> str:
-    if not limits.validate_namespace_id(namespace_id):
+    if not limits.is_namespace_id(namespace_id):
         raise NamespaceNotFound()
     return namespace_id
 
 
-def _item(msg: pb.WriteItem, field: str = "item") -> WriteItem:
+def _item(msg: pb.WriteItem, now: float, field: str = "item") -> WriteItem:
     item = wire.write_item_from_pb(msg)
     limits.validate_key(item.key, f"{field}.key")
     limits.validate_value(item.value, f"{field}.value")
     if item.metadata_json is not None:
         limits.check_metadata_json(item.metadata_json, f"{field}.metadata")
+    limits.check_forwarded_expiration(now, item.expiration, f"{field}.expiration")
     return item
 
 
 class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
-    def __init__(self, store: Store, writes: MeteredWrites) -> None:
+    def __init__(self, store: Store, writes: MeteredWrites, clock: Clock = SYSTEM_CLOCK) -> None:
         self._store = store
         self._writes = writes
+        self._clock = clock
 
     @_kv_errors
     async def CreateNamespace(self, request: pb.CreateNamespaceRequest, context: Any) -> pb.Namespace:
@@ -99,7 +102,7 @@ class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
 
     @_kv_errors
     async def Put(self, request: pb.PutRequest, context: Any) -> pb.WriteResponse:
-        item = _item(request.item)
+        item = _item(request.item, self._clock.now())
         cond = wire.condition_from_pb(request.condition)
         res = await self._writes.aput(request.account_id, _ns(request.namespace_id), item, cond)
         return wire.write_result_to_pb(res)
@@ -122,7 +125,8 @@ class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
     @_kv_errors
     async def BulkPut(self, request: pb.BulkPutRequest, context: Any) -> pb.BulkWriteResponse:
         limits.validate_bulk_count(len(request.items))
-        items = [_item(m, f"items[{i}]") for i, m in enumerate(request.items)]
+        now = self._clock.now()
+        items = [_item(m, now, f"items[{i}]") for i, m in enumerate(request.items)]
         res = await self._writes.abulk_put(request.account_id, _ns(request.namespace_id), items)
         return wire.bulk_result_to_pb(res)
 

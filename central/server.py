@@ -84,7 +84,7 @@ async def serve(
 
         interceptors = [ClusterSecretInterceptor(settings.cluster_secret)] if settings.cluster_secret else []
         grpc_server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
-        edgekv_pb2_grpc.add_KVServicer_to_server(KVService(store, writes), grpc_server)
+        edgekv_pb2_grpc.add_KVServicer_to_server(KVService(store, writes, clock), grpc_server)
         edgekv_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(store, hub), grpc_server)
         edgekv_pb2_grpc.add_AdminServicer_to_server(AdminService(store), grpc_server)
         edgekv_pb2_grpc.add_DashboardServicer_to_server(DashboardService(dashboard.api), grpc_server)

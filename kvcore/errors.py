@@ -45,6 +45,25 @@ class PayloadTooLarge(ValidationError):
     default_message = "payload too large"
 
 
+class KeyTooLong(ValidationError):
+    """A key over 512 bytes named in a URL (a value or metadata path, a list prefix):
+    Cloudflare's storage gateway answers 414 "UTF-8 encoded length of N exceeds key
+    length limit of 512." (workerd api/kv.c++, Miniflare's KV validator). REST only: not
+    in ALL_ERRORS, it shares (10001, INVALID_ARGUMENT) with ValidationError."""
+
+    http_status = 414
+
+
+class MalformedNamespaceId(ValidationError):
+    """A namespace id not of the form Cloudflare issues (32 lowercase hex characters):
+    Cloudflare answers 400 with code 10011 "could not parse UUID ..." rather than 404.
+    REST only: not in ALL_ERRORS, its code is PayloadTooLarge's too (the HTTP status
+    tells them apart); gRPC callers still get NamespaceNotFound."""
+
+    http_status = 400
+    code = 10011
+
+
 class KeyNotFound(KVError):
     http_status = 404
     code = 10009

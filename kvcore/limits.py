@@ -7,14 +7,18 @@ stated once. Errors name the field and the limit.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, Final
 
-from kvcore.errors import PayloadTooLarge, ValidationError
+from kvcore.errors import KeyTooLong, MalformedNamespaceId, PayloadTooLarge, ValidationError
 
 MAX_KEY_BYTES: Final = 512
 MAX_VALUE_BYTES: Final = 25 * 1024 * 1024  # 26,214,400
 MAX_METADATA_BYTES: Final = 1024
+# Expirations: a TTL of at least 60 s, an absolute expiration at least 60 s ahead, both
+# in whole seconds (Cloudflare's "Expiration TTL must be at least 60"; Miniflare's
+# validator floors now to the second before comparing).
 MIN_EXPIRATION_TTL_S: Final = 60
 MIN_EXPIRATION_AHEAD_S: Final = 60
 MAX_BULK_ITEMS: Final = 10_000
@@ -27,15 +31,22 @@ MAX_TITLE_CHARS: Final = 512
 MAX_PER_PAGE: Final = 1000
 DEFAULT_PER_PAGE: Final = 20
 MAX_NAMESPACES_PER_ACCOUNT: Final = 1000
-# Expirations beyond this are surely a unit mistake (milliseconds); also keeps the
-# value inside a signed 64-bit field everywhere.
-MAX_EXPIRATION_EPOCH_S: Final = 2**53
+# The latest expiration, 2^31-1 (2038-01-19T03:14:07Z): Cloudflare's runtime types
+# put()'s `expiration` and `expirationTtl` as 32-bit ints (workerd api/kv.h `PutOptions`;
+# "Value out of range", miniflare issue #485), and a value past it is almost always
+# epoch milliseconds. Applies to an absolute expiration and to now + expiration_ttl.
+MAX_EXPIRATION_EPOCH_S: Final = 2**31 - 1
+_MAX_EXPIRATION_TEXT: Final = "2038-01-19T03:14:07Z"
+_MS_LOOKALIKE: Final = 10**11  # epoch ms since 1973; epoch seconds in the year 5138
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _ACCOUNT = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
 
 
-def validate_key(key: str, field: str = "key_name") -> str:
+def validate_key(key: str, field: str = "key_name", *, in_url: bool = False) -> str:
+    """A key of 1 to 512 UTF-8 bytes, not '.' or '..'. Over 512 bytes a key named in a URL
+    is Cloudflare's 414 (`KeyTooLong`); one in a request body, a 400. Both say it as
+    Cloudflare does: "UTF-8 encoded length of 513 exceeds key length limit of 512."."""
     try:
         size = len(key.encode("utf-8"))
     except UnicodeEncodeError as exc:
@@ -43,10 +54,19 @@ def validate_key(key: str, field: str = "key_name") -> str:
     if size == 0:
         raise ValidationError(f"{field}: must not be empty")
     if size > MAX_KEY_BYTES:
-        raise ValidationError(f"{field}: {size} bytes exceeds the limit of {MAX_KEY_BYTES} bytes")
+        check_key_length(size, field, in_url=in_url)
     if key in (".", ".."):
         raise ValidationError(f"{field}: must not be '.' or '..'")
     return key
+
+
+def check_key_length(size: int, field: str, *, in_url: bool) -> None:
+    """Refuse a key (or list prefix) of `size` UTF-8 bytes over MAX_KEY_BYTES."""
+    if size > MAX_KEY_BYTES:
+        text = f"UTF-8 encoded length of {size} exceeds key length limit of {MAX_KEY_BYTES}."
+        if in_url:
+            raise KeyTooLong(text)
+        raise ValidationError(f"{field}: {text}")
 
 
 def validate_value(value: bytes, field: str = "value") -> bytes:
@@ -89,27 +109,82 @@ def parse_metadata_json(text: str | bytes, field: str = "metadata") -> str | Non
 def resolve_expiration(
     now: float, expiration: float | None, expiration_ttl: float | None, field_prefix: str = ""
 ) -> int | None:
-    """Turn `expiration` / `expiration_ttl` into one absolute epoch second (TTL wins)."""
+    """Turn `expiration` / `expiration_ttl` (epoch seconds / seconds) into one absolute
+    epoch second, or None; the TTL wins when both are given (an `expiration` past the
+    upper bound is refused even then, as workerd's int32 options are). Fractions are dropped.
+
+    In whole seconds, as Cloudflare and Miniflare (`now = floor(ms / 1000)`): a TTL of at
+    least 60, an expiration at least `floor(now) + 60`. Either way the result must not
+    pass `MAX_EXPIRATION_EPOCH_S`. Raises `ValidationError` naming the field; the texts
+    follow Cloudflare's ("Invalid expiration_ttl of 59. Expiration TTL must be at least 60.").
+    """
+    now_s = math.floor(now)
     if expiration_ttl is not None:
-        ttl = _whole_number(expiration_ttl, f"{field_prefix}expiration_ttl")
+        if expiration is not None:  # ignored, but a unit mistake is refused, as the runtime does
+            check_expiration_bound(
+                _whole_number(expiration, f"{field_prefix}expiration"), field_prefix + "expiration"
+            )
+        field = f"{field_prefix}expiration_ttl"
+        ttl = _whole_number(expiration_ttl, field)
         if ttl < MIN_EXPIRATION_TTL_S:
             raise ValidationError(
-                f"{field_prefix}expiration_ttl: {ttl} is below the minimum of {MIN_EXPIRATION_TTL_S} seconds"
+                f"{field}: Invalid expiration_ttl of {ttl}. "
+                f"Expiration TTL must be at least {MIN_EXPIRATION_TTL_S}."
             )
-        if ttl > MAX_EXPIRATION_EPOCH_S:
-            raise ValidationError(f"{field_prefix}expiration_ttl: {ttl} is too large")
-        return int(now) + ttl
-    if expiration is not None:
-        exp = _whole_number(expiration, f"{field_prefix}expiration")
-        if exp > MAX_EXPIRATION_EPOCH_S:
-            raise ValidationError(f"{field_prefix}expiration: {exp} is too large (epoch seconds expected)")
-        if exp < now + MIN_EXPIRATION_AHEAD_S:
+        if now_s + ttl > MAX_EXPIRATION_EPOCH_S:
             raise ValidationError(
-                f"{field_prefix}expiration: {exp} must be at least {MIN_EXPIRATION_AHEAD_S} seconds "
-                "in the future (epoch seconds)"
+                f"{field}: Invalid expiration_ttl of {ttl}. Now + {ttl} is after {MAX_EXPIRATION_EPOCH_S} "
+                f"({_MAX_EXPIRATION_TEXT}), the latest expiration; expiration_ttl is in seconds, "
+                "not milliseconds."
+            )
+        return now_s + ttl
+    if expiration is not None:
+        field = f"{field_prefix}expiration"
+        exp = _whole_number(expiration, field)
+        check_expiration_bound(exp, field)
+        if exp < now_s + MIN_EXPIRATION_AHEAD_S:
+            raise ValidationError(
+                f"{field}: Invalid expiration of {exp}. Expiration times must be at least "
+                f"{MIN_EXPIRATION_AHEAD_S} seconds in the future (epoch seconds, now {now_s})."
             )
         return exp
     return None
+
+
+def check_expiration_bound(expiration: int, field: str = "expiration") -> int:
+    """An absolute expiration within (0, MAX_EXPIRATION_EPOCH_S]; past the upper bound the
+    message names the likely mistake, milliseconds (now in ms is ~1.7e12)."""
+    if expiration > MAX_EXPIRATION_EPOCH_S:
+        hint = (
+            "it looks like epoch milliseconds; expiration is in epoch seconds"
+            if expiration >= _MS_LOOKALIKE
+            else "expiration is in epoch seconds, not milliseconds"
+        )
+        raise ValidationError(
+            f"{field}: Invalid expiration of {expiration}. It is after {MAX_EXPIRATION_EPOCH_S} "
+            f"({_MAX_EXPIRATION_TEXT}), the latest expiration: {hint}."
+        )
+    if expiration <= 0:
+        raise ValidationError(
+            f"{field}: Invalid expiration of {expiration}. Must be a positive epoch second."
+        )
+    return expiration
+
+
+def check_forwarded_expiration(now: float, expiration: int | None, field: str = "expiration") -> int | None:
+    """An absolute expiration resolved by a caller (gRPC: a replica resolved the request's
+    TTL against its own clock): within the bounds and after `floor(now)`. The 60-second
+    minimum was the caller's to check; holding it again here would refuse writes from a
+    replica whose clock runs a few seconds behind, so up to 60 s of skew is tolerated."""
+    if expiration is None:
+        return None
+    check_expiration_bound(expiration, field)
+    if expiration <= math.floor(now):
+        raise ValidationError(
+            f"{field}: Invalid expiration of {expiration}. Please specify an integer greater than "
+            "the current number of seconds since the UNIX epoch."
+        )
+    return expiration
 
 
 def _whole_number(value: float, field: str) -> int:
@@ -130,10 +205,22 @@ def validate_title(title: Any) -> str:
     return title
 
 
+def is_namespace_id(namespace_id: str) -> bool:
+    """Whether `namespace_id` has the one form edgekv (and Cloudflare) issues: 32 lowercase hex."""
+    return _HEX32.match(namespace_id) is not None
+
+
 def validate_namespace_id(namespace_id: str) -> str:
-    """A well-formed id that matches nothing is a 404; a malformed one cannot exist either,
-    so both read as 'namespace not found' (callers raise NamespaceNotFound)."""
-    return namespace_id if _HEX32.match(namespace_id) else ""
+    """A namespace id from a request (REST): 400, code 10011, unless it has the issued form,
+    as Cloudflare answers ("could not parse UUID"); a well-formed id naming nothing is
+    then the backend's 404 / 10013. Uppercase and hyphenated UUID forms are refused too,
+    not normalized: the id is compared as issued."""
+    if not _HEX32.match(namespace_id):
+        raise MalformedNamespaceId(
+            f"could not parse UUID from request's namespace_id: {namespace_id[:64]!r} "
+            "(expected 32 lowercase hex characters)"
+        )
+    return namespace_id
 
 
 def is_valid_account_id(account_id: str) -> bool:

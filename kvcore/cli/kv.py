@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +35,7 @@ from kvcore.client.cli_support import (
     print_json,
     progress_bar,
 )
+from kvcore.clock import SYSTEM_CLOCK
 from kvcore.errors import NamespaceNotFound
 
 DEFAULT_BATCH = 1000  # as wrangler: a tenth of the API's 10,000
@@ -351,7 +354,7 @@ def bulk_put(
     as_json: AsJson = False,
 ) -> None:
     """Write many keys from a wrangler-format JSON file."""
-    items = parse_put_items(load_json(file), file)
+    items = parse_put_items(load_json(file), file, now=SYSTEM_CLOCK.now())
     with _client(endpoint, token, account, timeout) as client:
         ns_id = _namespace_id(client, namespace_id, title)
         with progress_bar(len(items), "writing", progress) as advance:
@@ -359,10 +362,29 @@ def bulk_put(
     _report_bulk("written", result.successful_key_count, result.unsuccessful_keys, as_json)
 
 
+def _interactive() -> bool:
+    """wrangler's test (`isNonInteractiveOrCI`): stdin is a terminal and CI is not set."""
+    return sys.stdin.isatty() and not os.environ.get("CI")
+
+
+def _confirmed(question: str) -> bool:
+    """wrangler's `confirm()` (workers-sdk `src/dialogs.ts`): asked on a terminal, default
+    yes; elsewhere the fallback answer, yes, is printed and used."""
+    if _interactive():
+        return typer.confirm(question, default=True, err=True)
+    typer.echo(f"? {question}\nUsing fallback value in non-interactive context: yes", err=True)
+    return True
+
+
 @bulk_app.command("delete")
 @handle_errors
 def bulk_delete(
-    file: Annotated[Path, typer.Argument(help="JSON array of keys (or of {key} objects).")],
+    file: Annotated[
+        Path, typer.Argument(help="JSON array of keys, or of {name} objects as `key list --json` prints.")
+    ],
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Do not ask for confirmation before deleting.")
+    ] = False,
     batch_size: BatchSize = DEFAULT_BATCH,
     progress: ShowProgress = None,
     namespace_id: NamespaceId = None,
@@ -373,10 +395,14 @@ def bulk_delete(
     timeout: Timeout = 60.0,
     as_json: AsJson = False,
 ) -> None:
-    """Delete many keys listed in a JSON file."""
+    """Delete many keys listed in a JSON file (asks first, as wrangler, unless --force)."""
     keys = parse_keys(load_json(file), file)
     with _client(endpoint, token, account, timeout) as client:
         ns_id = _namespace_id(client, namespace_id, title)
+        question = f"Are you sure you want to delete all the keys read from {str(file)!r} from {ns_id}?"
+        if not force and not _confirmed(question):
+            typer.echo(f"Not deleting keys read from {str(file)!r}.", err=True)
+            return
         with progress_bar(len(keys), "deleting", progress) as advance:
             result = client.bulk_delete(ns_id, keys, batch_size=batch_size, progress=advance)
     _report_bulk("deleted", result.successful_key_count, result.unsuccessful_keys, as_json)
@@ -385,7 +411,9 @@ def bulk_delete(
 @bulk_app.command("get")
 @handle_errors
 def bulk_get(
-    file: Annotated[Path, typer.Argument(help="JSON array of keys.")],
+    file: Annotated[
+        Path, typer.Argument(help="JSON array of keys, or of {name} objects as `key list --json` prints.")
+    ],
     with_metadata: Annotated[bool, typer.Option("--metadata", help="Include metadata.")] = False,
     value_type: Annotated[str, typer.Option("--type", help="text or json.")] = "text",
     progress: ShowProgress = None,

@@ -31,7 +31,7 @@ from kvcore.errors import (
     Unavailable,
     ValidationError,
 )
-from kvcore.limits import validate_key
+from kvcore.limits import resolve_expiration, validate_key
 
 API_PREFIX = "/client/v4"
 DEFAULT_TIMEOUT_S = 30.0
@@ -129,7 +129,7 @@ _BY_STATUS: dict[int, type[KVError]] = {
     403: PermissionDenied,
     405: MethodNotAllowed,
     412: PreconditionFailed,
-    413: PayloadTooLarge,
+    413: PayloadTooLarge,  # code 10011, which a 400 uses too (a malformed namespace id)
     503: Unavailable,
 }
 
@@ -138,7 +138,6 @@ _BY_CODE: dict[int, type[KVError]] = {
     10013: NamespaceNotFound,
     10014: DuplicateTitle,
     10030: PreconditionFailed,
-    10011: PayloadTooLarge,
     10026: TooManyNamespaces,
     10043: Unavailable,
     7003: NotFoundRoute,
@@ -267,7 +266,13 @@ def condition_headers(if_match: str | int | None, if_none_match: bool) -> dict[s
     return {}
 
 
-def expiration_params(expiration: int | float | None, expiration_ttl: int | float | None) -> dict[str, str]:
+def expiration_params(
+    expiration: int | float | None, expiration_ttl: int | float | None, now: float
+) -> dict[str, str]:
+    """The query parameters of a put, checked first against the server's own rules
+    (`kvcore.limits.resolve_expiration`, at `now` by this machine's clock): a bad TTL or a
+    millisecond expiration fails here with the server's message, before anything is sent."""
+    resolve_expiration(now, expiration, expiration_ttl)
     params: dict[str, str] = {}
     if expiration is not None:
         params["expiration"] = str(int(expiration))

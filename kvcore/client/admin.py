@@ -22,8 +22,15 @@ from kvcore.client.types import (
     parse_key_info,
     parse_namespace,
 )
+from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import InternalError, NamespaceNotFound, PayloadTooLarge, ValidationError
-from kvcore.limits import MAX_BULK_BODY_BYTES, MAX_BULK_GET_KEYS, MAX_BULK_ITEMS, MAX_PER_PAGE
+from kvcore.limits import (
+    MAX_BULK_BODY_BYTES,
+    MAX_BULK_GET_KEYS,
+    MAX_BULK_ITEMS,
+    MAX_PER_PAGE,
+    resolve_expiration,
+)
 
 Progress = Callable[[int], None]  # called with the number of items just done
 _BULK_RETRIES = 2
@@ -66,7 +73,9 @@ class KVClient:
         *,
         timeout: float = w.DEFAULT_TIMEOUT_S,
         http_client: httpx.Client | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.endpoint = endpoint
         self.account_id = account_id
         self._token = token
@@ -87,7 +96,14 @@ class KVClient:
 
     def namespace(self, namespace_id: str) -> KVNamespace:
         """A binding to one namespace sharing this client's connections."""
-        return KVNamespace(self.endpoint, self.account_id, namespace_id, self._token, http_client=self._http)
+        return KVNamespace(
+            self.endpoint,
+            self.account_id,
+            namespace_id,
+            self._token,
+            http_client=self._http,
+            clock=self.clock,
+        )
 
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         headers = {**self._headers, **kwargs.pop("headers", {})}
@@ -185,7 +201,11 @@ class KVClient:
         progress: Progress = _no_progress,
     ) -> BulkResult:
         """Write `{key, value, expiration?, expiration_ttl?, metadata?, base64?}` items.
-        Keys the server reports unsuccessful are retried (twice) before being returned."""
+        Keys the server reports unsuccessful are retried (twice) before being returned.
+        Every item's expiration is checked first (`kvcore.limits`), so a bad one sends nothing."""
+        now = self.clock.now()
+        for i, item in enumerate(items):
+            resolve_expiration(now, item.get("expiration"), item.get("expiration_ttl"), f"[{i}].")
         url = f"{self._paths.namespace(namespace_id)}/bulk"
         return self._bulk("PUT", url, list(items), batch_size, max_bytes, progress, lambda it: it["key"])
 

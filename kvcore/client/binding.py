@@ -24,6 +24,7 @@ import httpx
 
 from kvcore.client import _wire as w
 from kvcore.client.types import KeyInfo, ListResult, parse_key_info
+from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import KeyNotFound
 from kvcore.limits import encode_metadata
 
@@ -34,7 +35,10 @@ _METADATA_RETRIES = 3
 class _Calls:
     """Request builders and response parsers of one namespace (no I/O)."""
 
-    def __init__(self, endpoint: str, account_id: str, namespace_id: str, token: str) -> None:
+    def __init__(
+        self, endpoint: str, account_id: str, namespace_id: str, token: str, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.clock = clock
         self.paths = w.Paths(endpoint, account_id)
         self.namespace_id = namespace_id
         self.headers = w.auth_headers(token)
@@ -58,7 +62,7 @@ class _Calls:
         if_none_match: bool,
     ) -> w.Call:
         body = w.encode_value(value)
-        params = w.expiration_params(expiration, expiration_ttl) or None
+        params = w.expiration_params(expiration, expiration_ttl, self.clock.now()) or None
         headers = w.condition_headers(if_match, if_none_match)
         url = self.paths.value(self.namespace_id, key)
         metadata_json = encode_metadata(metadata)
@@ -153,8 +157,9 @@ class KVNamespace:
         *,
         timeout: float = w.DEFAULT_TIMEOUT_S,
         http_client: httpx.Client | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._calls = _Calls(endpoint, account_id, namespace_id, token)
+        self._calls = _Calls(endpoint, account_id, namespace_id, token, clock)
         self._owns = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout)
 
@@ -229,7 +234,9 @@ class KVNamespace:
         if_none_match: bool = False,
     ) -> None:
         """Write a value: str as UTF-8, bytes as is, dict/list as JSON. The body is raw
-        (`application/octet-stream`), or multipart when `metadata` is given."""
+        (`application/octet-stream`), or multipart when `metadata` is given. `expiration`
+        (epoch seconds, at least floor(now) + 60) and `expiration_ttl` (seconds, at least
+        60) end by 2^31-1; out of bounds, `ValidationError` before anything is sent."""
         call = self._calls.put(key, value, expiration, expiration_ttl, metadata, if_match, if_none_match)
         w.check(self._send(call))
 
@@ -256,8 +263,9 @@ class AsyncKVNamespace:
         *,
         timeout: float = w.DEFAULT_TIMEOUT_S,
         http_client: httpx.AsyncClient | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._calls = _Calls(endpoint, account_id, namespace_id, token)
+        self._calls = _Calls(endpoint, account_id, namespace_id, token, clock)
         self._owns = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
 

@@ -3,8 +3,10 @@ is sent, so a malformed file fails whole (naming the item) instead of half-way t
 
 - bulk put: an array of `{key, value, expiration?, expiration_ttl?, metadata?, base64?}`
   with a string `value` (base64 text when `base64` is true);
-- bulk delete and bulk get: an array of key strings; objects with a `key` field are
-  accepted too, so the file given to bulk put can be reused.
+- bulk delete and bulk get: an array whose items are key strings or objects naming a
+  key by `name` (what `wrangler kv key list` and `edgekv kv key list --json` print, as
+  wrangler's own bulk delete/get accept: workers-sdk `src/kv/index.ts`) or by `key` (so
+  the file given to bulk put can be reused). Other fields of an object are ignored.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kvcore.errors import KVError
-from kvcore.limits import encode_metadata, validate_key
+from kvcore.limits import encode_metadata, resolve_expiration, validate_key
 
 _PUT_FIELDS = ("key", "value", "expiration", "expiration_ttl", "metadata", "base64")
 
@@ -60,8 +62,9 @@ def _number(item: dict[str, Any], field: str, where: str) -> None:
         raise BulkFileError(f"{where}: '{field}' must be a number")
 
 
-def parse_put_items(doc: Any, path: str | Path = "<input>") -> list[dict[str, Any]]:
-    """The items of a bulk put file, checked and stripped to the fields the API knows."""
+def parse_put_items(doc: Any, path: str | Path = "<input>", *, now: float) -> list[dict[str, Any]]:
+    """The items of a bulk put file, checked (expirations against the API's bounds at `now`,
+    epoch seconds) and stripped to the fields the API knows."""
     items: list[dict[str, Any]] = []
     for index, item in enumerate(_array(doc, path, "{key, value} objects")):
         where = f"{path}: item {index}"
@@ -75,6 +78,10 @@ def parse_put_items(doc: Any, path: str | Path = "<input>") -> list[dict[str, An
             raise BulkFileError(f"{where}: 'value' must be a string")
         _number(item, "expiration", where)
         _number(item, "expiration_ttl", where)
+        try:
+            resolve_expiration(now, item.get("expiration"), item.get("expiration_ttl"))
+        except KVError as exc:
+            raise BulkFileError(f"{where}: {exc.message}") from exc
         b64 = item.get("base64", False)
         if not isinstance(b64, bool):
             raise BulkFileError(f"{where}: 'base64' must be true or false")
@@ -91,14 +98,23 @@ def parse_put_items(doc: Any, path: str | Path = "<input>") -> list[dict[str, An
     return items
 
 
+def _named_key(item: dict[str, Any], where: str) -> Any:
+    """The key an object names: `name` (a key listing) or `key` (a bulk put item)."""
+    if "name" in item and "key" in item and item["name"] != item["key"]:
+        raise BulkFileError(f"{where}: 'name' and 'key' name different keys")
+    if "name" not in item and "key" not in item:
+        raise BulkFileError(f"{where}: an object must name its key with 'name' or 'key'")
+    return item["name"] if "name" in item else item["key"]
+
+
 def parse_keys(doc: Any, path: str | Path = "<input>") -> list[str]:
     """The keys of a bulk delete or bulk get file."""
     keys: list[str] = []
-    for index, item in enumerate(_array(doc, path, "key strings")):
+    for index, item in enumerate(_array(doc, path, "key strings or {name} objects")):
         where = f"{path}: item {index}"
         if isinstance(item, dict):
-            item = item.get("key")
+            item = _named_key(item, where)
         elif not isinstance(item, str):
-            raise BulkFileError(f"{where}: expected a key string (or an object with 'key')")
+            raise BulkFileError(f"{where}: expected a key string or an object with 'name' (or 'key')")
         keys.append(_check_key(item, where))
     return keys

@@ -19,7 +19,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from kvcore import limits
-from kvcore.errors import InternalError, KVError, NamespaceNotFound, NotFoundRoute, ValidationError
+from kvcore.errors import InternalError, KVError, NotFoundRoute, ValidationError
 from kvcore.metrics import Metrics
 from kvcore.model import WriteItem
 from kvcore.rest import envelope
@@ -112,9 +112,7 @@ async def _value_target(
     # Auth before anything about the namespace or key is looked at or reported.
     await authorize(backend, _header(scope, b"authorization"), account_id, write=write)
     namespace_id = limits.validate_namespace_id(_segment(raw_namespace, "namespace_id"))
-    if not namespace_id:
-        raise NamespaceNotFound(f"{op}: 'namespace not found'")
-    key = limits.validate_key(decode_segment(raw_key, "key_name"))
+    key = limits.validate_key(decode_segment(raw_key, "key_name"), in_url=True)
     if len(_PARSED) >= _PARSED_MAX:
         _PARSED.clear()
     _PARSED[raw_path] = (account_id, namespace_id, key)

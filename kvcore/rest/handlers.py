@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kvcore import limits
-from kvcore.errors import NamespaceNotFound, ValidationError
+from kvcore.errors import ValidationError
 from kvcore.model import Entry, KeyInfo, Namespace, WriteItem
 from kvcore.rest import envelope
 from kvcore.rest.auth import authorize
@@ -38,7 +38,6 @@ from kvcore.rest.parsing import (
 _JSON = "application/json"
 _SMALL_BODY = 1024 * 1024  # namespace titles, bulk get (100 keys)
 _PUT_BODY = limits.MAX_VALUE_BYTES + 64 * 1024  # the value plus multipart framing and metadata
-_MAX_PREFIX_BYTES = limits.MAX_KEY_BYTES
 
 
 def _ok(body: bytes, headers: dict[str, str] | None = None) -> Response:
@@ -76,11 +75,9 @@ def _metadata(value: Any, field: str) -> str | None:
         raise ValidationError(f"{field}: not valid UTF-8") from exc
 
 
-def _namespace_id(request: Request, op: str) -> str:
-    namespace_id = limits.validate_namespace_id(request.path_params["namespace_id"])
-    if not namespace_id:
-        raise NamespaceNotFound(f"{op}: 'namespace not found'")
-    return namespace_id
+def _namespace_id(request: Request) -> str:
+    """The path's namespace id, in its issued form (400 / 10011 otherwise)."""
+    return limits.validate_namespace_id(request.path_params["namespace_id"])
 
 
 class Handlers:
@@ -129,31 +126,30 @@ class Handlers:
 
     async def get_namespace(self, request: Request) -> Response:
         account_id = await self._auth(request, write=False)
-        ns = await self.backend.get_namespace(account_id, _namespace_id(request, "get"))
+        ns = await self.backend.get_namespace(account_id, _namespace_id(request))
         return _ok(envelope.success(namespace_json(ns)))
 
     async def rename_namespace(self, request: Request) -> Response:
         account_id = await self._auth(request, write=True)
-        namespace_id = _namespace_id(request, "rename")
+        namespace_id = _namespace_id(request)
         title = await self._title(request)
         ns = await self.backend.rename_namespace(account_id, namespace_id, title)
         return _ok(envelope.success(namespace_json(ns)))
 
     async def delete_namespace(self, request: Request) -> Response:
         account_id = await self._auth(request, write=True)
-        await self.backend.delete_namespace(account_id, _namespace_id(request, "delete"))
+        await self.backend.delete_namespace(account_id, _namespace_id(request))
         return _ok(envelope.NULL_RESULT)
 
     # -- keys and values
 
     async def list_keys(self, request: Request) -> Response:
         account_id = await self._auth(request, write=False)
-        namespace_id = _namespace_id(request, "list keys")
+        namespace_id = _namespace_id(request)
         q = request.query_params
         limit = query_int(q, "limit", limits.MIN_LIST_LIMIT, limits.MAX_LIST_LIMIT)
         prefix = q.get("prefix") or ""
-        if len(prefix.encode("utf-8", "surrogatepass")) > _MAX_PREFIX_BYTES:
-            raise ValidationError(f"prefix: longer than {_MAX_PREFIX_BYTES} bytes")
+        limits.check_key_length(len(prefix.encode("utf-8", "surrogatepass")), "prefix", in_url=True)
         cursor = q.get("cursor") or ""
         page = await self.backend.list_keys(
             account_id, namespace_id, prefix, limit or limits.DEFAULT_LIST_LIMIT, cursor
@@ -163,7 +159,7 @@ class Handlers:
 
     async def get_metadata(self, request: Request) -> Response:
         account_id = await self._auth(request, write=False)
-        namespace_id = _namespace_id(request, "get")
+        namespace_id = _namespace_id(request)
         key = key_from_raw_path(request.scope.get("raw_path") or request.url.path.encode())
         strong = strong_read(request.query_params)
         result = await self.backend.get(account_id, namespace_id, key, strong=strong, metadata_only=True)
@@ -178,7 +174,7 @@ class Handlers:
             return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
         assert ctype is not None
         account_id = await self._auth(request, write=True)
-        namespace_id = _namespace_id(request, "put")
+        namespace_id = _namespace_id(request)
         key = key_from_raw_path(raw_path)
         q = request.query_params
         expiration = limits.resolve_expiration(
@@ -195,7 +191,7 @@ class Handlers:
 
     async def delete_value(self, request: Request) -> Response:
         account_id = await self._auth(request, write=True)
-        namespace_id = _namespace_id(request, "remove key")
+        namespace_id = _namespace_id(request)
         key = key_from_raw_path(request.scope.get("raw_path") or request.url.path.encode())
         condition = parse_condition(request.headers.get("if-match"), request.headers.get("if-none-match"))
         await self.backend.delete(account_id, namespace_id, key, condition)
@@ -205,7 +201,7 @@ class Handlers:
 
     async def bulk_put(self, request: Request) -> Response:
         account_id = await self._auth(request, write=True)
-        namespace_id = _namespace_id(request, "bulk put")
+        namespace_id = _namespace_id(request)
         body = await self._json(request, limits.MAX_BULK_BODY_BYTES, "body")
         if not isinstance(body, list):
             raise ValidationError("body: expected a JSON array of {key, value, ...} objects")
@@ -217,7 +213,7 @@ class Handlers:
 
     async def bulk_delete(self, request: Request) -> Response:
         account_id = await self._auth(request, write=True)
-        namespace_id = _namespace_id(request, "bulk delete")
+        namespace_id = _namespace_id(request)
         body = await self._json(request, limits.MAX_BULK_BODY_BYTES, "body")
         keys = _key_list(body, "body")
         limits.validate_bulk_count(len(keys), "bulk delete")
@@ -226,7 +222,7 @@ class Handlers:
 
     async def bulk_get(self, request: Request) -> Response:
         account_id = await self._auth(request, write=False)
-        namespace_id = _namespace_id(request, "bulk get keys")
+        namespace_id = _namespace_id(request)
         body = await self._json(request, _SMALL_BODY, "body")
         if not isinstance(body, dict) or "keys" not in body:
             raise ValidationError('body: expected {"keys": [...], "type"?, "withMetadata"?}')
@@ -305,12 +301,9 @@ def _finite_float(text: str) -> float:
 def _bulk_value(key: str, entry: Entry | None, as_json: bool, with_metadata: bool) -> Any:
     if entry is None:
         return None
-    try:
-        value: Any = entry.value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValidationError(
-            f"keys: the value of {key!r} is not text (bulk get reads text values only)"
-        ) from exc
+    # Bytes that are not UTF-8 read as U+FFFD, as Miniflare's bulk get (TextDecoder) does:
+    # one binary value does not fail the batch; GET .../values/{key} serves exact bytes.
+    value: Any = entry.value.decode("utf-8", "replace")
     if as_json:
         try:
             value = json.loads(value, parse_constant=_no_constant, parse_float=_finite_float)

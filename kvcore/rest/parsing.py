@@ -50,7 +50,7 @@ def key_from_raw_path(raw_path: bytes) -> str:
     m = _KEY_PATH.search(raw_path)
     if m is None:
         raise ValidationError("key_name: missing from the path")
-    return limits.validate_key(decode_segment(m.group(4), "key_name"))
+    return limits.validate_key(decode_segment(m.group(4), "key_name"), in_url=True)
 
 
 # ---------------------------------------------------------------------------- query numbers

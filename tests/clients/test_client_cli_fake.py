@@ -153,7 +153,7 @@ def test_progress_bar_forced_on_and_default_off(api: FakeAPI, tmp_path: Path) ->
     assert res.exit_code == 0, res.stderr
     assert "error" not in res.stderr  # the (transient) bar goes to stderr; stdout stays clean
     assert res.stdout == "Success: written 3000 keys\n"
-    res = run("bulk", "delete", str(path), "--namespace", "ns")
+    res = run("bulk", "delete", str(path), "--namespace", "ns", "--force")
     assert res.exit_code == 0 and res.stderr == ""  # not a terminal: no bar
 
 

@@ -68,6 +68,8 @@ def _envelope(code: int, message: str = "m") -> bytes:
         (412, 10030, errors.PreconditionFailed),
         (503, 10043, errors.Unavailable),
         (413, 10011, errors.PayloadTooLarge),
+        (400, 10011, errors.ValidationError),  # a malformed namespace id (Cloudflare's code)
+        (414, 10001, errors.ValidationError),  # a key over 512 bytes in the URL
         (400, 10001, errors.ValidationError),
         (404, 7003, errors.NotFoundRoute),
         (500, 10002, errors.InternalError),
@@ -123,7 +125,8 @@ def test_bulk_put_file_is_checked_whole(tmp_path) -> None:  # type: ignore[no-un
         {"key": "b", "value": "aGk=", "base64": True, "expiration_ttl": 120, "metadata": {"x": 1}},
         {"key": "c", "value": "3", "metadata": None, "extra": "ignored"},
     ]
-    assert parse_put_items(good) == [
+    now = 1_700_000_000.0
+    assert parse_put_items(good, now=now) == [
         {"key": "a", "value": "1"},
         {"key": "b", "value": "aGk=", "expiration_ttl": 120, "metadata": {"x": 1}, "base64": True},
         {"key": "c", "value": "3"},
@@ -137,11 +140,14 @@ def test_bulk_put_file_is_checked_whole(tmp_path) -> None:  # type: ignore[no-un
         [{"key": "a", "value": "!!", "base64": True}],
         [{"key": "a", "value": "x", "expiration_ttl": "soon"}],
         [{"key": "a", "value": "x", "metadata": "m" * 2000}],
+        [{"key": "a", "value": "x", "expiration_ttl": 59}],
+        [{"key": "a", "value": "x", "expiration": 1_700_000_059}],
+        [{"key": "a", "value": "x", "expiration": 1_700_000_060_000}],  # milliseconds
         ["a"],
     ]
     for doc in bad_docs:
         with pytest.raises(BulkFileError):
-            parse_put_items(doc)
+            parse_put_items(doc, now=now)
     path = tmp_path / "bad.json"
     path.write_text('[{"key": "a", "value": "1"},')
     with pytest.raises(BulkFileError, match="not valid JSON"):
@@ -151,7 +157,7 @@ def test_bulk_put_file_is_checked_whole(tmp_path) -> None:  # type: ignore[no-un
 
 
 def test_key_files_accept_strings_and_objects() -> None:
-    assert parse_keys(["a", {"key": "b", "value": "x"}]) == ["a", "b"]
+    assert parse_keys(["a", {"key": "b", "value": "x"}, {"name": "c", "expiration": 1}]) == ["a", "b", "c"]
     for doc in ({"a": 1}, [1], [{"value": "x"}], [""]):
         with pytest.raises(BulkFileError):
             parse_keys(doc)

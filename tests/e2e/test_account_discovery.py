@@ -6,6 +6,7 @@ it keeps answering with central stopped."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ from cloudflare import Cloudflare, PermissionDeniedError
 from helpers.cluster import create_account, start_central, start_replica, stop_all
 
 from kvcore.model import Permission
+from kvcore.rpc.client import CentralClient
 
 
 def _get(base: str, path: str, secret: str | None) -> httpx.Response:
@@ -92,6 +94,16 @@ async def test_account_discovery_on_central_and_replica(tmp_path: Path) -> None:
             r = _get(base, "/memberships", read_secret)
             assert r.json()["result"][0]["roles"] == ["Workers KV Storage Read"]
             assert r.json()["result"][0]["account"]["id"] == other
+        # A revocation reaches the replica's token table at once (pushed, not lazy).
+        async with CentralClient(central.grpc) as admin:
+            (read_token,) = await admin.list_tokens(other)
+            await admin.revoke_token(read_token.id)
+        deadline = time.monotonic() + 10
+        while _get(replica.http, "/user/tokens/verify", read_secret).status_code == 200:
+            assert time.monotonic() < deadline, "revocation did not reach the replica"
+            await asyncio.sleep(0.05)
+        r = _get(replica.http, "/user/tokens/verify", read_secret)
+        assert r.status_code == 401 and r.json()["errors"][0]["code"] == 1000
         # The replica answers locally: central down changes nothing for discovery.
         central.stop()
         _check_discovery(replica.http, account, secret, other)

@@ -8,7 +8,11 @@
 
 While cut, new connections are accepted and closed at once (a refused connection),
 so clients see the partition immediately rather than after keepalive timeouts.
-Runs in the test's event loop; bytes are forwarded as they come.
+Runs in the test's event loop; bytes are forwarded as they come, or, with
+`latency_s` > 0, each chunk `latency_s` after it was read, in each direction (a
+wide-area link: 0.04 gives an 80 ms round trip). Delayed chunks are pipelined, so
+the delay adds latency without capping throughput; a connection's EOF is passed on
+after its last chunk. `latency_s` may be changed while connections are open.
 """
 
 from __future__ import annotations
@@ -18,8 +22,13 @@ import contextlib
 
 
 class TcpProxy:
-    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, upstream_port: int, upstream_host: str = "127.0.0.1", *, latency_s: float = 0.0
+    ) -> None:
+        if latency_s < 0:
+            raise ValueError("latency_s must be >= 0")
         self.upstream = (upstream_host, upstream_port)
+        self.latency_s = latency_s
         self.port = 0
         self.is_cut = False
         self._server: asyncio.Server | None = None
@@ -60,10 +69,36 @@ class TcpProxy:
                 self._writers.discard(w)
                 w.close()
 
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.latency_s <= 0:
+            with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            return
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        deliver = asyncio.create_task(self._deliver(queue, writer))
+        try:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await reader.read(65536):
+                    queue.put_nowait((loop.time() + self.latency_s, data))
+            queue.put_nowait((loop.time() + self.latency_s, b""))  # EOF, after the last chunk
+            await deliver
+        finally:
+            deliver.cancel()
+
     @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
-            while data := await reader.read(65536):
+    async def _deliver(queue: asyncio.Queue[tuple[float, bytes]], writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ConnectionError, OSError):
+            while True:
+                due, data = await queue.get()
+                wait = due - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if not data:
+                    return
                 writer.write(data)
                 await writer.drain()
 

@@ -1,4 +1,4 @@
-"""HotKeyCache and NegativeCache: admission, byte bound, LFU eviction, decay, TTLs."""
+"""HotKeyCache (W-TinyLFU) and NegativeCache: admission, queues, byte bound, decay, TTLs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvcore.cache import ENTRY_OVERHEAD_BYTES, HotKeyCache, NegativeCache, entry_size
+from kvcore.cache.climber import HillClimber
 from kvcore.clock import ManualClock
 
 NS = "0" * 32
@@ -69,38 +70,88 @@ def test_entry_larger_than_capacity_is_never_admitted() -> None:
     assert c.bytes_used == 1000
 
 
-def test_newcomer_must_beat_every_victim() -> None:
-    c = make(300)
+def test_window_takes_every_admitted_key_and_frequency_decides_who_stays() -> None:
+    # 10 entries of 100 B; the window is 1% (10 B): a new key passes through it into
+    # probation, where it competes with probation's least recent entry.
+    c = make(1000, adaptive=False)
+    for i in range(10):
+        read(c, k(f"r{i}"), 5)
+        assert c.offer(k(f"r{i}"), b"v", 100)
+    assert c.evictions == 0 and len(c) == 10
+    read(c, k("cold"), 2)  # passes the threshold, but is read less than the victim (5)
+    assert not c.offer(k("cold"), b"v", 100)
+    assert k("cold") not in c and c.evictions == 1 and len(c) == 10
+    read(c, k("hot"), 6)  # beats the victim: r0, probation's least recent
+    assert c.offer(k("hot"), b"v", 100)
+    assert k("hot") in c and k("r0") not in c and c.evictions == 2
+    assert c.bytes_used == 1000
+
+
+def test_victim_is_least_recent_of_probation_not_protected() -> None:
+    evicted: list[Key] = []
+    c = make(300, adaptive=False, on_evict=lambda key, v: evicted.append(key))
     for name in ("a", "b", "c"):
-        read(c, k(name), 5)
+        read(c, k(name), 3)
         assert c.offer(k(name), b"v", 100)
-    read(c, k("new"), 5)  # ties with the residents: not admitted, nothing evicted
-    assert not c.offer(k("new"), b"v", 100)
-    assert len(c) == 3 and c.evictions == 0
-    read(c, k("new"))  # now 6 > 5
+    read(c, k("a"))  # a probation hit: a moves to protected, b is now the victim
+    assert c._entries[k("a")].queue == 2
+    read(c, k("new"), 5)
     assert c.offer(k("new"), b"v", 100)
-    assert len(c) == 3 and c.evictions == 1 and c.bytes_used == 300
+    assert evicted == [k("b")]
+    assert set(c.keys()) == {k("a"), k("c"), k("new")}
 
 
-def test_failed_admission_evicts_nothing() -> None:
-    # Needs two victims; the second is hotter than the candidate: neither may go.
-    c = make(200)
-    read(c, k("cold"), 2)
-    read(c, k("hot"), 9)
-    assert c.offer(k("cold"), b"v", 100) and c.offer(k("hot"), b"v", 100)
-    read(c, k("mid"), 5)
-    assert not c.offer(k("mid"), b"v", 200)
-    assert set(c.keys()) == {k("cold"), k("hot")} and c.evictions == 0
+def test_protected_overflow_is_demoted_to_probation() -> None:
+    c = make(1000, adaptive=False)  # protected holds 80% of the main space: 7 of 10 entries
+    for i in range(10):
+        read(c, k(f"p{i}"), 2)
+        c.offer(k(f"p{i}"), b"v", 100)
+    for i in range(10):
+        read(c, k(f"p{i}"))  # each probation hit promotes
+    queues = [c._entries[k(f"p{i}")].queue for i in range(10)]
+    assert queues.count(2) == 7 and queues.count(1) == 3
+    assert queues[:3] == [1, 1, 1]  # the least recently promoted went back
+    assert len(c) == 10 and c.evictions == 0
 
 
-def test_eviction_takes_less_frequent_key_and_calls_back() -> None:
+def test_window_entry_read_again_stays_cached_through_a_burst() -> None:
+    # A big window (recency): a key read in a burst is served from the window.
+    c = make(1000, adaptive=False, window_fraction=0.5)
+    for i in range(5):
+        read(c, k(f"w{i}"), 2)
+        assert c.offer(k(f"w{i}"), b"v", 100)
+    assert all(c._entries[k(f"w{i}")].queue == 0 for i in range(5))
+    read(c, k("w0"))  # recency refreshed: w1 is now the window's least recent
+    read(c, k("x"), 2)
+    c.offer(k("x"), b"v", 100)
+    assert c._entries[k("w1")].queue == 1 and c._entries[k("w0")].queue == 0
+
+
+def test_hash_flooding_guard_admits_a_warm_tie_rarely() -> None:
+    c = make(100, adaptive=False, rng=random.Random(3))
+    read(c, k("resident"), 10)
+    assert c.offer(k("resident"), b"v", 100)
+    wins = 0
+    for i in range(2000):
+        cand = k(f"c{i}")
+        read(c, cand, 10)  # ties with the resident (both saturate or match)
+        wins += c.offer(cand, b"v", 100)
+        read(c, k("resident"), 10)
+        if k("resident") not in c:
+            c.invalidate(cand)
+            read(c, k("resident"), 10)
+            assert c.offer(k("resident"), b"v", 100)
+    assert 2 <= wins <= 50  # ~1 in 128 of 2000
+
+
+def test_eviction_calls_back_and_keeps_bound() -> None:
     evicted: list[tuple[Key, bytes]] = []
     c = make(1000, on_evict=lambda key, v: evicted.append((key, v)))
     for i in range(10):
         read(c, k(f"k{i}"), 2 + i)
         assert c.offer(k(f"k{i}"), b"v%d" % i, 100)
-    read(c, k("new"), 8)
-    assert c.offer(k("new"), b"n", 250)  # needs 3 victims: the 3 coldest
+    read(c, k("new"), 14)
+    assert c.offer(k("new"), b"n", 250)  # needs 3 victims
     assert sorted(evicted) == [(k("k0"), b"v0"), (k("k1"), b"v1"), (k("k2"), b"v2")]
     assert c.evictions == 3 and c.bytes_used == 950
 
@@ -179,13 +230,13 @@ def test_invalidate_clear_and_invalidate_where() -> None:
 
 def test_hot_keys_orders_by_frequency() -> None:
     c = make(10_000)
-    for i in range(20):
+    for i in range(14):  # counters saturate at 15
         c.force_put(k(f"k{i}"), b"v", 10)
         read(c, k(f"k{i}"), i + 1)
     read(c, k("uncached"), 100)
-    assert c.hot_keys(3) == [k("k19"), k("k18"), k("k17")]
+    assert c.hot_keys(3) == [k("k13"), k("k12"), k("k11")]
     assert c.hot_keys(0) == []
-    assert len(c.hot_keys(100)) == 20
+    assert len(c.hot_keys(100)) == 14
 
 
 # -- decay -----------------------------------------------------------------------
@@ -206,11 +257,11 @@ def test_frequencies_decay_with_time() -> None:
 
 def test_frequencies_decay_by_sample() -> None:
     c = make(10_000, sample_size=50, half_life_s=1e9)
-    read(c, k("a"), 20)
-    for i in range(30):
+    read(c, k("a"), 14)  # below the saturation at 15
+    for i in range(36):
         c.record_read(k(f"other{i}"))
     assert c.sketch.halvings == 1
-    assert 10 <= c.frequency(k("a")) <= 12
+    assert 7 <= c.frequency(k("a")) <= 8
 
 
 def test_yesterdays_hot_key_gives_way() -> None:
@@ -267,8 +318,12 @@ def test_byte_bound_holds_under_random_workload(ops: list[tuple[str, int, int]],
         cached = list(c.keys())
         model = {key_: c._entries[key_].size for key_ in cached}
         assert c.bytes_used == sum(model.values())
-        assert len(c) == len(model) == len(c._order)
-        assert all(e.pos == i for i, e in enumerate(c._order))
+        queues = (c._window, c._probation, c._protected)
+        assert len(c) == len(model) == sum(len(q) for q in queues)
+        for qi, q in enumerate(queues):
+            assert all(e.queue == qi and c._entries[key_] is e for key_, e in q.items())
+        assert c._window_bytes == sum(e.size for e in c._window.values())
+        assert c._protected_bytes == sum(e.size for e in c._protected.values())
 
 
 def test_zipf_hot_keys_stay_cached() -> None:
@@ -296,7 +351,8 @@ def test_zipf_hot_keys_stay_cached() -> None:
 
 def test_scan_does_not_flush_hot_set() -> None:
     # Sized like the replica: sketch_items above the distinct keys read per sample period.
-    c = make(50 * 100, sketch_items=16_384)
+    evicted: list[Key] = []
+    c = make(50 * 100, sketch_items=16_384, on_evict=lambda key, v: evicted.append(key))
     for i in range(50):
         read(c, k(f"hot{i}"), 5)
         assert c.offer(k(f"hot{i}"), b"", 100)
@@ -306,7 +362,7 @@ def test_scan_does_not_flush_hot_set() -> None:
         c.offer(key, b"", 100)
         if i % 10 == 0:
             c.record_read(k(f"hot{i // 10 % 50}"))
-    assert c.evictions == 0
+    assert not [key for key in evicted if key[1].startswith("hot")]
     assert sum(k(f"hot{i}") in c for i in range(50)) == 50
 
 
@@ -370,3 +426,32 @@ def test_negative_cache_zero_entries_holds_nothing() -> None:
     n: NegativeCache[Key] = NegativeCache(max_entries=0, clock=ManualClock())
     n.add(k("a"), 1)
     assert not n.contains(k("a")) and len(n) == 0
+
+
+# -- hill climber ----------------------------------------------------------------
+
+
+def test_hill_climber_follows_the_hit_ratio() -> None:
+    h = HillClimber(10_000)  # steps of 6.25% = 625 bytes, the first one shrinking the window
+    assert h.adjustment(50, 50) == -625  # from nothing to 50%: a restart, same direction
+    assert h.adjustment(52, 48) == -625  # better: keep going, the step decays by 2%
+    assert h.adjustment(51, 49) == 612  # worse: turn around
+    assert h.adjustment(80, 20) == 600  # a jump of 29 points: restart the step at 625
+    assert h.adjustment(81, 19) == 625
+    assert h.adjustment(0, 0) == 0
+
+
+def test_cache_moves_its_window_once_a_sample_ends() -> None:
+    c = make(100 * 100, sample_size=500)  # 1% window = 100 bytes
+    assert c.window_bytes_max == 100
+    for i in range(100):
+        read(c, k(f"f{i}"), 2)
+        c.offer(k(f"f{i}"), b"v", 100)
+    for i in range(300):  # the 500th counted read ends the sample, with the cache full
+        c.record_read(k(f"f{i % 100}"))
+    assert c.window_bytes_max == 0  # the climber's first step shrinks the window
+    assert c.bytes_used <= c.capacity_bytes and len(c) == 100
+    fixed = make(100 * 100, sample_size=500, adaptive=False)
+    for i in range(600):
+        fixed.record_read(k(f"f{i % 100}"))
+    assert fixed.window_bytes_max == 100

@@ -221,8 +221,8 @@ def test_bad_input_is_a_4xx_envelope_and_writes_nothing(live: Env, http: httpx.C
     good_mp, mp_type = _multipart([("value", b"v"), ("metadata", b'{"a":1}')])
     raw_value_get = httpx.Request("GET", f"{p}/values/x", headers=h)
     cases: list[tuple[httpx.Response, int]] = [
-        (http.put(f"{p}/values/{'k' * 513}", content=b"v", headers=h), 400),
-        (http.put(f"{p}/values/{quote('é' * 257)}", content=b"v", headers=h), 400),
+        (http.put(f"{p}/values/{'k' * 513}", content=b"v", headers=h), 414),
+        (http.put(f"{p}/values/{quote('é' * 257)}", content=b"v", headers=h), 414),
         (http.put(f"{p}/values/%2E", content=b"v", headers=h), 400),
         (http.put(f"{p}/values/bad%zz", content=b"v", headers=h), 400),
         (http.put(f"{p}/values/bad%FF%FE", content=b"v", headers=h), 400),
@@ -294,7 +294,7 @@ def test_bad_input_is_a_4xx_envelope_and_writes_nothing(live: Env, http: httpx.C
         (http.get(live.prefix, params={"order": "size"}, headers=h), 400),
         (http.get(f"{live.prefix}/{'0' * 32}/keys", headers=h), 404),
         (http.put(f"{live.prefix}/{'0' * 32}/values/k", content=b"v", headers=h), 404),
-        (http.get(f"{live.prefix}/nothex/values/k", headers=h), 404),
+        (http.get(f"{live.prefix}/nothex/values/k", headers=h), 400),
         (http.send(raw_value_get), 404),
         (http.get(f"{live.base_url}/client/v4/nowhere", headers=h), 404),
         (http.patch(f"{p}/values/k", content=b"v", headers=h), 405),

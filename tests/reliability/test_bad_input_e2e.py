@@ -285,7 +285,7 @@ async def test_bad_input_gets_a_4xx_envelope_and_changes_nothing(env: Env, targe
             ("unknown namespace bulk", put(f"{root}/{zero_ns}/bulk", json=[{"key": "a", "value": "b"}]), 404),
             ("unknown namespace rename", put(f"{root}/{zero_ns}", json={"title": "x"}), 404),
             ("unknown namespace delete", c.delete(f"{root}/{zero_ns}", headers=h), 404),
-            ("malformed namespace", c.get(f"{root}/nothex/values/k", headers=h), 404),
+            ("malformed namespace", c.get(f"{root}/nothex/values/k", headers=h), 400),
             (
                 "unknown account",
                 c.get(
