@@ -54,6 +54,13 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, all threads."""
+    f = Path(f"/proc/{pid}/stat").read_text()
+    fields = f[f.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     """The p-th percentile (nearest rank) of `values`."""
     if not values:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from bench import wrk
-from bench.common import ROOT, Proc, free_port, profile
+from bench.common import ROOT, Proc, cpu_s, free_port, profile
 from bench.context import Ctx, value_prefix
 
 HOT_KEY = "hot"
@@ -25,6 +25,8 @@ HOT_VALUE = (b"edgekv-hot-value-" * 8)[:100]
 MINIFLARE_PREFIX = ROOT / "bench" / ".miniflare"
 CONNECTIONS = 32
 THREADS = 2
+HOT_ROUNDS = 3
+HOT_TARGET = 0.8  # issue 15: replica hot read >= 0.8x the bare ASGI app, holding across runs
 
 
 def make_hot(replica_http: str, account: str, ns: str, secret: str) -> dict[str, str]:
@@ -146,9 +148,17 @@ def _wait_http(
     raise TimeoutError(f"{url} did not answer in {timeout}s")
 
 
-def _load(url: str, script: str, ctx: Ctx, warm: float, secs: float, **kw: Any) -> dict[str, Any]:
+def _load(
+    url: str, script: str, ctx: Ctx, warm: float, secs: float, pid: int | None = None, **kw: Any
+) -> dict[str, Any]:
+    """A warm-up run, then the measured one; with `pid`, also that server's CPU time per
+    request (from /proc: what a request costs the server, however loaded the machine)."""
     wrk.run(url, script, seconds=warm, connections=CONNECTIONS, threads=THREADS, **kw)
-    return wrk.run(url, script, seconds=secs, connections=CONNECTIONS, threads=THREADS, **kw)
+    c0 = cpu_s(pid) if pid else 0.0
+    res = wrk.run(url, script, seconds=secs, connections=CONNECTIONS, threads=THREADS, **kw)
+    if pid:
+        res["cpu_us_per_request"] = round((cpu_s(pid) - c0) / max(1, res["requests"]) * 1e6, 1)
+    return res
 
 
 def _profile_under_load(
@@ -182,18 +192,40 @@ def hot_read(
         "seconds": secs,
     }
 
-    ctx.log("hot read: edgekv replica")
-    res["edgekv"] = _load(url, script, ctx, warm, secs)
-    # Still served from the cache after the run?
-    after = make_hot(replica.http, account, ns, secret)
-    res["source_after"] = after.get("x-edgekv-source")
-
-    ctx.log("hot read: bare ASGI baseline")
+    # Rounds alternate replica and baseline, so drift on a shared machine hits both
+    # alike; the ratio reported is the median of the per-round ratios, with its range.
     base = start_baseline(ctx, {k: v for k, v in headers.items() if k.lower() != "age"})
+    base_url = base.http + value_prefix(account, ns) + HOT_KEY
+    rounds: list[dict[str, Any]] = []
     try:
-        res["asgi_baseline"] = _load(base.http + value_prefix(account, ns) + HOT_KEY, script, ctx, warm, secs)
+        for r in range(HOT_ROUNDS):
+            ctx.log(f"hot read: round {r + 1}/{HOT_ROUNDS}, edgekv replica")
+            e = _load(url, script, ctx, warm, secs, replica.pid)
+            ctx.log(f"hot read: round {r + 1}/{HOT_ROUNDS}, bare ASGI baseline")
+            b = _load(base_url, script, ctx, warm, secs, base.pid)
+            rounds.append({"edgekv": e, "asgi_baseline": b, "ratio": round(e["rps"] / b["rps"], 3)})
     finally:
         base.stop()
+    mid = sorted(rounds, key=lambda x: x["ratio"])[len(rounds) // 2]
+    res["rounds"] = [
+        {
+            "edgekv_rps": x["edgekv"]["rps"],
+            "asgi_rps": x["asgi_baseline"]["rps"],
+            "ratio": x["ratio"],
+            "edgekv_cpu_us": x["edgekv"]["cpu_us_per_request"],
+            "asgi_cpu_us": x["asgi_baseline"]["cpu_us_per_request"],
+        }
+        for x in rounds
+    ]
+    cpu_ratios = sorted(
+        x["asgi_baseline"]["cpu_us_per_request"] / x["edgekv"]["cpu_us_per_request"] for x in rounds
+    )
+    res["cpu_ratio_vs_asgi"] = round(cpu_ratios[len(cpu_ratios) // 2], 3)
+    res["ratio_range"] = [min(x["ratio"] for x in rounds), max(x["ratio"] for x in rounds)]
+    res["edgekv"], res["asgi_baseline"] = mid["edgekv"], mid["asgi_baseline"]
+    # Still served from the cache after the runs?
+    after = make_hot(replica.http, account, ns, secret)
+    res["source_after"] = after.get("x-edgekv-source")
 
     ctx.log("hot read: Miniflare")
     mf = Miniflare(ctx)
@@ -206,11 +238,11 @@ def hot_read(
         mf.stop()
 
     e = res["edgekv"]["rps"]
-    res["ratio_vs_asgi"] = round(e / res["asgi_baseline"]["rps"], 3)
+    res["ratio_vs_asgi"] = mid["ratio"]
     if "rps" in res["miniflare"]:
         res["ratio_vs_miniflare"] = round(e / res["miniflare"]["rps"], 2)
-    if res["ratio_vs_asgi"] < 0.6:
-        ctx.log("hot read: profiling the replica (target 0.6x missed)")
+    if res["ratio_vs_asgi"] < HOT_TARGET:
+        ctx.log(f"hot read: profiling the replica (target {HOT_TARGET}x missed)")
         res["profile_replica"] = _profile_under_load(
             ctx, replica.pid, "hot-read-replica", url, script, ctx.secs(8, 4)
         )

@@ -18,6 +18,7 @@ from central.dashboard import CentralDashboard, DashboardService
 from central.fanout import Hub
 from central.grpc_api import AdminService, KVService, ReplicationService
 from central.rest_backend import StoreBackend
+from central.write_stream import WritesService
 from central.writes import MeteredWrites
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.metrics import Metrics
@@ -33,7 +34,7 @@ log = logging.getLogger("edgekv.central")
 
 SERVICE_NAMES = [
     edgekv_pb2.DESCRIPTOR.services_by_name[name].full_name
-    for name in ("KV", "Replication", "Admin", "Dashboard")
+    for name in ("KV", "Replication", "Admin", "Writes", "Dashboard")
 ]
 
 
@@ -87,6 +88,7 @@ async def serve(
         edgekv_pb2_grpc.add_KVServicer_to_server(KVService(store, writes, clock), grpc_server)
         edgekv_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(store, hub), grpc_server)
         edgekv_pb2_grpc.add_AdminServicer_to_server(AdminService(store), grpc_server)
+        edgekv_pb2_grpc.add_WritesServicer_to_server(WritesService(writes, clock), grpc_server)
         edgekv_pb2_grpc.add_DashboardServicer_to_server(DashboardService(dashboard.api), grpc_server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)

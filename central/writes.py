@@ -13,9 +13,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from kvcore.errors import KVError
 from kvcore.metrics import Metrics
 from kvcore.model import NO_CONDITION, BulkResult, Condition, Namespace, WriteItem, WriteResult
-from kvcore.store.base import Store
+from kvcore.store.base import PointWrite, Store
 
 T = TypeVar("T")
 
@@ -66,3 +67,25 @@ class MeteredWrites:
         return await self._timed(
             "bulk_delete", lambda: self._store.abulk_delete(account_id, namespace_id, keys)
         )
+
+    async def awrite_many(self, writes: Sequence[PointWrite]) -> list[WriteResult | KVError]:
+        """Each successful write counted (`put` or `delete`) and observed with the group's
+        duration, as the unary calls count theirs."""
+        start = time.perf_counter()
+        results = await self._store.awrite_many(writes)
+        elapsed = time.perf_counter() - start
+        hist = self._metrics.write_duration.labels(self._region)
+        puts = deletes = 0
+        for w, r in zip(writes, results, strict=True):
+            if isinstance(r, KVError):
+                continue
+            hist.observe(elapsed)
+            if w.item is not None:
+                puts += 1
+            else:
+                deletes += 1
+        if puts:
+            self._metrics.writes.labels(self._region, "put").inc(puts)
+        if deletes:
+            self._metrics.writes.labels(self._region, "delete").inc(deletes)
+        return results

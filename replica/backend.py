@@ -162,6 +162,37 @@ class ReplicaBackend:
             raise KeyNotFound()
         return ReadResult(entry, age_s=0.0, source="read-through")
 
+    def cached_read(
+        self, secret_hash: str, account_id: str, namespace_id: str, key: str
+    ) -> tuple[Entry, float] | None:
+        """The REST hot path's read (kvcore.rest.fastpath): the cached entry of a key and
+        its age in seconds, for a live token of `account_id`, counted as a read and a
+        hit exactly as `get` counts it; None (nothing counted) whenever `get` and the
+        full auth path must answer instead: unknown token, other account, namespace not
+        known here, not cached, expired. A tuple, not a ReadResult: this runs on every
+        hot read, and a frozen dataclass costs more to build than the lookup itself."""
+        edge = self._edge
+        token = edge.token(secret_hash)
+        if token is None or token.account_id != account_id:
+            return None
+        namespaces = edge.namespaces
+        if namespaces is None:
+            return None
+        ns = namespaces.get(namespace_id)
+        if ns is None or ns.account_id != account_id:
+            return None
+        ref: KeyRef = (namespace_id, key)
+        cached = edge.cache.get(ref)
+        if cached is None:
+            return None
+        now = self._clock.now()
+        entry = cached.entry
+        if entry.expiration is not None and entry.expiration <= now:
+            return None  # `get` drops it (EdgeState.lookup) and reads through
+        edge.cache.record_read(ref)
+        self._hit.inc()
+        return entry, max(0.0, now - cached.installed_at)
+
     async def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
         self._edge.local_namespace(account_id, namespace_id)
         return await self._central_call(lambda: self._central.bulk_get(account_id, namespace_id, keys))

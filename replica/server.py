@@ -60,6 +60,7 @@ async def serve(
         cluster_secret=settings.cluster_secret,
         tls_ca=settings.tls.ca_path,
         timeout_s=settings.central_timeout_s,
+        stream_writes=True,  # the region's point writes share one stream (issue 15)
     )
     edge = EdgeState(
         metrics=metrics,

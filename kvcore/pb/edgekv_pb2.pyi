@@ -396,6 +396,42 @@ class RevokeTokenRequest(_message.Message):
     token_id: str
     def __init__(self, token_id: _Optional[str] = ...) -> None: ...
 
+class StreamedWrite(_message.Message):
+    __slots__ = ("id", "put", "delete")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PUT_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    put: PutRequest
+    delete: DeleteRequest
+    def __init__(self, id: _Optional[int] = ..., put: _Optional[_Union[PutRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ...) -> None: ...
+
+class WriteBatchRequest(_message.Message):
+    __slots__ = ("writes",)
+    WRITES_FIELD_NUMBER: _ClassVar[int]
+    writes: _containers.RepeatedCompositeFieldContainer[StreamedWrite]
+    def __init__(self, writes: _Optional[_Iterable[_Union[StreamedWrite, _Mapping]]] = ...) -> None: ...
+
+class StreamedWriteResult(_message.Message):
+    __slots__ = ("id", "result", "grpc_status", "error_code", "message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    GRPC_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    result: WriteResponse
+    grpc_status: str
+    error_code: int
+    message: str
+    def __init__(self, id: _Optional[int] = ..., result: _Optional[_Union[WriteResponse, _Mapping]] = ..., grpc_status: _Optional[str] = ..., error_code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class WriteBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[StreamedWriteResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[StreamedWriteResult, _Mapping]]] = ...) -> None: ...
+
 class DashboardRequest(_message.Message):
     __slots__ = ("path", "query", "authorization")
     PATH_FIELD_NUMBER: _ClassVar[int]

@@ -866,6 +866,101 @@ class Admin:
             _registered_method=True)
 
 
+class WritesStub:
+    """---------------------------------------------------------------- Write stream
+
+    Forwarded writes, many per message (issue 15). A replica keeps one WriteStream open
+    to central and sends every point write its region takes on it; central stages each
+    message's writes together so they share one group commit, and answers each write
+    only after that commit is durable (C6), with the result the unary Put or Delete would
+    have given (a failed condition is a 412 for that write alone).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.WriteStream = channel.stream_stream(
+                '/edgekv.v1.Writes/WriteStream',
+                request_serializer=kvcore_dot_pb_dot_edgekv__pb2.WriteBatchRequest.SerializeToString,
+                response_deserializer=kvcore_dot_pb_dot_edgekv__pb2.WriteBatchResponse.FromString,
+                _registered_method=True)
+
+
+class WritesServicer:
+    """---------------------------------------------------------------- Write stream
+
+    Forwarded writes, many per message (issue 15). A replica keeps one WriteStream open
+    to central and sends every point write its region takes on it; central stages each
+    message's writes together so they share one group commit, and answers each write
+    only after that commit is durable (C6), with the result the unary Put or Delete would
+    have given (a failed condition is a 412 for that write alone).
+    """
+
+    def WriteStream(self, request_iterator, context):
+        """Results come back per write, tagged with the write's id, in any order and grouped
+        however central likes; the stream stays open for the next writes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WritesServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'WriteStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.WriteStream,
+                    request_deserializer=kvcore_dot_pb_dot_edgekv__pb2.WriteBatchRequest.FromString,
+                    response_serializer=kvcore_dot_pb_dot_edgekv__pb2.WriteBatchResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'edgekv.v1.Writes', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('edgekv.v1.Writes', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Writes:
+    """---------------------------------------------------------------- Write stream
+
+    Forwarded writes, many per message (issue 15). A replica keeps one WriteStream open
+    to central and sends every point write its region takes on it; central stages each
+    message's writes together so they share one group commit, and answers each write
+    only after that commit is durable (C6), with the result the unary Put or Delete would
+    have given (a failed condition is a 412 for that write alone).
+    """
+
+    @staticmethod
+    def WriteStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/edgekv.v1.Writes/WriteStream',
+            kvcore_dot_pb_dot_edgekv__pb2.WriteBatchRequest.SerializeToString,
+            kvcore_dot_pb_dot_edgekv__pb2.WriteBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class DashboardStub:
     """---------------------------------------------------------------- Dashboard
 

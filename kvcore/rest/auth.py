@@ -39,6 +39,11 @@ def bearer_secret(authorization: str | None) -> str:
     return secret
 
 
+def secret_hash_of(authorization: str | None) -> str:
+    """The SHA-256 (hex) of a Bearer header's secret; 401 when malformed."""
+    return _hash(bearer_secret(authorization))
+
+
 async def token_for_secret(backend: Backend, secret: str) -> Token | None:
     """The live token with this bearer secret, or None."""
     return await backend.authenticate(_hash(secret))

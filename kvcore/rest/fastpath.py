@@ -15,15 +15,15 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import parse_qsl
 
 from kvcore import limits
 from kvcore.errors import InternalError, KVError, NotFoundRoute, ValidationError
 from kvcore.metrics import Metrics
-from kvcore.model import WriteItem
+from kvcore.model import Entry, WriteItem
 from kvcore.rest import envelope
-from kvcore.rest.auth import authorize
+from kvcore.rest.auth import authorize, secret_hash_of
 from kvcore.rest.backend import Backend
 from kvcore.rest.parsing import (
     decode_segment,
@@ -52,6 +52,7 @@ _SIMPLE_ROUTES: Final = {"/metrics": "metrics", "/healthz": "healthz", "/readyz"
 _SUB_ROUTES: Final = {"keys": "keys", "metadata": "metadata", "values": "values"}
 _JSON_HEADERS: Final = [(b"content-type", envelope.JSON_CONTENT_TYPE)]
 _OCTET_STREAM: Final = (b"content-type", b"application/octet-stream")
+_FROM_CACHE: Final = (b"x-edgekv-source", b"cache")
 
 
 def route_label(path: str, method: str) -> str:
@@ -89,6 +90,38 @@ def _segment(raw: bytes, field: str) -> str:
 # path, so hot keys skip the regex, the percent-decoding and the validation.
 _PARSED: dict[bytes, tuple[str, str, str]] = {}
 _PARSED_MAX: Final = 8192
+
+
+class CachedReader(Protocol):
+    """What a backend may offer the hot path (the replica does; central does not)."""
+
+    def cached_read(
+        self, secret_hash: str, account_id: str, namespace_id: str, key: str
+    ) -> tuple[Entry, float] | None:
+        """(entry, age in seconds) served from memory with no I/O, for a live token of
+        `account_id`, counted as a read; or None, counting nothing (the full path runs)."""
+        ...
+
+
+# The hot-read memo: (raw path, Authorization header) -> (account, namespace, key,
+# secret hash) of a GET that passed auth and parsing before. A repeat of the same
+# request skips the regex, the header parsing and the hashing; the token itself is
+# looked up again by the backend on every request, so a revocation still takes
+# effect at once.
+_HOT: dict[tuple[bytes, bytes], tuple[str, str, str, str]] = {}
+_HOT_MAX: Final = 8192
+
+
+def _remember_hot(raw_path: bytes, authorization: bytes | None, target: tuple[str, str, str]) -> None:
+    if authorization is None:
+        return
+    try:
+        digest = secret_hash_of(authorization.decode("latin-1"))
+    except KVError:
+        return
+    if len(_HOT) >= _HOT_MAX:
+        _HOT.clear()
+    _HOT[(raw_path, authorization)] = (*target, digest)
 
 
 def is_value_path(raw_path: bytes) -> bool:
@@ -163,17 +196,34 @@ async def read_value(backend: Backend, scope: Scope, raw_path: bytes) -> tuple[i
         result = await backend.get(account_id, namespace_id, key, strong=strong)
     except KVError as exc:
         return exc.http_status, list(_JSON_HEADERS), envelope.error_body(exc)
+    if result.source == "cache" and not strong:
+        _remember_hot(raw_path, _raw_header(scope, b"authorization"), (account_id, namespace_id, key))
     entry = result.entry
-    headers: Headers = [
-        _OCTET_STREAM,
-        (b"etag", b'"%d"' % entry.version),
-        (b"age", b"%d" % result.age_s),
-        (b"x-edgekv-region", backend.region.encode()),
-        (b"x-edgekv-source", result.source.encode()),
-    ]
+    region = (b"x-edgekv-region", backend.region.encode())
+    return (
+        200,
+        [*_entry_headers(entry), region, *_tail_headers(entry, result.age_s, result.source)],
+        entry.value,
+    )
+
+
+def _entry_headers(entry: Entry) -> Headers:
+    """The headers of a value read that depend on the entry alone."""
+    return [_OCTET_STREAM, (b"etag", b'"%d"' % entry.version), (b"content-length", b"%d" % len(entry.value))]
+
+
+def _tail_headers(entry: Entry, age_s: float, source: str) -> Headers:
+    tail: Headers = [(b"age", b"%d" % age_s), (b"x-edgekv-source", source.encode())]
     if entry.expiration is not None:
-        headers.append((b"expiration", b"%d" % entry.expiration))
-    return 200, headers, entry.value
+        tail.append((b"expiration", b"%d" % entry.expiration))
+    return tail
+
+
+def _raw_header(scope: Scope, name: bytes) -> bytes | None:
+    for k, v in scope["headers"]:
+        if k == name:
+            return bytes(v)
+    return None
 
 
 class EdgeMiddleware:
@@ -186,6 +236,15 @@ class EdgeMiddleware:
         self.region = backend.region
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[str, Any] = {}
+        self._region_bytes = self.region.encode()
+        reader: CachedReader | None = backend if hasattr(backend, "cached_read") else None  # type: ignore[assignment]
+        self._cached_read = reader.cached_read if reader is not None else None
+        # The last hot entry's entry-only headers (with the region): reused while the
+        # same entry object is served, which is what a hot key is.
+        self._hot_entry: Entry | None = None
+        self._hot_headers: Headers = []
+        self._hot_count = metrics.http_requests.labels(self.region, "values", "GET", "200")
+        self._hot_duration = metrics.http_duration.labels(self.region, "values")
 
     def _record(self, route: str, method: str, status: int, elapsed: float) -> None:
         if method not in _METHODS:
@@ -207,6 +266,27 @@ class EdgeMiddleware:
         start = time.perf_counter()
         method: str = scope["method"]
         status = 500
+        if method == "GET" and self._cached_read is not None and not scope.get("query_string"):
+            # A repeat GET of a cached value (see `_HOT`): None means this request is not
+            # one, nothing was counted, and the full path below takes it.
+            auth = _raw_header(scope, b"authorization")
+            memo = _HOT.get((scope.get("raw_path") or b"", auth or b""))
+            hot = self._cached_read(memo[3], memo[0], memo[1], memo[2]) if memo is not None else None
+            if hot is not None:
+                entry, age_s = hot
+                if entry is not self._hot_entry:
+                    self._hot_headers = [*_entry_headers(entry), (b"x-edgekv-region", self._region_bytes)]
+                    self._hot_entry = entry
+                headers = [*self._hot_headers, (b"age", b"%d" % age_s), _FROM_CACHE]
+                if entry.expiration is not None:
+                    headers.append((b"expiration", b"%d" % entry.expiration))
+                try:
+                    await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    await send({"type": "http.response.body", "body": entry.value})
+                finally:
+                    self._hot_count.inc()
+                    self._hot_duration.observe(time.perf_counter() - start)
+                return
         if method == "GET" or method == "PUT":
             raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
             if is_value_path(raw_path) and (
@@ -221,7 +301,8 @@ class EdgeMiddleware:
                     log.exception("value %s failed", method)
                     exc = InternalError()
                     status, headers, body = exc.http_status, list(_JSON_HEADERS), envelope.error_body(exc)
-                headers.append((b"content-length", b"%d" % len(body)))
+                if status != 200 or method != "GET":
+                    headers.append((b"content-length", b"%d" % len(body)))
                 try:
                     await send({"type": "http.response.start", "status": status, "headers": headers})
                     await send({"type": "http.response.body", "body": body})

@@ -29,6 +29,7 @@ from kvcore.pb import edgekv_pb2 as pb
 from kvcore.pb import edgekv_pb2_grpc as pb_grpc
 from kvcore.rpc.errors import from_rpc_error
 from kvcore.rpc.security import SECRET_KEY, secure_or_insecure_channel
+from kvcore.rpc.write_stream import MAX_STREAMED_VALUE_BYTES, StreamedWrites
 
 T = TypeVar("T")
 
@@ -47,8 +48,13 @@ class CentralClient:
         cluster_secret: str | None = None,
         tls_ca: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        stream_writes: bool = False,
     ) -> None:
+        """`stream_writes`: `put` and `delete` travel on the shared write stream (many
+        writes per message, see kvcore.rpc.write_stream) instead of one unary call each;
+        same results and errors. Replicas forward their region's writes this way."""
         self.target = target
+        self.stream_writes = stream_writes
         self.timeout_s = timeout_s
         self._metadata: tuple[tuple[str, str], ...] = (
             ((SECRET_KEY, cluster_secret),) if cluster_secret else ()
@@ -57,8 +63,10 @@ class CentralClient:
         self._kv = pb_grpc.KVStub(self._channel)
         self._repl = pb_grpc.ReplicationStub(self._channel)
         self._admin = pb_grpc.AdminStub(self._channel)
+        self._streamed = StreamedWrites(self._channel, self._metadata)
 
     async def close(self) -> None:
+        await self._streamed.close()
         await self._channel.close()
 
     async def __aenter__(self) -> CentralClient:
@@ -115,12 +123,40 @@ class CentralClient:
     async def put(
         self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition | None = None
     ) -> WriteResult:
+        if self.stream_writes:
+            return await self.put_streamed(account_id, namespace_id, item, condition)
+        return await self._unary_put(account_id, namespace_id, item, condition)
+
+    async def _unary_put(
+        self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition | None
+    ) -> WriteResult:
         req = pb.PutRequest(
             account_id=account_id, namespace_id=namespace_id, item=wire.write_item_to_pb(item)
         )
         if condition is not None and condition.is_set:
             req.condition.CopyFrom(wire.condition_to_pb(condition))
         return wire.write_result_from_pb(await self._call(self._kv.Put, req, WRITE_TIMEOUT_S))
+
+    async def put_streamed(
+        self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition | None = None
+    ) -> WriteResult:
+        """`put` over the shared write stream (many writes per message; the same result
+        and errors); values over `MAX_STREAMED_VALUE_BYTES` take the unary call. No
+        deadline of its own: callers bound the wait (the replica does)."""
+        if len(item.value) > MAX_STREAMED_VALUE_BYTES:
+            return await self._unary_put(account_id, namespace_id, item, condition)
+        return await self._streamed.put(account_id, namespace_id, item, condition)
+
+    async def delete_streamed(
+        self, account_id: str, namespace_id: str, key: str, condition: Condition | None = None
+    ) -> WriteResult:
+        """`delete` over the shared write stream."""
+        return await self._streamed.delete(account_id, namespace_id, key, condition)
+
+    @property
+    def stream_batches_sent(self) -> int:
+        """Messages sent on the write stream so far (tests, benchmarks)."""
+        return self._streamed.batches_sent
 
     async def get(
         self, account_id: str, namespace_id: str, key: str, *, metadata_only: bool = False
@@ -137,6 +173,8 @@ class CentralClient:
     async def delete(
         self, account_id: str, namespace_id: str, key: str, condition: Condition | None = None
     ) -> WriteResult:
+        if self.stream_writes:
+            return await self.delete_streamed(account_id, namespace_id, key, condition)
         req = pb.DeleteRequest(account_id=account_id, namespace_id=namespace_id, key=key)
         if condition is not None and condition.is_set:
             req.condition.CopyFrom(wire.condition_to_pb(condition))

@@ -46,6 +46,7 @@ class ClusterSecretInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
 
         self._deny_unary = grpc.unary_unary_rpc_method_handler(deny)
         self._deny_stream = grpc.unary_stream_rpc_method_handler(deny)
+        self._deny_bidi = grpc.stream_stream_rpc_method_handler(deny)
 
     async def intercept_service(
         self,
@@ -59,6 +60,8 @@ class ClusterSecretInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
                     return await continuation(handler_call_details)
         if handler_call_details.method.endswith("/Subscribe"):
             return self._deny_stream
+        if handler_call_details.method.endswith("/WriteStream"):
+            return self._deny_bidi
         return self._deny_unary
 
 

@@ -14,9 +14,10 @@ and, after the sync, handed to the listeners in seq order.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from kvcore.errors import LogTruncated
+from kvcore.errors import KVError, LogTruncated
 from kvcore.model import (
     NO_CONDITION,
     BulkResult,
@@ -33,7 +34,18 @@ from kvcore.model import (
 
 ChangeListener = Callable[[Sequence[Change]], None]
 
-__all__ = ["ChangeListener", "LogTruncated", "Store"]
+__all__ = ["ChangeListener", "LogTruncated", "PointWrite", "Store"]
+
+
+@dataclass(frozen=True, slots=True)
+class PointWrite:
+    """One put (`item` set) or delete (`item` None, `key` names the key) of `awrite_many`."""
+
+    account_id: str
+    namespace_id: str
+    key: str
+    item: WriteItem | None = None
+    condition: Condition = NO_CONDITION
 
 
 class Store(Protocol):
@@ -70,6 +82,12 @@ class Store(Protocol):
     ) -> BulkResult: ...
     def bulk_delete(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> BulkResult: ...
     async def abulk_delete(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> BulkResult: ...
+    async def awrite_many(self, writes: Sequence[PointWrite]) -> list[WriteResult | KVError]:
+        """Independent point writes committed as one group: one result per write, in
+        order, each the WriteResult of `aput`/`adelete` or the KVError it failed with
+        alone. Every returned result is durable."""
+        ...
+
     def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]: ...
     def list_keys(
         self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str

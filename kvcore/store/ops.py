@@ -9,6 +9,7 @@ state-dependent rules are checked.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from typing import Final
 
 from kvcore.errors import (
     DuplicateTitle,
+    InternalError,
+    KVError,
     NamespaceNotFound,
     PreconditionFailed,
     TooManyNamespaces,
@@ -35,6 +38,8 @@ from kvcore.model import (
 )
 from kvcore.store import codec
 from kvcore.store.txn import CF, Txn
+
+log = logging.getLogger(__name__)
 
 _OP_OVERHEAD: Final = 128  # bytes counted per item towards the group bound
 
@@ -174,6 +179,38 @@ class BulkDeleteOp:
             if change is not None:
                 seq = change.seq
         return BulkResult(len(self.keys), [], seq)
+
+
+@dataclass(slots=True)
+class GroupOp:
+    """Independent point writes in one commit group (a replica's streamed batch): each
+    is staged and kept, or dropped alone with its error, exactly as if it had been
+    queued by itself; the results (WriteResult or KVError, in order) are returned
+    once the group is durable, like any operation's."""
+
+    ops: Sequence[PutOp | DeleteOp]
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = sum(op.size for op in self.ops)
+
+    def apply(self, txn: Txn) -> list[WriteResult | KVError]:
+        out: list[WriteResult | KVError] = []
+        for op in self.ops:
+            try:
+                result = op.apply(txn)
+            except KVError as exc:
+                txn.rollback_op()
+                out.append(exc)
+                continue
+            except Exception as exc:
+                log.exception("store operation %r failed", op)
+                txn.rollback_op()
+                out.append(InternalError(f"store operation failed: {exc}"))
+                continue
+            txn.commit_op()
+            out.append(result)
+        return out
 
 
 # ---------------------------------------------------------------- namespaces

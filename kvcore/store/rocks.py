@@ -20,7 +20,7 @@ from rocksdict import Options, Rdict
 
 from kvcore import limits
 from kvcore.clock import SYSTEM_CLOCK, Clock
-from kvcore.errors import NamespaceNotFound, ValidationError
+from kvcore.errors import KVError, NamespaceNotFound, ValidationError
 from kvcore.model import (
     MIN_TOKEN_SECRET_CHARS,
     NO_CONDITION,
@@ -37,7 +37,7 @@ from kvcore.model import (
     token_hash,
 )
 from kvcore.store import codec, scan
-from kvcore.store.base import ChangeListener, LogTruncated, Store
+from kvcore.store.base import ChangeListener, LogTruncated, PointWrite, Store
 from kvcore.store.catalog import Catalog
 from kvcore.store.ops import (
     BulkDeleteOp,
@@ -45,6 +45,7 @@ from kvcore.store.ops import (
     CreateNamespaceOp,
     DeleteNamespaceOp,
     DeleteOp,
+    GroupOp,
     PurgeOp,
     PutOp,
     PutTokenOp,
@@ -258,6 +259,24 @@ class RocksStore:
     ) -> WriteResult:
         result: WriteResult = await self._asubmit(self._delete_op(account_id, namespace_id, key, condition))
         return result
+
+    async def awrite_many(self, writes: Sequence[PointWrite]) -> list[WriteResult | KVError]:
+        out: list[WriteResult | KVError | None] = []
+        ops: list[PutOp | DeleteOp] = []
+        for w in writes:
+            try:
+                if w.item is not None:
+                    ops.append(self._put_op(w.account_id, w.namespace_id, w.item, w.condition))
+                else:
+                    ops.append(self._delete_op(w.account_id, w.namespace_id, w.key, w.condition))
+                out.append(None)
+            except KVError as exc:
+                out.append(exc)
+        if ops:
+            results: list[WriteResult | KVError] = await self._asubmit(GroupOp(ops))
+            it = iter(results)
+            out = [next(it) if r is None else r for r in out]
+        return [r for r in out if r is not None]
 
     def _bulk_put_op(self, account_id: str, namespace_id: str, items: Sequence[WriteItem]) -> BulkPutOp:
         self._namespace(account_id, namespace_id)

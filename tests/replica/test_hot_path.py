@@ -1,0 +1,110 @@
+"""The REST hot path for repeat reads of a cached value (kvcore.rest.fastpath `_HOT` and
+`ReplicaBackend.cached_read`), in process over ASGI: it answers exactly as the full
+path does, counts what the full path counts, and gives way to it whenever anything
+about the request or the token changed (a revoked token is refused at once)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from kvcore.clock import ManualClock
+from kvcore.metrics import Metrics
+from kvcore.model import (
+    Change,
+    ChangeBatch,
+    ChangeKind,
+    Entry,
+    Namespace,
+    Permission,
+    Snapshot,
+    Token,
+    token_hash,
+)
+from kvcore.rest import fastpath
+from kvcore.rest.app import create_app
+from replica.backend import ReplicaBackend
+from replica.edge import EdgeState
+
+ACC, OTHER, NS = "a" * 32, "b" * 32, "1" * 32
+SECRET, OTHER_SECRET = "s" * 40, "o" * 40
+PATH = f"/client/v4/accounts/{ACC}/storage/kv/namespaces/{NS}/values/hot"
+
+
+def _token(tid: str, account: str, secret: str) -> Token:
+    return Token(
+        id=tid, account_id=account, permission=Permission.READ, secret_hash=token_hash(secret), created=0.0
+    )
+
+
+def _setup() -> tuple[Any, EdgeState, ManualClock]:
+    clock = ManualClock()
+    edge = EdgeState(metrics=Metrics("us"), clock=clock, cache_bytes=10**6, admit_threshold=1)
+    tokens = [_token("t1", ACC, SECRET), _token("t2", OTHER, OTHER_SECRET)]
+    edge.apply_batch(ChangeBatch([], 5, 5, snapshot=Snapshot([Namespace(NS, ACC, "t")], tokens)))
+    edge.cache.record_read((NS, "hot"))
+    edge.install_read((NS, "hot"), Entry("hot", b"value", None, None, 5), 5)
+    backend = ReplicaBackend(edge=edge, central=None, clock=clock, timeout_s=1)  # type: ignore[arg-type]
+    return create_app(backend, edge.metrics), edge, clock
+
+
+def _get(client: httpx.AsyncClient, secret: str, path: str = PATH) -> Any:
+    return client.get(path, headers={"authorization": f"Bearer {secret}"})
+
+
+async def test_repeat_reads_answer_like_the_first_and_are_counted() -> None:
+    app, edge, clock = _setup()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
+        first = await _get(c, SECRET)
+        # The first read took the full path and left the memo the next ones use.
+        assert (PATH.encode(), f"Bearer {SECRET}".encode()) in fastpath._HOT
+        freq = edge.cache.frequency((NS, "hot"))
+        clock.advance(3)
+        repeats = [await _get(c, SECRET) for _ in range(5)]
+    assert first.status_code == 200 and first.content == b"value"
+    for r in repeats:
+        assert r.status_code == 200 and r.content == b"value"
+        assert {k: v for k, v in r.headers.items() if k != "age"} == {
+            k: v for k, v in first.headers.items() if k != "age"
+        }
+        assert r.headers["age"] == "3" and r.headers["x-edgekv-source"] == "cache"
+    assert edge.cache.frequency((NS, "hot")) == freq + 5  # every read counted in the sketch
+    text = edge.metrics.render().decode()
+    assert 'edgekv_cache_requests_total{region="us",result="hit"} 6.0' in text
+    assert 'edgekv_http_requests_total{code="200",method="GET",region="us",route="values"} 6.0' in text
+
+
+async def test_revocation_other_accounts_and_changes_take_the_full_path() -> None:
+    app, edge, clock = _setup()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
+        assert (await _get(c, SECRET)).status_code == 200
+        assert (await _get(c, SECRET)).status_code == 200
+        # Another account's token, same path: 403 every time, never the value.
+        assert (await _get(c, OTHER_SECRET)).status_code == 403
+        assert (await _get(c, OTHER_SECRET)).status_code == 403
+        # A newer version from the stream is served at once (C4: never an older one).
+        edge.apply_batch(
+            ChangeBatch(
+                [
+                    Change(
+                        6,
+                        ChangeKind.KEY_UPDATE,
+                        clock.now(),
+                        namespace_id=NS,
+                        account_id=ACC,
+                        key="hot",
+                        value=b"newer",
+                        has_value=True,
+                    )
+                ],
+                6,
+                6,
+            )
+        )
+        r = await _get(c, SECRET)
+        assert r.content == b"newer" and r.headers["etag"] == '"6"'
+        # Revoked: refused on the very next request, memo or not.
+        revoke = Change(7, ChangeKind.TOKEN_REVOKE, clock.now(), token=_token("t1", ACC, SECRET))
+        edge.apply_batch(ChangeBatch([revoke], 7, 7))
+        assert (await _get(c, SECRET)).status_code == 401
