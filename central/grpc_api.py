@@ -24,6 +24,7 @@ from kvcore.model import ChangeBatch, ChangeKind, Permission, Snapshot, WriteIte
 from kvcore.pb import edgekv_pb2 as pb
 from kvcore.pb import edgekv_pb2_grpc as pb_grpc
 from kvcore.rpc.errors import status_of, trailing_metadata_of
+from kvcore.rpc.liveness import HEARTBEAT_INTERVAL_S
 from kvcore.store.base import LogTruncated, Store
 
 log = logging.getLogger("edgekv.central.grpc")
@@ -170,7 +171,16 @@ class ReplicationService(pb_grpc.ReplicationServicer):  # type: ignore[misc]
             async for batch in self._catch_up(sub, request.from_seq):
                 yield wire.batch_to_pb(batch)
             while True:
-                item = await sub.queue.get()
+                try:
+                    # asyncio.timeout, not wait_for: no task per message (on 3.11 wait_for
+                    # wraps the get in a task, a few loop turns later than a plain await).
+                    async with asyncio.timeout(HEARTBEAT_INTERVAL_S):
+                        item = await sub.queue.get()
+                except TimeoutError:
+                    # Quiet: prove we are alive (the queue is empty, so everything up to
+                    # the subscriber's safe_seq has been sent).
+                    yield wire.batch_to_pb(self._heartbeat(sub))
+                    continue
                 if item is None:
                     if not sub.needs_reset:
                         return  # hub stopping
@@ -182,6 +192,14 @@ class ReplicationService(pb_grpc.ReplicationServicer):  # type: ignore[misc]
         finally:
             self._hub.unsubscribe(sub)
             log.info("subscriber %s (%s) gone", sub.id, region)
+
+    def _heartbeat(self, sub: Subscriber) -> ChangeBatch:
+        return ChangeBatch(
+            changes=[],
+            safe_seq=self._hub.subscriber_safe_seq(sub),
+            committed_seq=self._hub.ingested_seq,
+            heartbeat=True,
+        )
 
     async def _catch_up(self, sub: Subscriber, from_seq: int) -> AsyncIterator[ChangeBatch]:
         """Snapshot, then the log in (from_seq, sub.floor]; a reset if that is gone.

@@ -21,6 +21,8 @@ from central.rest_backend import StoreBackend
 from central.write_stream import WritesService
 from central.writes import MeteredWrites
 from kvcore.clock import SYSTEM_CLOCK, Clock
+from kvcore.errors import StartupError
+from kvcore.listen import GRPC_NO_REUSEPORT, add_grpc_port, lock_data_dir
 from kvcore.metrics import Metrics
 from kvcore.model import Permission, token_hash
 from kvcore.pb import edgekv_pb2, edgekv_pb2_grpc
@@ -46,7 +48,7 @@ def bootstrap(store: RocksStore, settings: CentralSettings) -> None:
     existing = store.token_by_hash(digest)
     if existing is not None:
         if existing.account_id != settings.bootstrap_account:
-            raise SystemExit("EDGEKV_BOOTSTRAP_TOKEN already belongs to another account")
+            raise StartupError("EDGEKV_BOOTSTRAP_TOKEN already belongs to another account")
         return
     store.create_token(settings.bootstrap_account, Permission.WRITE, settings.bootstrap_token)
     log.info("bootstrap: created a write token for account %s", settings.bootstrap_account)
@@ -61,10 +63,12 @@ async def serve(
 ) -> None:
     settings.validate()
     stop = stop or asyncio.Event()
-    os.makedirs(settings.data_dir, exist_ok=True)
-    store = RocksStore(
-        os.path.join(settings.data_dir, "store"), clock=clock, log_retention=settings.log_retention
-    )
+    lock = lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "central")
+    try:
+        store = open_store(settings, clock)
+    except BaseException:
+        lock.close()
+        raise
     try:
         bootstrap(store, settings)
         metrics = Metrics("central")
@@ -84,7 +88,7 @@ async def serve(
         )
 
         interceptors = [ClusterSecretInterceptor(settings.cluster_secret)] if settings.cluster_secret else []
-        grpc_server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
+        grpc_server = grpc.aio.server(interceptors=interceptors, options=[*SERVER_OPTIONS, GRPC_NO_REUSEPORT])
         edgekv_pb2_grpc.add_KVServicer_to_server(KVService(store, writes, clock), grpc_server)
         edgekv_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(store, hub), grpc_server)
         edgekv_pb2_grpc.add_AdminServicer_to_server(AdminService(store), grpc_server)
@@ -92,23 +96,25 @@ async def serve(
         edgekv_pb2_grpc.add_DashboardServicer_to_server(DashboardService(dashboard.api), grpc_server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+        creds = None
         if settings.tls.cert_path and settings.tls.key_path:
             creds = server_credentials(settings.tls.cert_path, settings.tls.key_path)
-            bound = grpc_server.add_secure_port(settings.grpc_addr, creds)
-        else:
-            bound = grpc_server.add_insecure_port(settings.grpc_addr)
-        if not bound:
-            raise SystemExit(f"could not bind the gRPC port {settings.grpc_addr}")
+        add_grpc_port(grpc_server, settings.grpc_addr, "--grpc-addr (EDGEKV_GRPC_ADDR)", creds)
+        # Both ports are claimed before either serves, so a port in use is one line.
+        app = create_app(backend, metrics, extra_routes=dashboard.routes())
+        http = http_server(
+            app, settings.http_addr, certfile=settings.https_cert_path, keyfile=settings.https_key_path
+        )
         await grpc_server.start()
         for name in ["", *SERVICE_NAMES]:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
-        app = create_app(backend, metrics, extra_routes=dashboard.routes())
-        http = http_server(app, settings.http_addr)
         stop_on_signals(stop)
         log.info(
-            "central: grpc %s, http %s, propagation delay %ss",
+            "central: grpc %s%s, %s %s, propagation delay %ss",
             settings.grpc_addr,
+            " (TLS)" if creds else "",
+            "https" if settings.https_cert_path else "http",
             settings.http_addr,
             settings.propagation_delay_s,
         )
@@ -117,12 +123,28 @@ async def serve(
         try:
             await serve_until(http, stop)
         finally:
+            log.info("central stopping: draining HTTP, closing replica streams and the gRPC server")
             await health_servicer.enter_graceful_shutdown()
             await hub.stop()
             await grpc_server.stop(grace=1.0)
             await dashboard.close()
+        log.info("central stopped at seq %d", store.committed_seq)
     finally:
         store.close()
+        lock.close()
+
+
+def open_store(settings: CentralSettings, clock: Clock) -> RocksStore:
+    """The store under the (locked) data dir; an unusable one is a StartupError."""
+    path = os.path.join(settings.data_dir, "store")
+    try:
+        return RocksStore(path, clock=clock, log_retention=settings.log_retention)
+    except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status text
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "lock" in first.lower():
+            raise StartupError(f"another central is using this data dir ({settings.data_dir})") from None
+        reason = f"cannot open the store in {path}: {first}"
+        raise StartupError(f"--data-dir (EDGEKV_DATA_DIR): {reason}") from None
 
 
 def run(settings: CentralSettings) -> None:

@@ -5,11 +5,19 @@ status, the Cloudflare API error code and the gRPC status name. The REST app ren
 any `KVError` into Cloudflare's failure envelope with one handler; the gRPC adapter
 maps it to a status (and back, by `code`) with one table. Nothing here imports a
 transport: gRPC statuses are kept as their names.
+
+Beside the tree, `StartupError` is what an operator sees when a process cannot start
+(a port in use, a data dir locked or unusable, a TLS file missing): one line, printed
+by the command without a traceback, and a non-zero exit.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+
+class StartupError(Exception):
+    """A process cannot start; the message is the whole line shown to the operator."""
 
 
 class KVError(Exception):
@@ -20,8 +28,11 @@ class KVError(Exception):
     grpc_status: ClassVar[str] = "INVALID_ARGUMENT"
     default_message: ClassVar[str] = "bad request"
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, detail: str = "") -> None:
         self.message = message or self.default_message
+        # For the operator (logs, the CLI), never rendered to an API client: it may hold
+        # transport text and internal addresses.
+        self.detail = detail
         super().__init__(self.message)
 
     def __repr__(self) -> str:

@@ -188,3 +188,4 @@ class ChangeBatch:
     reset: bool = False
     snapshot: Snapshot | None = None
     replay: bool = False  # catch-up from the log: lag metrics skip these changes
+    heartbeat: bool = False  # no changes: proof of life after a silence (replica/stream.py)

@@ -12,23 +12,41 @@ import asyncio
 import contextlib
 import gc
 import signal
+import socket
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
 import uvicorn
 
+from kvcore.errors import StartupError
+from kvcore.listen import bind_listener
 from kvcore.settings import split_addr
 
 GC_GEN0_THRESHOLD = 50_000
 
 
 class _Server(uvicorn.Server):
+    # The listening socket, bound by `http_server` before the process says it started.
+    listen_sockets: list[socket.socket] | None = None
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
 
-def http_server(app: Any, addr: str, *, log_level: str = "warning") -> uvicorn.Server:
+def http_server(
+    app: Any,
+    addr: str,
+    *,
+    log_level: str = "warning",
+    flag: str = "--http-addr (EDGEKV_HTTP_ADDR)",
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> uvicorn.Server:
+    """A uvicorn server for `app` whose port is already bound (see kvcore.listen), over
+    HTTPS when `certfile` and `keyfile` (PEM) are given.
+
+    Raises StartupError naming `flag` when `addr` is in use or not ours to bind."""
     host, port = split_addr(addr)
     config = uvicorn.Config(
         app,
@@ -42,8 +60,17 @@ def http_server(app: Any, addr: str, *, log_level: str = "warning") -> uvicorn.S
         timeout_keep_alive=30,
         server_header=False,
         date_header=False,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
     )
-    return _Server(config)
+    if certfile:
+        try:
+            config.load()  # reads the certificate and key now, so a bad pair stops the start
+        except Exception as exc:
+            raise StartupError(f"--https-cert/--https-key: cannot load the certificate: {exc}") from None
+    server = _Server(config)
+    server.listen_sockets = [bind_listener(addr, flag)]
+    return server
 
 
 def run_forever(main: Coroutine[Any, Any, None]) -> None:
@@ -75,11 +102,14 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 
 async def serve_until(server: uvicorn.Server, stop: asyncio.Event) -> None:
     """Run `server` until `stop` is set (or the server fails), then shut it down."""
-    task = asyncio.create_task(server.serve(), name="http")
+    sockets = getattr(server, "listen_sockets", None)
+    task = asyncio.create_task(server.serve(sockets=sockets), name="http")
     waiter = asyncio.create_task(stop.wait(), name="stop")
     done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
     waiter.cancel()
     await task
+    for sock in sockets or ():
+        sock.close()
     if not server.started and task in done:
-        raise SystemExit(f"could not start the HTTP server on {server.config.host}:{server.config.port}")
+        raise StartupError(f"could not start the HTTP server on {server.config.host}:{server.config.port}")

@@ -6,6 +6,7 @@ environment fallback; tests build them directly. Units are in the names.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -47,11 +48,35 @@ def _positive(value: float, flag: str, *, allow_zero: bool = False) -> None:
         raise SettingsError(f"{flag}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
+def check_https(cert_path: str | None, key_path: str | None) -> None:
+    """--https-cert and --https-key: both or neither, each a readable PEM file."""
+    if bool(cert_path) != bool(key_path):
+        raise SettingsError("--https-cert and --https-key (EDGEKV_HTTPS_CERT, EDGEKV_HTTPS_KEY) go together")
+    check_readable_file(cert_path, "--https-cert (EDGEKV_HTTPS_CERT)")
+    check_readable_file(key_path, "--https-key (EDGEKV_HTTPS_KEY)")
+
+
+def check_readable_file(path: str | None, flag: str) -> None:
+    """A PEM file named by a flag exists and can be read (checked at start, so a typo
+    is one line naming the flag rather than a traceback from the TLS library)."""
+    if not path:
+        return
+    if not os.path.isfile(path):
+        raise SettingsError(f"{flag}: no such file: {path}")
+    if not os.access(path, os.R_OK):
+        raise SettingsError(f"{flag}: cannot read {path} (permission denied)")
+
+
 @dataclass(frozen=True)
 class TlsSettings:
     cert_path: str | None = None
     key_path: str | None = None
     ca_path: str | None = None
+
+    def check_files(self) -> None:
+        check_readable_file(self.cert_path, "--tls-cert (EDGEKV_TLS_CERT)")
+        check_readable_file(self.key_path, "--tls-key (EDGEKV_TLS_KEY)")
+        check_readable_file(self.ca_path, "--tls-ca (EDGEKV_TLS_CA)")
 
 
 @dataclass(frozen=True)
@@ -69,6 +94,9 @@ class CentralSettings:
     subscriber_queue_changes: int = 100_000
     bootstrap_account: str | None = None
     bootstrap_token: str | None = None
+    # Serve the REST API over HTTPS (PEM files); plain HTTP when unset.
+    https_cert_path: str | None = None
+    https_key_path: str | None = None
 
     def validate(self) -> CentralSettings:
         if not self.data_dir:
@@ -87,6 +115,8 @@ class CentralSettings:
             raise SettingsError("--propagation-delay (EDGEKV_PROPAGATION_DELAY): at most 3600 seconds")
         if bool(self.tls.cert_path) != bool(self.tls.key_path):
             raise SettingsError("--tls-cert and --tls-key (EDGEKV_TLS_CERT, EDGEKV_TLS_KEY) go together")
+        self.tls.check_files()
+        check_https(self.https_cert_path, self.https_key_path)
         if not 0 <= self.push_value_max_bytes <= MAX_PUSH_VALUE_BYTES:
             raise SettingsError("--push-value-max-bytes (EDGEKV_PUSH_VALUE_MAX_BYTES): between 0 and 1 MiB")
         _positive(self.log_retention, "--log-retention (EDGEKV_LOG_RETENTION)")
@@ -107,7 +137,7 @@ class ReplicaSettings:
     data_dir: str
     http_addr: str = "127.0.0.1:8081"
     # The HTTP base URL announced to central (its dashboard asks this region where keys
-    # are); None = "http://" + http_addr, right when central can reach that address.
+    # are); None = "http(s)://" + http_addr, right when central can reach that address.
     advertise_url: str | None = None
     cache_bytes: int = 256 * 1024 * 1024
     # A key is admitted to the edge cache once read this many times (decaying count).
@@ -120,6 +150,10 @@ class ReplicaSettings:
     hot_report_keys: int = 10_000
     negative_ttl_s: float = 60.0
     frequency_half_life_s: float = 60.0
+    https_cert_path: str | None = None
+    https_key_path: str | None = None
+    # workerd's KV service protocol (kvcore.workerd) on its own listener; None = off.
+    workerd_addr: str | None = None
 
     def validate(self) -> ReplicaSettings:
         if not _REGION.match(self.region or ""):
@@ -136,17 +170,23 @@ class ReplicaSettings:
                 f"--advertise-url (EDGEKV_ADVERTISE_URL): {self.advertise_url!r} is not an http(s):// URL"
             )
         check_addr(self.http_addr, "--http-addr (EDGEKV_HTTP_ADDR)")
+        self.tls.check_files()
+        check_https(self.https_cert_path, self.https_key_path)
         if self.cache_bytes < 1024 * 1024:
             raise SettingsError("--cache-bytes (EDGEKV_CACHE_BYTES): at least 1 MiB (1048576)")
         _positive(self.admit_threshold, "--admit-threshold (EDGEKV_ADMIT_THRESHOLD)")
         _positive(self.central_timeout_s, "--central-timeout (EDGEKV_CENTRAL_TIMEOUT)")
         _positive(self.hot_report_interval_s, "--hot-report-interval (EDGEKV_HOT_REPORT_INTERVAL)")
         _positive(self.negative_ttl_s, "--negative-ttl (EDGEKV_NEGATIVE_TTL)")
+        if self.workerd_addr is not None:
+            check_addr(self.workerd_addr, "--workerd-addr (EDGEKV_WORKERD_ADDR)")
         return self
 
     @property
     def advertised_url(self) -> str:
-        return (self.advertise_url or f"http://{self.http_addr}").rstrip("/")
+        """--advertise-url, else this process's own REST address (https with --https-cert)."""
+        scheme = "https" if self.https_cert_path else "http"
+        return (self.advertise_url or f"{scheme}://{self.http_addr}").rstrip("/")
 
     @property
     def advertises_wildcard(self) -> bool:

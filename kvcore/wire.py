@@ -246,6 +246,7 @@ def batch_to_pb(batch: ChangeBatch) -> pb.ChangeBatch:
         reset=batch.reset,
         has_snapshot=batch.snapshot is not None,
         replay=batch.replay,
+        heartbeat=batch.heartbeat,
     )
     if batch.snapshot is not None:
         msg.snapshot.CopyFrom(snapshot_to_pb(batch.snapshot.namespaces, batch.snapshot.tokens))
@@ -260,4 +261,5 @@ def batch_from_pb(msg: pb.ChangeBatch) -> ChangeBatch:
         reset=msg.reset,
         snapshot=snapshot_from_pb(msg.snapshot) if msg.has_snapshot else None,
         replay=msg.replay,
+        heartbeat=msg.heartbeat,
     )

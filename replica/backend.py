@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from kvcore import limits
 from kvcore.clock import Clock
 from kvcore.errors import KeyNotFound, Unavailable
 from kvcore.model import (
@@ -97,15 +98,33 @@ class ReplicaBackend:
         return ns
 
     async def get_namespace(self, account_id: str, namespace_id: str) -> Namespace:
-        self._edge.local_namespace(account_id, namespace_id)
-        return await self._central_call(lambda: self._central.get_namespace(account_id, namespace_id))
+        local = self._edge.local_namespace(account_id, namespace_id)
+        try:
+            return await self._central_call(lambda: self._central.get_namespace(account_id, namespace_id))
+        except Unavailable:
+            if not local or self._edge.namespaces is None:
+                raise
+            return self._edge.namespaces[namespace_id]
 
     async def list_namespaces(
         self, account_id: str, page: int, per_page: int, order: str, direction: str
     ) -> tuple[list[Namespace], int]:
-        return await self._central_call(
-            lambda: self._central.list_namespaces(account_id, page, per_page, order, direction)
-        )
+        """Central's list; while central is away, the namespaces this replica knows from
+        the stream (every namespace change is pushed at once), so `--binding TITLE`
+        still resolves and cached keys stay readable by title."""
+        try:
+            return await self._central_call(
+                lambda: self._central.list_namespaces(account_id, page, per_page, order, direction)
+            )
+        except Unavailable:
+            if self._edge.namespaces is None:
+                raise
+            page, per_page = limits.validate_page(page, per_page)
+            limits.validate_order(order, direction)
+            mine = [ns for ns in self._edge.namespaces.values() if ns.account_id == account_id]
+            mine.sort(key=lambda n: n.title if order == "title" else n.id, reverse=direction == "desc")
+            start = (page - 1) * per_page
+            return mine[start : start + per_page], len(mine)
 
     async def rename_namespace(self, account_id: str, namespace_id: str, title: str) -> Namespace:
         self._edge.local_namespace(account_id, namespace_id)

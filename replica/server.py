@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import KVError
+from kvcore.listen import lock_data_dir
 from kvcore.metrics import Metrics
 from kvcore.rest.app import create_app
 from kvcore.rpc.client import CentralClient
 from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
 from kvcore.settings import ReplicaSettings
+from kvcore.workerd.app import WorkerdKV
+from kvcore.workerd.server import serving
 from replica.backend import ReplicaBackend
 from replica.dashboard import ReplicaDashboard
 from replica.edge import EdgeState
@@ -52,7 +54,16 @@ async def serve(
 ) -> None:
     settings.validate()
     stop = stop or asyncio.Event()
-    os.makedirs(settings.data_dir, exist_ok=True)
+    lock = lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "replica")
+    try:
+        await _serve(settings, clock=clock, ready_event=ready_event, stop=stop)
+    finally:
+        lock.close()
+
+
+async def _serve(
+    settings: ReplicaSettings, *, clock: Clock, ready_event: asyncio.Event | None, stop: asyncio.Event
+) -> None:
     state = ReplicaState(settings.data_dir, settings.region)
     metrics = Metrics(settings.region)
     client = CentralClient(
@@ -101,12 +112,20 @@ async def serve(
         title=f"edgekv replica {settings.region}",
         extra_routes=dashboard.routes(),
     )
-    http = http_server(app, settings.http_addr)
+    try:
+        http = http_server(
+            app, settings.http_addr, certfile=settings.https_cert_path, keyfile=settings.https_key_path
+        )
+    except BaseException:
+        state.close()
+        await client.close()
+        raise
     http.config.lifespan = "on"
     stop_on_signals(stop)
     log.info(
-        "replica %s: http %s, central %s, cache %d bytes, resuming from seq %d",
+        "replica %s: %s %s, central %s, cache %d bytes, resuming from seq %d",
         settings.region,
+        "https" if settings.https_cert_path else "http",
         settings.http_addr,
         settings.central,
         settings.cache_bytes,
@@ -128,9 +147,14 @@ async def serve(
     ]
     if ready_event is not None:
         tasks.append(asyncio.create_task(_wait_started(http, ready_event), name="ready"))
+    workerd = contextlib.AsyncExitStack()
     try:
+        if settings.workerd_addr:
+            await workerd.enter_async_context(serving(WorkerdKV(backend, metrics), settings.workerd_addr))
+            log.info("replica %s: workerd KV protocol on %s", settings.region, settings.workerd_addr)
         await serve_until(http, stop)
     finally:
+        await workerd.aclose()
         for t in tasks:
             t.cancel()
         for t in tasks:

@@ -7,12 +7,19 @@ same settings work from a shell, a systemd unit or docker compose.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+
+# gRPC's C core logs transport trouble (a failed TLS handshake) at INFO and WARNING as
+# its own lines on stderr; our messages already say what went wrong, in one line; its
+# errors stay visible. Set before grpc is first imported; GRPC_VERBOSITY, if set, wins.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import typer
 
 from kvcore.cli.dev import dev_command
 from kvcore.cli.kv import kv_app
+from kvcore.cli.required import AllMissingCommand
 from kvcore.cli.serve import central_command, replica_command
 from kvcore.cli.token import token_app
 
@@ -24,12 +31,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("central", help="Run the authority: the store, the gRPC API and the change stream.")(
-    central_command
-)
-app.command("replica", help="Run one region's edge: hot-key cache, read-through, write forwarding.")(
-    replica_command
-)
+app.command(
+    "central",
+    cls=AllMissingCommand,
+    help="Run the authority: the store, the gRPC API and the change stream.",
+)(central_command)
+app.command(
+    "replica",
+    cls=AllMissingCommand,
+    help="Run one region's edge: hot-key cache, read-through, write forwarding.",
+)(replica_command)
 app.command("dev", help="Run central and one replica per region on loopback, for development.")(dev_command)
 app.add_typer(
     token_app, name="token", help="Create, list and revoke API tokens (talks to central over gRPC)."

@@ -1,8 +1,9 @@
 """`edgekv dev`: central and one replica per region as child processes on loopback.
 
 Prints a table of regions and URLs with a dev account and API token, optionally
-writes the same facts as JSON (`--info-file`) for scripts, and stops every child
-cleanly on Ctrl-C or SIGTERM.
+writes the same facts as JSON (`--info-file`) for scripts, restarts a child that
+exits (kvcore.cli.supervise), and stops every child cleanly on Ctrl-C or SIGTERM.
+`--base-port N` fixes the ports (central gRPC N, central HTTP N+1, replicas N+2...).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kvcore.cli.supervise import Supervisor
+from kvcore.listen import port_in_use
 from kvcore.settings import SettingsError, parse_size
 
 _out = Console()
@@ -58,8 +61,17 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
 
+    def exit_code(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def note(self, line: str) -> None:
+        if self.log is not None and not self.log.closed:
+            self.log.write(line.encode() + b"\n")
+            self.log.flush()
+
     def start(self) -> None:
-        self.log = self.log_path.open("ab")
+        if self.log is None or self.log.closed:
+            self.log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             self.argv,
             stdout=self.log,
@@ -102,6 +114,18 @@ def _wait_ready(children: list[Child]) -> None:
                 time.sleep(0.1)
 
 
+def _ports(base: int | None, count: int) -> list[int]:
+    """`count` loopback ports: free ones, or base..base+count-1 (each checked free)."""
+    if base is None:
+        return [free_port() for _ in range(count)]
+    if not 1024 <= base <= 65535 - count:
+        raise typer.BadParameter(f"--base-port: between 1024 and {65535 - count}")
+    taken = [p for p in range(base, base + count) if port_in_use(f"127.0.0.1:{p}")]
+    if taken:
+        raise typer.BadParameter(f"--base-port: 127.0.0.1:{taken[0]} is already in use")
+    return list(range(base, base + count))
+
+
 def _credentials(data_dir: Path) -> tuple[str, str]:
     """The dev account and token: kept in the data dir so a restart reuses them."""
     path = data_dir / "dev-credentials.json"
@@ -134,6 +158,16 @@ def dev_command(
     walkthrough: Annotated[
         bool, typer.Option(help="Walk through the system once the cluster is up (make demo).")
     ] = False,
+    base_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="EDGEKV_BASE_PORT",
+            help="Fixed ports: central gRPC N, central HTTP N+1, replicas N+2... (default: free ports).",
+        ),
+    ] = None,
+    workerd: Annotated[
+        bool, typer.Option(help="Give each region a workerd KV listener (--workerd-addr) for Workers.")
+    ] = False,
 ) -> None:
     names = [r.strip() for r in regions.split(",") if r.strip()]
     if not names or len(set(names)) != len(names):
@@ -147,7 +181,8 @@ def dev_command(
     root = Path(data_dir or tempfile.mkdtemp(prefix="edgekv-dev-"))
     root.mkdir(parents=True, exist_ok=True)
     account_id, token = _credentials(root)
-    grpc_port, central_http = free_port(), free_port()
+    ports = _ports(base_port, 2 + len(names) * (2 if workerd else 1))
+    grpc_port, central_http = ports[0], ports[1]
     py = [sys.executable, "-m", "kvcore"]
     central = Child(
         "central",
@@ -168,8 +203,10 @@ def dev_command(
         env={"EDGEKV_BOOTSTRAP_ACCOUNT": account_id, "EDGEKV_BOOTSTRAP_TOKEN": token},
     )
     replicas: list[Child] = []
-    for name in names:
-        port = free_port()
+    # --workerd: each region's workerd KV listener, on the ports after the replicas'.
+    workerd_ports = ports[2 + len(names) :]
+    workerd_addrs = {name: f"127.0.0.1:{port}" for name, port in zip(names, workerd_ports, strict=False)}
+    for name, port in zip(names, ports[2 : 2 + len(names)], strict=True):
         replicas.append(
             Child(
                 name,
@@ -186,6 +223,7 @@ def dev_command(
                     f"127.0.0.1:{port}",
                     "--cache-bytes",
                     cache_bytes,
+                    *(["--workerd-addr", workerd_addrs[name]] if workerd else []),
                 ],
                 f"http://127.0.0.1:{port}",
                 root / f"replica-{name}.log",
@@ -212,6 +250,8 @@ def dev_command(
             "central": {"http": central.http, "grpc": f"127.0.0.1:{grpc_port}"},
             "regions": {r.name: r.http for r in replicas},
         }
+        if workerd_addrs:
+            info["workerd"] = workerd_addrs
         _print_table(info, root, propagation_delay)
         if info_file:
             tmp = Path(info_file + ".tmp")
@@ -221,15 +261,8 @@ def dev_command(
             from kvcore.cli.walkthrough import walk
 
             walk(info, propagation_delay)
-        _out.print("[dim]Ctrl-C stops every process.[/dim]")
-        while True:
-            for child in children:
-                assert child.proc is not None
-                if child.proc.poll() is not None:
-                    raise RuntimeError(
-                        f"{child.name} exited with {child.proc.returncode}; see {child.log_path}"
-                    )
-            time.sleep(0.5)
+        _out.print("[dim]A process that exits is restarted; Ctrl-C stops every process.[/dim]")
+        Supervisor(children, lambda line: _err.print(line, highlight=False)).run_forever()
     except KeyboardInterrupt:
         _err.print("stopping...")
     except RuntimeError as exc:
@@ -249,9 +282,12 @@ def _print_table(info: dict[str, Any], root: Path, delay: float) -> None:
     table = Table(title=f"edgekv dev cluster (propagation delay {delay:g}s)")
     table.add_column("process")
     table.add_column("HTTP (REST API under /client/v4, /metrics, /docs)", no_wrap=True)
+    workerd = info.get("workerd", {})
+    if workerd:
+        table.add_column("workerd KV", no_wrap=True)
     table.add_row("central", info["central"]["http"])
     for name, url in info["regions"].items():
-        table.add_row(f"replica {name}", url)
+        table.add_row(f"replica {name}", url, *([workerd[name]] if workerd else []))
     _out.print(table)
     first = next(iter(info["regions"].values()))
     for line in (

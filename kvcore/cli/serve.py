@@ -8,24 +8,33 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from kvcore.errors import StartupError
 from kvcore.settings import CentralSettings, ReplicaSettings, SettingsError, TlsSettings, parse_size
 
 S = TypeVar("S", CentralSettings, ReplicaSettings)
 
 
 def _start(build: Callable[[], S], run: Callable[[S], None]) -> None:
-    """Build and validate the settings (a bad flag is a usage error naming it), log at
-    INFO, run the process."""
+    """Build and validate the settings, log at INFO, run the process. A bad flag (exit 2)
+    or a process that cannot start (exit 1) is one line on stderr naming the cause."""
     try:
         settings = build().validate()
-    except SettingsError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    logging.getLogger("edgekv").setLevel(logging.INFO)
-    run(settings)
+        logging.getLogger("edgekv").setLevel(logging.INFO)
+        run(settings)
+    except (SettingsError, StartupError) as exc:
+        # One line, no traceback: the message names the flag or the resource at fault.
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2 if isinstance(exc, SettingsError) else 1) from None
 
 
 def _opt(envvar: str, help: str) -> typer.models.OptionInfo:
     return typer.Option(envvar=envvar, help=help, show_envvar=True)  # type: ignore[no-any-return]
+
+
+HttpsCert = Annotated[
+    str | None, _opt("EDGEKV_HTTPS_CERT", "PEM certificate: serve the REST API over HTTPS.")
+]
+HttpsKey = Annotated[str | None, _opt("EDGEKV_HTTPS_KEY", "PEM private key for --https-cert.")]
 
 
 def central_command(
@@ -62,6 +71,8 @@ def central_command(
     bootstrap_token: Annotated[
         str | None, _opt("EDGEKV_BOOTSTRAP_TOKEN", "...with a write token of this secret.")
     ] = None,
+    https_cert: HttpsCert = None,
+    https_key: HttpsKey = None,
 ) -> None:
     from central.server import run
 
@@ -78,6 +89,8 @@ def central_command(
             subscriber_queue_changes=subscriber_queue_changes,
             bootstrap_account=bootstrap_account,
             bootstrap_token=bootstrap_token,
+            https_cert_path=https_cert,
+            https_key_path=https_key,
         ),
         run,
     )
@@ -122,6 +135,12 @@ def replica_command(
         float,
         _opt("EDGEKV_NEGATIVE_TTL", "Seconds a 'not found' is cached (a create clears it)."),
     ] = 60.0,
+    https_cert: HttpsCert = None,
+    https_key: HttpsKey = None,
+    workerd_addr: Annotated[
+        str | None,
+        _opt("EDGEKV_WORKERD_ADDR", "HOST:PORT serving workerd's KV binding protocol (off if unset)."),
+    ] = None,
 ) -> None:
     from replica.server import run
 
@@ -139,6 +158,9 @@ def replica_command(
             central_timeout_s=central_timeout,
             hot_report_interval_s=hot_report_interval,
             negative_ttl_s=negative_ttl,
+            https_cert_path=https_cert,
+            https_key_path=https_key,
+            workerd_addr=workerd_addr,
         ),
         run,
     )

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from kvcore.errors import KVError
 from kvcore.model import Permission
@@ -34,7 +33,8 @@ def _client(central: str, secret: str | None, tls_ca: str | None) -> CentralClie
 
 
 def _fail(exc: KVError) -> typer.Exit:
-    _err.print(f"error: {exc.message}", highlight=False)
+    why = f": {exc.detail}" if exc.detail else ""
+    _err.print(f"error: {exc.message}{why}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -103,11 +103,14 @@ def list_(
                 )
             )
             return
-        table = Table("id", "account", "permission", "created")
+        # Plain aligned columns, never truncated: `token revoke` needs the whole id.
+        rows = [("id", "account", "permission", "created (UTC)")]
         for t in tokens:
             created = datetime.fromtimestamp(t.created, UTC).strftime("%Y-%m-%d %H:%M:%S")
-            table.add_row(t.id, t.account_id, t.permission.value, created)
-        Console().print(table)
+            rows.append((t.id, t.account_id, t.permission.value, created))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            typer.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
 
     try:
         asyncio.run(go())

@@ -327,7 +327,7 @@ class Snapshot(_message.Message):
     def __init__(self, namespaces: _Optional[_Iterable[_Union[Namespace, _Mapping]]] = ..., tokens: _Optional[_Iterable[_Union[TokenRecord, _Mapping]]] = ...) -> None: ...
 
 class ChangeBatch(_message.Message):
-    __slots__ = ("changes", "safe_seq", "committed_seq", "reset", "snapshot", "has_snapshot", "replay")
+    __slots__ = ("changes", "safe_seq", "committed_seq", "reset", "snapshot", "has_snapshot", "replay", "heartbeat")
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     SAFE_SEQ_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -335,6 +335,7 @@ class ChangeBatch(_message.Message):
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     HAS_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     REPLAY_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     changes: _containers.RepeatedCompositeFieldContainer[Change]
     safe_seq: int
     committed_seq: int
@@ -342,7 +343,8 @@ class ChangeBatch(_message.Message):
     snapshot: Snapshot
     has_snapshot: bool
     replay: bool
-    def __init__(self, changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ..., safe_seq: _Optional[int] = ..., committed_seq: _Optional[int] = ..., reset: _Optional[bool] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., has_snapshot: _Optional[bool] = ..., replay: _Optional[bool] = ...) -> None: ...
+    heartbeat: bool
+    def __init__(self, changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ..., safe_seq: _Optional[int] = ..., committed_seq: _Optional[int] = ..., reset: _Optional[bool] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., has_snapshot: _Optional[bool] = ..., replay: _Optional[bool] = ..., heartbeat: _Optional[bool] = ...) -> None: ...
 
 class HotKey(_message.Message):
     __slots__ = ("namespace_id", "key")

@@ -36,6 +36,7 @@ from kvcore.rest.accounts import add_account_routes
 from kvcore.rest.backend import Backend
 from kvcore.rest.fastpath import EdgeMiddleware, read_value
 from kvcore.rest.handlers import Handlers
+from kvcore.rest.swagger import docs_routes
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def create_app(
         version="1.0",
         description="The Cloudflare Workers KV REST API (client/v4), served by edgekv.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served offline below (kvcore.rest.swagger)
         redoc_url=None,
     )
     h = Handlers(backend)
@@ -294,6 +295,7 @@ def create_app(
     add_account_routes(app, backend)
     for path, endpoint in (("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics_endpoint)):
         app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False, response_class=Response)
+    app.router.routes.extend(docs_routes("/openapi.json", title))
     app.router.routes.extend(extra_routes)
 
     app.add_exception_handler(KVError, _kv_error)

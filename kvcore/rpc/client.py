@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import grpc
 
 from kvcore import wire
+from kvcore.errors import KVError, Unavailable
 from kvcore.model import (
     BulkResult,
     ChangeBatch,
@@ -28,7 +29,7 @@ from kvcore.model import (
 from kvcore.pb import edgekv_pb2 as pb
 from kvcore.pb import edgekv_pb2_grpc as pb_grpc
 from kvcore.rpc.errors import from_rpc_error
-from kvcore.rpc.security import SECRET_KEY, secure_or_insecure_channel
+from kvcore.rpc.security import SECRET_KEY, secure_or_insecure_channel, speaks_tls
 from kvcore.rpc.write_stream import MAX_STREAMED_VALUE_BYTES, StreamedWrites
 
 T = TypeVar("T")
@@ -59,6 +60,7 @@ class CentralClient:
         self._metadata: tuple[tuple[str, str], ...] = (
             ((SECRET_KEY, cluster_secret),) if cluster_secret else ()
         )
+        self._tls = bool(tls_ca)
         self._channel = secure_or_insecure_channel(target, tls_ca)
         self._kv = pb_grpc.KVStub(self._channel)
         self._repl = pb_grpc.ReplicationStub(self._channel)
@@ -75,11 +77,20 @@ class CentralClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def _error(self, err: grpc.aio.AioRpcError) -> KVError:
+        """The KVError for a failed call, with "pass --tls-ca" when a plaintext client
+        met a TLS central (gRPC itself only says "Socket closed")."""
+        exc = from_rpc_error(err)
+        plaintext_refused = isinstance(exc, Unavailable) and not self._tls and "Socket closed" in exc.detail
+        if plaintext_refused and await speaks_tls(self.target):
+            exc.detail = f"TLS handshake failed: pass --tls-ca (central speaks TLS) [{exc.detail}]"
+        return exc
+
     async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
         try:
             return await method(request, timeout=timeout or self.timeout_s, metadata=self._metadata)
         except grpc.aio.AioRpcError as err:
-            raise from_rpc_error(err) from None
+            raise await self._error(err) from None
 
     # -- namespaces
 
@@ -220,7 +231,7 @@ class CentralClient:
             async for msg in call:
                 yield wire.batch_from_pb(msg)
         except grpc.aio.AioRpcError as err:
-            raise from_rpc_error(err) from None
+            raise await self._error(err) from None
         finally:
             call.cancel()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import grpc
 
-from kvcore.errors import KVError, Unavailable, error_from_code
+from kvcore.errors import InternalError, KVError, Unavailable, error_from_code
 
 CODE_KEY = "edgekv-error-code"
 
@@ -31,6 +31,37 @@ def trailing_metadata_of(exc: KVError) -> tuple[tuple[str, str], ...]:
     return ((CODE_KEY, str(exc.code)),)
 
 
+# gRPC's transport messages -> what the operator should do (first match wins).
+_EXPLANATIONS = (
+    (
+        "WRONG_VERSION_NUMBER",
+        "TLS handshake failed: central does not speak TLS (drop --tls-ca, "
+        "or start central with --tls-cert and --tls-key)",
+    ),
+    ("CERTIFICATE_VERIFY_FAILED", "TLS handshake failed: central's certificate is not signed by --tls-ca"),
+    (
+        "not in peer certificate",
+        "TLS handshake failed: central's certificate does not name the address "
+        "in --central (its subjectAltName must; see docs/operations.md)",
+    ),
+    ("Tls handshake failed", "TLS handshake failed: check --tls-ca against central's certificate"),
+    ("Connection refused", "connection refused: is central running at --central?"),
+    (
+        "before receiving SETTINGS frame",
+        "central accepted the connection but does not answer (hung or overloaded?)",
+    ),
+    ("ping timeout", "central stopped answering keepalive pings (hung, or the network dropped it)"),
+)
+
+
+def explain_transport(details: str) -> str:
+    """A transport failure's cause in the operator's terms, keeping gRPC's text after it."""
+    for needle, meaning in _EXPLANATIONS:
+        if needle in details:
+            return f"{meaning} [{details}]"
+    return details or "no details"
+
+
 def from_rpc_error(err: grpc.aio.AioRpcError | grpc.RpcError) -> KVError:
     """Turn a failed call into the KVError it stands for."""
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
@@ -45,8 +76,13 @@ def from_rpc_error(err: grpc.aio.AioRpcError | grpc.RpcError) -> KVError:
                 cf_code = None
     if cf_code is not None:
         return error_from_code(cf_code, code.name, details)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return Unavailable("central did not answer in time", detail=f"deadline exceeded: {details}")
     if code in _UNAVAILABLE:
-        return Unavailable(f"central unavailable: {code.name.lower()}: {details}".rstrip(": "))
+        # The body a REST client gets says only this; the cause is for the operator.
+        return Unavailable("central unavailable", detail=explain_transport(details))
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return Unavailable("central refused the cluster secret")
-    return error_from_code(0, code.name, details or code.name)
+    # A status central's servicers never send (no edgekv code): gRPC's own text (message
+    # size, unimplemented method, ...) stays in the log, not in a client's response.
+    return InternalError("central failed the call", detail=f"{code.name}: {details}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +22,9 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # gRPC core waits this long for ANY ping's ack (default 60 s, which is what a hung
+    # peer cost before: ~68 s to notice); keepalive_timeout alone does not bound it.
+    ("grpc.http2.ping_timeout_ms", 5_000),
     ("grpc.http2.max_pings_without_data", 0),
     # gRPC's reconnect backoff grows to 120 s by default and is shared by every
     # channel to the same target: after a long partition a replica would stay
@@ -79,3 +84,23 @@ def secure_or_insecure_channel(target: str, ca_path: str | None) -> grpc.aio.Cha
     if ca_path:
         return grpc.aio.secure_channel(target, channel_credentials(ca_path), options=CHANNEL_OPTIONS)
     return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+
+
+async def speaks_tls(target: str, timeout_s: float = 1.0) -> bool:
+    """True when `target` (HOST:PORT) completes a TLS handshake, its certificate unchecked.
+
+    Used only after a plaintext call failed with "Socket closed": that is what gRPC
+    reports against a TLS server, and the operator should read "pass --tls-ca"."""
+    host, _, port = target.rpartition(":")
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host.strip("[]"), int(port), ssl=context)
+    except (OSError, TimeoutError, ValueError):
+        return False
+    # Abort, not close: a graceful TLS shutdown waits for the peer (uvloop: up to 15 s+).
+    writer.transport.abort()
+    return True

@@ -137,7 +137,7 @@ class StreamedWrites:
             error = from_rpc_error(err)
         except Exception as err:
             log.warning("central write stream failed: %r", err)
-            error = Unavailable(f"central write stream failed: {err!r}")
+            error = Unavailable("central unavailable", detail=f"central write stream failed: {err!r}")
         finally:
             receiver.cancel()
             call.cancel()
@@ -159,5 +159,5 @@ class StreamedWrites:
         # every task's traceback on it.
         for fut in self._waiters.values():
             if not fut.done():
-                fut.set_result(Unavailable(error.message))
+                fut.set_result(Unavailable(error.message, detail=error.detail))
         self._waiters.clear()

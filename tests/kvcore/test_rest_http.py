@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -340,3 +341,17 @@ def test_health_ready_metrics_and_docs(live: Env, http: httpx.Client, ns: str) -
     # Account discovery (kvcore.rest.accounts): tokens/verify x2, memberships, accounts x2, user.
     assert len(operations) - len(kv) == 6
     assert http.get(f"{live.base_url}/docs").status_code == 200
+
+
+def test_docs_work_offline(live: Env, http: httpx.Client) -> None:
+    """/docs names no other host: Swagger UI's files come from the swagger-ui-bundle package."""
+    page = http.get(f"{live.base_url}/docs")
+    assert page.status_code == 200 and "SwaggerUIBundle" in page.text
+    assert not re.search(r"""(https?:)?//[A-Za-z0-9]""", page.text), "the docs page references another host"
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets) and any(a.endswith(".css") for a in assets)
+    for asset in assets:
+        r = http.get(f"{live.base_url}{asset}")
+        assert r.status_code == 200 and len(r.content) > 100, asset
+    process = http.get(f"{live.base_url}/metrics").text  # the process's own series, too
+    assert "process_resident_memory_bytes" in process and "process_cpu_seconds_total" in process

@@ -98,3 +98,53 @@ async def test_subscriber_applies_persists_and_resumes(tmp_path: Path) -> None:
     assert metrics.replication_connected.labels("eu")._value.get() == 0
     state.close()
     assert read_safe_seq(str(tmp_path)) == 9
+
+
+class HangingClient:
+    """First subscription: one batch, then silence (a hung central); later ones hang at once."""
+
+    target = "fake:2"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.hanging = asyncio.Event()
+
+    async def subscribe(self, region: str, from_seq: int) -> AsyncIterator[ChangeBatch]:
+        self.calls += 1
+        if self.calls == 1:
+            yield snap_batch(4)
+        self.hanging.set()
+        await asyncio.Event().wait()
+        yield snap_batch(0)  # pragma: no cover
+
+
+async def test_a_silent_stream_is_down_and_stale_since_the_last_contact(tmp_path: Path) -> None:
+    clock = ManualClock()
+    metrics = Metrics("eu")
+    edge = EdgeState(metrics=metrics, clock=clock, cache_bytes=1 << 20)
+    state = ReplicaState(str(tmp_path), "eu")
+    client = HangingClient()
+    sub = StreamSubscriber(
+        client=client,  # type: ignore[arg-type]
+        edge=edge,
+        state=state,
+        region="eu",
+        clock=clock,
+        metrics=metrics,
+        backoff_initial_s=0.001,
+        backoff_max_s=0.001,
+        silence_bound_s=0.3,
+    )
+    task = asyncio.create_task(sub.run())
+    await asyncio.wait_for(client.hanging.wait(), 5)
+    assert sub.connected and sub.staleness() == 0
+    clock.advance(7)  # time passes while central says nothing
+    deadline = asyncio.get_running_loop().time() + 5
+    while sub.connected or client.calls < 2:
+        assert asyncio.get_running_loop().time() < deadline, "silence was not detected"
+        await asyncio.sleep(0.05)
+    assert sub.staleness() == 7  # from the last batch, not from when the silence was noticed
+    assert sub.down_for() == 7 and state.safe_seq == 4
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    state.close()

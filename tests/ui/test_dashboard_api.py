@@ -125,5 +125,7 @@ def test_advertise_url_setting() -> None:
         region="eu", central="127.0.0.1:1", data_dir="d", advertise_url="https://eu.example/"
     )
     assert moved.validate().advertised_url == "https://eu.example"
+    tls = ReplicaSettings(region="eu", central="127.0.0.1:1", data_dir="d", https_cert_path="c.pem")
+    assert tls.advertised_url == "https://127.0.0.1:8081"  # REST over HTTPS (--https-cert)
     with pytest.raises(SettingsError, match="--advertise-url"):
         ReplicaSettings(region="eu", central="127.0.0.1:1", data_dir="d", advertise_url="eu:8080").validate()
