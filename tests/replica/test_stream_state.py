@@ -109,7 +109,7 @@ class HangingClient:
         self.calls = 0
         self.hanging = asyncio.Event()
 
-    async def subscribe(self, region: str, from_seq: int) -> AsyncIterator[ChangeBatch]:
+    async def subscribe(self, region: str, from_seq: int, http_url: str = "") -> AsyncIterator[ChangeBatch]:
         self.calls += 1
         if self.calls == 1:
             yield snap_batch(4)
