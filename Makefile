@@ -59,6 +59,9 @@ node-deps: $(NODE_DEPS)
 # Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py), curl, openssl,
 # postgresql (tests/helpers/postgres.py starts throwaway servers from its binaries).
 deps-debian:
+	@# chromium: Playwright drives it in tests/ui (`playwright install` is never used).
+	@test -x /usr/bin/chromium || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
 	@# curl and openssl: the operations guide's commands, run as written (tests/ops/test_guide_commands.py).

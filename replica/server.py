@@ -23,6 +23,7 @@ from kvcore.settings import ReplicaSettings
 from kvcore.workerd.app import WorkerdKV
 from kvcore.workerd.server import serving
 from replica.backend import ReplicaBackend
+from replica.dashboard import ReplicaDashboard
 from replica.edge import EdgeState
 from replica.state import ReplicaState
 from replica.stream import StreamSubscriber
@@ -81,7 +82,13 @@ async def _serve(
         negative_ttl_s=settings.negative_ttl_s,
     )
     stream = StreamSubscriber(
-        client=client, edge=edge, state=state, region=settings.region, clock=clock, metrics=metrics
+        client=client,
+        edge=edge,
+        state=state,
+        region=settings.region,
+        clock=clock,
+        metrics=metrics,
+        http_url=settings.advertised_url,
     )
     backend = ReplicaBackend(
         edge=edge,
@@ -90,7 +97,21 @@ async def _serve(
         timeout_s=settings.central_timeout_s,
         stream_down_for=stream.down_for,
     )
-    app = create_app(backend, metrics, title=f"edgekv replica {settings.region}")
+    dashboard = ReplicaDashboard(
+        edge=edge,
+        backend=backend,
+        central=client,
+        metrics=metrics,
+        clock=clock,
+        connected=lambda: stream.connected,
+        staleness_s=stream.staleness,
+    )
+    app = create_app(
+        backend,
+        metrics,
+        title=f"edgekv replica {settings.region}",
+        extra_routes=dashboard.routes(),
+    )
     try:
         http = http_server(
             app, settings.http_addr, certfile=settings.https_cert_path, keyfile=settings.https_key_path
@@ -110,6 +131,11 @@ async def _serve(
         settings.cache_bytes,
         state.safe_seq,
     )
+    if settings.advertises_wildcard:
+        log.warning(
+            "announcing %s to central, which cannot reach a wildcard address: set --advertise-url",
+            settings.advertised_url,
+        )
     tasks = [
         asyncio.create_task(stream.run(), name="replication-stream"),
         asyncio.create_task(

@@ -323,6 +323,7 @@ def _print_table(info: dict[str, Any], root: Path, delay: float) -> None:
         f"account id:    [bold]{info['account_id']}[/bold]",
         f"API token:     [bold]{info['token']}[/bold]  (write permission)",
         f"data and logs: {root}",
+        f"dashboard:     {info['central']['http']}/ui  (and /ui on every replica; sign in with the token)",
         f'Cloudflare SDK: Cloudflare(base_url="{first}/client/v4", api_token="{info["token"]}")',
         f"edgekv kv:      export EDGEKV_ENDPOINT={first} EDGEKV_ACCOUNT_ID={info['account_id']} "
         f"EDGEKV_API_TOKEN={info['token']}",

@@ -118,6 +118,13 @@ def replica_command(
     http_addr: Annotated[str, _opt("EDGEKV_HTTP_ADDR", "HOST:PORT of the REST API and /metrics.")] = (
         "127.0.0.1:8081"
     ),
+    advertise_url: Annotated[
+        str | None,
+        _opt(
+            "EDGEKV_ADVERTISE_URL",
+            "HTTP URL announced to central for its dashboard (default http://HTTP_ADDR).",
+        ),
+    ] = None,
     cache_bytes: Annotated[
         str, _opt("EDGEKV_CACHE_BYTES", "Edge cache bound: keys + values (e.g. 64MiB, 1GiB).")
     ] = "256MiB",
@@ -156,6 +163,7 @@ def replica_command(
             central=central,
             data_dir=data_dir,
             http_addr=http_addr,
+            advertise_url=advertise_url,
             cache_bytes=parse_size(cache_bytes),
             admit_threshold=admit_threshold,
             cluster_secret=cluster_secret,
