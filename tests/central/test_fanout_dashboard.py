@@ -33,7 +33,11 @@ def _hub(clock: ManualClock, delay_s: float = 5.0) -> Hub:
 
 
 def _change(seq: int, kind: ChangeKind, key: str = "k") -> Change:
-    return Change(seq=seq, kind=kind, commit_time=0.0, namespace_id="n" * 32, account_id="a" * 32, key=key)
+    # Committed when the test's ManualClock starts: the hub counts the delay from commit time.
+    commit_time = ManualClock().now()
+    return Change(
+        seq=seq, kind=kind, commit_time=commit_time, namespace_id="n" * 32, account_id="a" * 32, key=key
+    )
 
 
 async def test_announced_regions_and_connections() -> None:
