@@ -7,8 +7,11 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 NODE_DEPS := tests/compat/node_modules/.edgekv-installed
+# Cloudflare's Workers runtime (npm package workerd), for tests/workerd and make workers-demo.
+WORKERD_VERSION := 1.20261117.1
+WORKERD := .workerd/node_modules/.bin/workerd
 
-.PHONY: all venv demo test lint typecheck pytest proto proto-check bench compose-test deps-debian node-deps clean
+.PHONY: all venv demo workers-demo workerd test lint typecheck pytest proto proto-check bench compose-test deps-debian node-deps clean
 
 all: test
 
@@ -39,7 +42,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy kvcore central replica
 
-pytest: $(STAMP) $(NODE_DEPS)
+pytest: $(STAMP) $(NODE_DEPS) $(WORKERD)
 	$(VENV)/bin/pytest -q
 
 # npm packages of the compatibility tests (tests/compat): Miniflare (the differential
@@ -56,6 +59,9 @@ node-deps: $(NODE_DEPS)
 # Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py), curl, openssl,
 # postgresql (tests/helpers/postgres.py starts throwaway servers from its binaries).
 deps-debian:
+	@# chromium: Playwright drives it in tests/ui (`playwright install` is never used).
+	@test -x /usr/bin/chromium || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
 	@# curl and openssl: the operations guide's commands, run as written (tests/ops/test_guide_commands.py).
@@ -64,10 +70,21 @@ deps-debian:
 	@test -x /usr/lib/postgresql/15/bin/initdb || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql)
 
-test: deps-debian proto-check lint typecheck pytest
+# workerd from npm into .workerd/ (npm from Debian if the machine has none).
+$(WORKERD):
+	@command -v npm >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm)
+	npm install --prefix .workerd --no-audit --no-fund --no-save workerd@$(WORKERD_VERSION)
+workerd: $(WORKERD)
+
+test: deps-debian $(WORKERD) proto-check lint typecheck pytest
 
 demo: $(STAMP)
 	$(VENV)/bin/edgekv dev --walkthrough --propagation-delay 5
+
+# One request-count Worker per region on workerd, each bound to its region's replica.
+workers-demo: $(STAMP) $(WORKERD)
+	$(PY) examples/request_count/workers_demo.py
 
 # Builds the image on a debootstrap stand-in base, runs central + us/eu/ap under docker compose
 # and checks create/update propagation through the published ports (needs root).

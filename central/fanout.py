@@ -60,6 +60,7 @@ class Subscriber:
 
     region: str
     floor: int
+    http_url: str = ""  # the replica's advertised HTTP base URL ("" = none), for the dashboard
     queue: asyncio.Queue[ChangeBatch | None] = field(default_factory=asyncio.Queue)
     queued_changes: int = 0
     queued_bytes: int = 0
@@ -91,6 +92,8 @@ class Hub:
         self._held_seqs: list[tuple[int, KeyRef]] = []  # min-heap, lazily pruned
         self._subscribers: set[Subscriber] = set()
         self._hot: dict[str, set[KeyRef]] = {}
+        # region -> the HTTP URL it last announced when subscribing (kept after it leaves).
+        self.announced: dict[str, str] = {}
         self._ingested_seq = 0  # read in start(), after the listener is registered
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
@@ -144,10 +147,12 @@ class Hub:
 
     # -- subscribers
 
-    def subscribe(self, region: str) -> Subscriber:
+    def subscribe(self, region: str, http_url: str = "") -> Subscriber:
         """Register before catch-up: live changes queue up while the log is replayed.
         Catch-up must cover (from_seq, sub.floor]."""
-        sub = Subscriber(region=region, floor=self._ingested_seq)
+        sub = Subscriber(region=region, floor=self._ingested_seq, http_url=http_url)
+        if http_url:
+            self.announced[region] = http_url
         self._subscribers.add(sub)
         self._metrics.subscribers.labels(self._region).set(len(self._subscribers))
         return sub
@@ -155,6 +160,21 @@ class Hub:
     def unsubscribe(self, sub: Subscriber) -> None:
         self._subscribers.discard(sub)
         self._metrics.subscribers.labels(self._region).set(len(self._subscribers))
+
+    def connected_regions(self) -> dict[str, int]:
+        """region -> number of live streams of that region."""
+        counts: dict[str, int] = {}
+        for sub in self._subscribers:
+            counts[sub.region] = counts.get(sub.region, 0) + 1
+        return counts
+
+    def held(self, ref: KeyRef) -> tuple[Change, float] | None:
+        """The change of `ref` held for lazy propagation and the seconds until it is
+        flushed (>= 0), or None when nothing is held for it."""
+        held = self._held.get(ref)
+        if held is None:
+            return None
+        return held.change, max(0.0, held.deadline - FLUSH_MARGIN_S - self._clock.monotonic())
 
     def subscriber_safe_seq(self, sub: Subscriber) -> int:
         return max(sub.floor, self.safe_seq())

@@ -165,7 +165,7 @@ class ReplicationService(pb_grpc.ReplicationServicer):  # type: ignore[misc]
 
     async def Subscribe(self, request: pb.SubscribeRequest, context: Any) -> AsyncIterator[pb.ChangeBatch]:
         region = request.region or "unknown"
-        sub = self._hub.subscribe(region)
+        sub = self._hub.subscribe(region, request.http_url)
         log.info("subscriber %s (%s) from seq %d", sub.id, region, request.from_seq)
         try:
             async for batch in self._catch_up(sub, request.from_seq):

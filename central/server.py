@@ -15,6 +15,7 @@ import grpc
 import psycopg
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from central.dashboard import CentralDashboard, DashboardService
 from central.fanout import Hub
 from central.grpc_api import AdminService, KVService, ReplicationService
 from central.rest_backend import StoreBackend
@@ -38,7 +39,7 @@ log = logging.getLogger("edgekv.central")
 
 SERVICE_NAMES = [
     edgekv_pb2.DESCRIPTOR.services_by_name[name].full_name
-    for name in ("KV", "Replication", "Admin", "Writes")
+    for name in ("KV", "Replication", "Admin", "Writes", "Dashboard")
 ]
 
 
@@ -110,6 +111,10 @@ async def serve(
             queue_limit=settings.subscriber_queue_changes,
         )
         hub.start()
+        backend = StoreBackend(writes, clock=clock)
+        dashboard = CentralDashboard(
+            backend=backend, hub=hub, propagation_delay_s=settings.propagation_delay_s
+        )
 
         interceptors = [ClusterSecretInterceptor(settings.cluster_secret)] if settings.cluster_secret else []
         grpc_server = grpc.aio.server(interceptors=interceptors, options=[*SERVER_OPTIONS, GRPC_NO_REUSEPORT])
@@ -117,6 +122,7 @@ async def serve(
         edgekv_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(store, hub), grpc_server)
         edgekv_pb2_grpc.add_AdminServicer_to_server(AdminService(store), grpc_server)
         edgekv_pb2_grpc.add_WritesServicer_to_server(WritesService(writes, clock), grpc_server)
+        edgekv_pb2_grpc.add_DashboardServicer_to_server(DashboardService(dashboard.api), grpc_server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
         creds = None
@@ -124,8 +130,7 @@ async def serve(
             creds = server_credentials(settings.tls.cert_path, settings.tls.key_path)
         add_grpc_port(grpc_server, settings.grpc_addr, "--grpc-addr (EDGEKV_GRPC_ADDR)", creds)
         # Both ports are claimed before either serves, so a port in use is one line.
-        backend = StoreBackend(writes, clock=clock)
-        app = create_app(backend, metrics)
+        app = create_app(backend, metrics, extra_routes=dashboard.routes())
         http = http_server(
             app, settings.http_addr, certfile=settings.https_cert_path, keyfile=settings.https_key_path
         )
@@ -152,6 +157,7 @@ async def serve(
             await health_servicer.enter_graceful_shutdown()
             await hub.stop()
             await grpc_server.stop(grace=1.0)
+            await dashboard.close()
         log.info("central stopped at seq %d", store.committed_seq)
     finally:
         store.close()

@@ -25,6 +25,8 @@ MAX_BULK_ITEMS: Final = 10_000
 MAX_BULK_BODY_BYTES: Final = 100 * 1000 * 1000  # "less than 100 megabytes"
 MAX_BULK_GET_KEYS: Final = 100
 MIN_LIST_LIMIT: Final = 10
+# Workers' `get(key, {cacheTtl})`: edge cache time, at least 30 s (edgekv keeps C2 instead).
+MIN_CACHE_TTL_S: Final = 30
 MAX_LIST_LIMIT: Final = 1000
 DEFAULT_LIST_LIMIT: Final = 1000
 MAX_TITLE_CHARS: Final = 512
@@ -251,6 +253,12 @@ def validate_list_limit(limit: int | None) -> int:
     if not MIN_LIST_LIMIT <= limit <= MAX_LIST_LIMIT:
         raise ValidationError(f"limit: {limit} must be between {MIN_LIST_LIMIT} and {MAX_LIST_LIMIT}")
     return limit
+
+
+def validate_prefix(prefix: str) -> str:
+    """A list prefix (a query parameter) is at most a key's length."""
+    check_key_length(len(prefix.encode("utf-8", "surrogatepass")), "prefix", in_url=True)
+    return prefix
 
 
 def validate_page(page: int | None, per_page: int | None) -> tuple[int, int]:

@@ -23,6 +23,7 @@ MAX_PUSH_VALUE_BYTES = 1024 * 1024
 
 _ADDR = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 _REGION = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
@@ -145,6 +146,9 @@ class ReplicaSettings:
     central: str
     data_dir: str
     http_addr: str = "127.0.0.1:8081"
+    # The HTTP base URL announced to central (its dashboard asks this region where keys
+    # are); None = "http(s)://" + http_addr, right when central can reach that address.
+    advertise_url: str | None = None
     cache_bytes: int = 256 * 1024 * 1024
     # A key is admitted to the edge cache once read this many times (decaying count).
     admit_threshold: int = 2
@@ -158,6 +162,8 @@ class ReplicaSettings:
     frequency_half_life_s: float = 60.0
     https_cert_path: str | None = None
     https_key_path: str | None = None
+    # workerd's KV service protocol (kvcore.workerd) on its own listener; None = off.
+    workerd_addr: str | None = None
 
     def validate(self) -> ReplicaSettings:
         if not _REGION.match(self.region or ""):
@@ -169,6 +175,10 @@ class ReplicaSettings:
         check_addr(self.central, "--central (EDGEKV_CENTRAL)")
         if not self.data_dir:
             raise SettingsError("--data-dir (EDGEKV_DATA_DIR): required")
+        if self.advertise_url is not None and not _URL.match(self.advertise_url):
+            raise SettingsError(
+                f"--advertise-url (EDGEKV_ADVERTISE_URL): {self.advertise_url!r} is not an http(s):// URL"
+            )
         check_addr(self.http_addr, "--http-addr (EDGEKV_HTTP_ADDR)")
         self.tls.check_files()
         check_https(self.https_cert_path, self.https_key_path)
@@ -178,7 +188,21 @@ class ReplicaSettings:
         _positive(self.central_timeout_s, "--central-timeout (EDGEKV_CENTRAL_TIMEOUT)")
         _positive(self.hot_report_interval_s, "--hot-report-interval (EDGEKV_HOT_REPORT_INTERVAL)")
         _positive(self.negative_ttl_s, "--negative-ttl (EDGEKV_NEGATIVE_TTL)")
+        if self.workerd_addr is not None:
+            check_addr(self.workerd_addr, "--workerd-addr (EDGEKV_WORKERD_ADDR)")
         return self
+
+    @property
+    def advertised_url(self) -> str:
+        """--advertise-url, else this process's own REST address (https with --https-cert)."""
+        scheme = "https" if self.https_cert_path else "http"
+        return (self.advertise_url or f"{scheme}://{self.http_addr}").rstrip("/")
+
+    @property
+    def advertises_wildcard(self) -> bool:
+        """True when the default advertised URL names a wildcard address (0.0.0.0, ::),
+        which central cannot reach: `--advertise-url` is needed."""
+        return self.advertise_url is None and split_addr(self.http_addr)[0] in ("0.0.0.0", "::", "")
 
 
 def parse_size(text: str) -> int:

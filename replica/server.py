@@ -20,7 +20,10 @@ from kvcore.rest.app import create_app
 from kvcore.rpc.client import CentralClient
 from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
 from kvcore.settings import ReplicaSettings
+from kvcore.workerd.app import WorkerdKV
+from kvcore.workerd.server import serving
 from replica.backend import ReplicaBackend
+from replica.dashboard import ReplicaDashboard
 from replica.edge import EdgeState
 from replica.state import ReplicaState
 from replica.stream import StreamSubscriber
@@ -79,7 +82,13 @@ async def _serve(
         negative_ttl_s=settings.negative_ttl_s,
     )
     stream = StreamSubscriber(
-        client=client, edge=edge, state=state, region=settings.region, clock=clock, metrics=metrics
+        client=client,
+        edge=edge,
+        state=state,
+        region=settings.region,
+        clock=clock,
+        metrics=metrics,
+        http_url=settings.advertised_url,
     )
     backend = ReplicaBackend(
         edge=edge,
@@ -88,7 +97,21 @@ async def _serve(
         timeout_s=settings.central_timeout_s,
         stream_down_for=stream.down_for,
     )
-    app = create_app(backend, metrics, title=f"edgekv replica {settings.region}")
+    dashboard = ReplicaDashboard(
+        edge=edge,
+        backend=backend,
+        central=client,
+        metrics=metrics,
+        clock=clock,
+        connected=lambda: stream.connected,
+        staleness_s=stream.staleness,
+    )
+    app = create_app(
+        backend,
+        metrics,
+        title=f"edgekv replica {settings.region}",
+        extra_routes=dashboard.routes(),
+    )
     try:
         http = http_server(
             app, settings.http_addr, certfile=settings.https_cert_path, keyfile=settings.https_key_path
@@ -108,6 +131,11 @@ async def _serve(
         settings.cache_bytes,
         state.safe_seq,
     )
+    if settings.advertises_wildcard:
+        log.warning(
+            "announcing %s to central, which cannot reach a wildcard address: set --advertise-url",
+            settings.advertised_url,
+        )
     tasks = [
         asyncio.create_task(stream.run(), name="replication-stream"),
         asyncio.create_task(
@@ -119,9 +147,14 @@ async def _serve(
     ]
     if ready_event is not None:
         tasks.append(asyncio.create_task(_wait_started(http, ready_event), name="ready"))
+    workerd = contextlib.AsyncExitStack()
     try:
+        if settings.workerd_addr:
+            await workerd.enter_async_context(serving(WorkerdKV(backend, metrics), settings.workerd_addr))
+            log.info("replica %s: workerd KV protocol on %s", settings.region, settings.workerd_addr)
         await serve_until(http, stop)
     finally:
+        await workerd.aclose()
         for t in tasks:
             t.cancel()
         for t in tasks:

@@ -58,11 +58,13 @@ class StreamSubscriber:
         backoff_max_s: float = BACKOFF_MAX_S,
         rng: random.Random | None = None,
         silence_bound_s: float = SILENCE_BOUND_S,
+        http_url: str = "",
     ) -> None:
         self._client = client
         self._edge = edge
         self._state = state
         self._region = region
+        self._http_url = http_url  # announced to central on subscribe (the dashboard asks it)
         self._clock = clock
         self._backoff_initial = backoff_initial_s
         self._backoff_max = backoff_max_s
@@ -94,7 +96,7 @@ class StreamSubscriber:
     async def _batches(self, from_seq: int) -> AsyncGenerator[ChangeBatch, None]:
         """The subscription's batches; raises CentralSilent after `silence_bound_s`
         without any message (a heartbeat counts), which also cancels the call."""
-        stream = self._client.subscribe(self._region, from_seq)
+        stream = self._client.subscribe(self._region, from_seq, self._http_url)
         iterator = aiter(stream)
         try:
             while True:

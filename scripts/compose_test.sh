@@ -367,5 +367,15 @@ for r, p in ports.items():
         text = resp.read().decode()
     assert "edgekv_http_requests_total" in text, f"{r}: /metrics lacks edgekv_http_requests_total"
 print("   /metrics served by every process")
+# The dashboard ships in the image, and central reaches each region at its advertised URL.
+for r, p in ports.items():
+    with urllib.request.urlopen(f"http://127.0.0.1:{p}/ui", timeout=10) as resp:
+        assert b"API token" in resp.read(), f"{r}: /ui is not the dashboard"
+st, body = call("GET", f"http://127.0.0.1:{ports['central']}/ui/api/regions?account_id={acct}")
+assert st == 200, f"/ui/api/regions: HTTP {st} {body[:300]!r}"
+rows = {row["region"]: row for row in json.loads(body)["result"]["regions"]}
+for r in ("us", "eu", "ap"):
+    assert (rows.get(r) or {}).get("status"), f"central's dashboard cannot reach {r}: {rows.get(r)}"
+print("   /ui served by every process; central's dashboard reaches us, eu and ap")
 EOF
 phase_end

@@ -195,6 +195,9 @@ def dev_command(
             help="Fixed ports: central gRPC N, central HTTP N+1, replicas N+2... (default: free ports).",
         ),
     ] = None,
+    workerd: Annotated[
+        bool, typer.Option(help="Give each region a workerd KV listener (--workerd-addr) for Workers.")
+    ] = False,
 ) -> None:
     names = [r.strip() for r in regions.split(",") if r.strip()]
     if not names or len(set(names)) != len(names):
@@ -211,15 +214,19 @@ def dev_command(
     root.mkdir(parents=True, exist_ok=True)
     account_id, token = _credentials(root)
     # Fixed ports keep their documented layout for the first central (gRPC N, HTTP N+1,
-    # replicas N+2...); further centrals take the pairs after the replicas.
-    ports = _ports(base_port, 2 * n_centrals + len(names))
+    # replicas N+2..., then --workerd listeners); further centrals take the pairs after.
+    n_workerd = len(names) if workerd else 0
+    ports = _ports(base_port, 2 * n_centrals + len(names) + n_workerd)
     pairs = [(ports[0], ports[1])]
-    extra = ports[2 + len(names) :]
+    extra = ports[2 + len(names) + n_workerd :]
     pairs += [(extra[i], extra[i + 1]) for i in range(0, len(extra), 2)]
     centrals = _centrals(root, store, pairs, propagation_delay, account_id, token)
     central = centrals[0]
     py = [sys.executable, "-m", "kvcore"]
     replicas: list[Child] = []
+    # --workerd: each region's workerd KV listener, on the ports after the replicas'.
+    workerd_ports = ports[2 + len(names) : 2 + len(names) + n_workerd]
+    workerd_addrs = {name: f"127.0.0.1:{port}" for name, port in zip(names, workerd_ports, strict=False)}
     for name, port in zip(names, ports[2 : 2 + len(names)], strict=True):
         replicas.append(
             Child(
@@ -237,6 +244,7 @@ def dev_command(
                     f"127.0.0.1:{port}",
                     "--cache-bytes",
                     cache_bytes,
+                    *(["--workerd-addr", workerd_addrs[name]] if workerd else []),
                 ],
                 f"http://127.0.0.1:{port}",
                 root / f"replica-{name}.log",
@@ -268,6 +276,8 @@ def dev_command(
             "regions": {r.name: r.http for r in replicas},
             "centrals": [{"http": c.http, "grpc": c.grpc} for c in centrals],
         }
+        if workerd_addrs:
+            info["workerd"] = workerd_addrs
         _print_table(info, root, propagation_delay)
         if info_file:
             tmp = Path(info_file + ".tmp")
@@ -298,10 +308,13 @@ def _print_table(info: dict[str, Any], root: Path, delay: float) -> None:
     table = Table(title=f"edgekv dev cluster (propagation delay {delay:g}s)")
     table.add_column("process")
     table.add_column("HTTP (REST API under /client/v4, /metrics, /docs)", no_wrap=True)
+    workerd = info.get("workerd", {})
+    if workerd:
+        table.add_column("workerd KV", no_wrap=True)
     for n, central in enumerate(info["centrals"], 1):
         table.add_row("central" if n == 1 else f"central-{n}", central["http"])
     for name, url in info["regions"].items():
-        table.add_row(f"replica {name}", url)
+        table.add_row(f"replica {name}", url, *([workerd[name]] if workerd else []))
     _out.print(table)
     first = next(iter(info["regions"].values()))
     for line in (
@@ -309,6 +322,7 @@ def _print_table(info: dict[str, Any], root: Path, delay: float) -> None:
         f"account id:    [bold]{info['account_id']}[/bold]",
         f"API token:     [bold]{info['token']}[/bold]  (write permission)",
         f"data and logs: {root}",
+        f"dashboard:     {info['central']['http']}/ui  (and /ui on every replica; sign in with the token)",
         f'Cloudflare SDK: Cloudflare(base_url="{first}/client/v4", api_token="{info["token"]}")',
         f"edgekv kv:      export EDGEKV_ENDPOINT={first} EDGEKV_ACCOUNT_ID={info['account_id']} "
         f"EDGEKV_API_TOKEN={info['token']}",

@@ -115,6 +115,13 @@ def replica_command(
     http_addr: Annotated[str, _opt("EDGEKV_HTTP_ADDR", "HOST:PORT of the REST API and /metrics.")] = (
         "127.0.0.1:8081"
     ),
+    advertise_url: Annotated[
+        str | None,
+        _opt(
+            "EDGEKV_ADVERTISE_URL",
+            "HTTP URL announced to central for its dashboard (default http://HTTP_ADDR).",
+        ),
+    ] = None,
     cache_bytes: Annotated[
         str, _opt("EDGEKV_CACHE_BYTES", "Edge cache bound: keys + values (e.g. 64MiB, 1GiB).")
     ] = "256MiB",
@@ -140,6 +147,10 @@ def replica_command(
     ] = 60.0,
     https_cert: HttpsCert = None,
     https_key: HttpsKey = None,
+    workerd_addr: Annotated[
+        str | None,
+        _opt("EDGEKV_WORKERD_ADDR", "HOST:PORT serving workerd's KV binding protocol (off if unset)."),
+    ] = None,
 ) -> None:
     from replica.server import run
 
@@ -149,6 +160,7 @@ def replica_command(
             central=central,
             data_dir=data_dir,
             http_addr=http_addr,
+            advertise_url=advertise_url,
             cache_bytes=parse_size(cache_bytes),
             admit_threshold=admit_threshold,
             cluster_secret=cluster_secret,
@@ -158,6 +170,7 @@ def replica_command(
             negative_ttl_s=negative_ttl,
             https_cert_path=https_cert,
             https_key_path=https_key,
+            workerd_addr=workerd_addr,
         ),
         run,
     )

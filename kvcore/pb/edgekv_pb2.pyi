@@ -265,12 +265,14 @@ class ListKeysResponse(_message.Message):
     def __init__(self, keys: _Optional[_Iterable[_Union[KeyInfo, _Mapping]]] = ..., cursor: _Optional[str] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("region", "from_seq")
+    __slots__ = ("region", "from_seq", "http_url")
     REGION_FIELD_NUMBER: _ClassVar[int]
     FROM_SEQ_FIELD_NUMBER: _ClassVar[int]
+    HTTP_URL_FIELD_NUMBER: _ClassVar[int]
     region: str
     from_seq: int
-    def __init__(self, region: _Optional[str] = ..., from_seq: _Optional[int] = ...) -> None: ...
+    http_url: str
+    def __init__(self, region: _Optional[str] = ..., from_seq: _Optional[int] = ..., http_url: _Optional[str] = ...) -> None: ...
 
 class TokenRecord(_message.Message):
     __slots__ = ("id", "account_id", "permission", "secret_hash", "created")
@@ -431,3 +433,21 @@ class WriteBatchResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[StreamedWriteResult]
     def __init__(self, results: _Optional[_Iterable[_Union[StreamedWriteResult, _Mapping]]] = ...) -> None: ...
+
+class DashboardRequest(_message.Message):
+    __slots__ = ("path", "query", "authorization")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    AUTHORIZATION_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    query: str
+    authorization: str
+    def __init__(self, path: _Optional[str] = ..., query: _Optional[str] = ..., authorization: _Optional[str] = ...) -> None: ...
+
+class DashboardResponse(_message.Message):
+    __slots__ = ("status", "body")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    status: int
+    body: bytes
+    def __init__(self, status: _Optional[int] = ..., body: _Optional[bytes] = ...) -> None: ...

@@ -959,3 +959,90 @@ class Writes:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class DashboardStub:
+    """---------------------------------------------------------------- Dashboard
+
+    The web dashboard's central-only JSON routes (`/ui/api/regions`, `/ui/api/locate`),
+    relayed by a replica so that `/ui` works alike on every process. Central checks the
+    browser's API token itself, exactly as on its own HTTP port.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Relay = channel.unary_unary(
+                '/edgekv.v1.Dashboard/Relay',
+                request_serializer=kvcore_dot_pb_dot_edgekv__pb2.DashboardRequest.SerializeToString,
+                response_deserializer=kvcore_dot_pb_dot_edgekv__pb2.DashboardResponse.FromString,
+                _registered_method=True)
+
+
+class DashboardServicer:
+    """---------------------------------------------------------------- Dashboard
+
+    The web dashboard's central-only JSON routes (`/ui/api/regions`, `/ui/api/locate`),
+    relayed by a replica so that `/ui` works alike on every process. Central checks the
+    browser's API token itself, exactly as on its own HTTP port.
+    """
+
+    def Relay(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_DashboardServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Relay': grpc.unary_unary_rpc_method_handler(
+                    servicer.Relay,
+                    request_deserializer=kvcore_dot_pb_dot_edgekv__pb2.DashboardRequest.FromString,
+                    response_serializer=kvcore_dot_pb_dot_edgekv__pb2.DashboardResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'edgekv.v1.Dashboard', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('edgekv.v1.Dashboard', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Dashboard:
+    """---------------------------------------------------------------- Dashboard
+
+    The web dashboard's central-only JSON routes (`/ui/api/regions`, `/ui/api/locate`),
+    relayed by a replica so that `/ui` works alike on every process. Central checks the
+    browser's API token itself, exactly as on its own HTTP port.
+    """
+
+    @staticmethod
+    def Relay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgekv.v1.Dashboard/Relay',
+            kvcore_dot_pb_dot_edgekv__pb2.DashboardRequest.SerializeToString,
+            kvcore_dot_pb_dot_edgekv__pb2.DashboardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -49,12 +49,17 @@ async def token_for_secret(backend: Backend, secret: str) -> Token | None:
     return await backend.authenticate(_hash(secret))
 
 
-async def authorize(backend: Backend, authorization: str | None, account_id: str, *, write: bool) -> Token:
-    """The token allowed to act on `account_id`; raises 401 / 403 otherwise."""
+async def authorize(
+    backend: Backend, authorization: str | None, account_id: str | None, *, write: bool
+) -> Token:
+    """The token allowed to act on `account_id`; raises 401 / 403 otherwise.
+
+    `account_id=None` stands for the token's own account: requests of workerd's KV
+    binding (`kvcore.workerd`) name a namespace but no account."""
     token = await token_for_secret(backend, bearer_secret(authorization))
     if token is None:
         raise AuthenticationError("Authentication error: unknown or revoked token")
-    if token.account_id != account_id:
+    if account_id is not None and token.account_id != account_id:
         raise PermissionDenied("Authentication error: this token is not valid for this account")
     if write and token.permission is not Permission.WRITE:
         raise PermissionDenied("Authentication error: this token has read permission only")

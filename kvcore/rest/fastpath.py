@@ -152,7 +152,7 @@ async def _value_target(
     return account_id, namespace_id, key
 
 
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
+async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -176,7 +176,7 @@ async def write_value(
         )
         condition = parse_condition(_header(scope, b"if-match"), _header(scope, b"if-none-match"))
         value = await read_capped(
-            _body(receive), _header(scope, b"content-length"), limits.MAX_VALUE_BYTES, "value"
+            body_chunks(receive), _header(scope, b"content-length"), limits.MAX_VALUE_BYTES, "value"
         )
         item = WriteItem(key=key, value=value, expiration=expiration)
         result = await backend.put(account_id, namespace_id, item, condition)

@@ -148,8 +148,7 @@ class Handlers:
         namespace_id = _namespace_id(request)
         q = request.query_params
         limit = query_int(q, "limit", limits.MIN_LIST_LIMIT, limits.MAX_LIST_LIMIT)
-        prefix = q.get("prefix") or ""
-        limits.check_key_length(len(prefix.encode("utf-8", "surrogatepass")), "prefix", in_url=True)
+        prefix = limits.validate_prefix(q.get("prefix") or "")
         cursor = q.get("cursor") or ""
         page = await self.backend.list_keys(
             account_id, namespace_id, prefix, limit or limits.DEFAULT_LIST_LIMIT, cursor

@@ -37,6 +37,8 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 5.0
 # Large writes (a 25 MiB value, a 10,000-item bulk) get more time than point reads.
 WRITE_TIMEOUT_S = 30.0
+# A dashboard call waits for central, which asks every region (about 1.5 s at worst).
+RELAY_TIMEOUT_S = 5.0
 
 
 class CentralClient:
@@ -219,10 +221,11 @@ class CentralClient:
 
     # -- replication
 
-    async def subscribe(self, region: str, from_seq: int) -> AsyncIterator[ChangeBatch]:
-        """The change stream; raises a KVError (usually Unavailable) when it breaks."""
+    async def subscribe(self, region: str, from_seq: int, http_url: str = "") -> AsyncIterator[ChangeBatch]:
+        """The change stream; raises a KVError (usually Unavailable) when it breaks.
+        `http_url` is this replica's advertised HTTP base URL (for central's dashboard)."""
         call = self._repl.Subscribe(
-            pb.SubscribeRequest(region=region, from_seq=from_seq), metadata=self._metadata
+            pb.SubscribeRequest(region=region, from_seq=from_seq, http_url=http_url), metadata=self._metadata
         )
         try:
             async for msg in call:
@@ -237,6 +240,19 @@ class CentralClient:
             self._repl.ReportHotKeys,
             pb.HotKeysReport(region=region, keys=[pb.HotKey(namespace_id=n, key=k) for n, k in keys]),
         )
+
+    # -- dashboard
+
+    async def dashboard_relay(
+        self, path: str, query: str, authorization: str, *, timeout_s: float = RELAY_TIMEOUT_S
+    ) -> tuple[int, bytes]:
+        """Central's answer (HTTP status, JSON body) to one of its `/ui/api` routes."""
+        msg = await self._call(
+            pb_grpc.DashboardStub(self._channel).Relay,  # a stub is a thin wrapper: made per call
+            pb.DashboardRequest(path=path, query=query, authorization=authorization),
+            timeout_s,
+        )
+        return int(msg.status), bytes(msg.body)
 
     # -- admin
 

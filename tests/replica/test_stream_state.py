@@ -41,7 +41,7 @@ class FakeClient:
         self.calls: list[int] = []
         self.done = asyncio.Event()
 
-    async def subscribe(self, region: str, from_seq: int) -> AsyncIterator[ChangeBatch]:
+    async def subscribe(self, region: str, from_seq: int, http_url: str = "") -> AsyncIterator[ChangeBatch]:
         self.calls.append(from_seq)
         if not self.scripts:
             self.done.set()
@@ -109,7 +109,7 @@ class HangingClient:
         self.calls = 0
         self.hanging = asyncio.Event()
 
-    async def subscribe(self, region: str, from_seq: int) -> AsyncIterator[ChangeBatch]:
+    async def subscribe(self, region: str, from_seq: int, http_url: str = "") -> AsyncIterator[ChangeBatch]:
         self.calls += 1
         if self.calls == 1:
             yield snap_batch(4)

@@ -1,0 +1,92 @@
+"""The workerd listener: `WorkerdKV` on its own port, beside a replica's REST API.
+
+workerd shows Worker code an error as `KV <METHOD> failed: <status> <reason phrase>`,
+so the message must be in the status line. ASGI cannot set a reason phrase, so the app
+names it in `REASON_HEADER` and this server's HTTP protocol (uvicorn's httptools one)
+moves it into the status line of that response's header block, and drops the header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from kvcore.errors import StartupError
+from kvcore.serving import http_server
+from kvcore.workerd.app import REASON_HEADER
+
+FLAG = "--workerd-addr (EDGEKV_WORKERD_ADDR)"
+_MARK = b"\r\n" + REASON_HEADER + b": "
+
+
+def with_reason(head: bytes) -> bytes:
+    """A response's header block with its `REASON_HEADER` value as the reason phrase."""
+    at = head.find(_MARK)
+    if at < 0 or not head.startswith(b"HTTP/1.1 "):
+        return head
+    end = head.index(b"\r\n", at + len(_MARK))
+    reason = head[at + len(_MARK) : end]
+    status_end = head.index(b"\r\n")
+    status = head[9:12]
+    return b"HTTP/1.1 " + status + b" " + reason + head[status_end:at] + head[end:]
+
+
+class _ReasonTransport:
+    """Wraps one response's transport: its first write is the header block."""
+
+    __slots__ = ("_first", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._first = True
+
+    def write(self, data: bytes) -> None:
+        if self._first:
+            self._first = False
+            data = with_reason(data)
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _Protocol(HttpToolsProtocol):
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and not isinstance(cycle.transport, _ReasonTransport):
+            cycle.transport = _ReasonTransport(cycle.transport)  # type: ignore[assignment]
+
+
+def workerd_server(app: Any, addr: str) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """The server and its listening sockets, bound now: a port in use is a one-line
+    `StartupError` naming `--workerd-addr` (kvcore.listen)."""
+    server = http_server(app, addr, flag=FLAG)
+    server.config.http = _Protocol
+    return server, list(getattr(server, "listen_sockets", None) or [])
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, addr: str) -> AsyncIterator[uvicorn.Server]:
+    """Serve `app` on `addr` while the block runs; stopped gracefully after it."""
+    server, sockets = workerd_server(app, addr)
+    task = asyncio.create_task(server.serve(sockets=sockets), name="workerd")
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise StartupError(f"{FLAG}: could not start on {addr}")
+            await asyncio.sleep(0.01)
+        yield server
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        for sock in sockets:
+            sock.close()
