@@ -32,8 +32,10 @@ def _hub(clock: ManualClock, delay_s: float = 5.0) -> Hub:
     )
 
 
-def _change(seq: int, kind: ChangeKind, key: str = "k") -> Change:
-    return Change(seq=seq, kind=kind, commit_time=0.0, namespace_id="n" * 32, account_id="a" * 32, key=key)
+def _change(seq: int, kind: ChangeKind, key: str = "k", commit_time: float = 0.0) -> Change:
+    return Change(
+        seq=seq, kind=kind, commit_time=commit_time, namespace_id="n" * 32, account_id="a" * 32, key=key
+    )
 
 
 async def test_announced_regions_and_connections() -> None:
@@ -50,13 +52,16 @@ async def test_announced_regions_and_connections() -> None:
 async def test_held_change_and_its_time_to_flush() -> None:
     clock = ManualClock()
     hub = _hub(clock, delay_s=5.0)
-    hub._ingest([_change(7, ChangeKind.KEY_UPDATE)])
+    # Committed just now: the delay counts from commit time (a change from another
+    # central's commit may arrive already partly aged).
+    hub._ingest([_change(7, ChangeKind.KEY_UPDATE, commit_time=clock.now())])
     ref = ("n" * 32, "k")
     held = hub.held(ref)
     assert held is not None and held[0].seq == 7
     assert abs(held[1] - (5.0 - FLUSH_MARGIN_S)) < 1e-9
     clock.advance(2.0)
-    hub._ingest([_change(9, ChangeKind.KEY_DELETE)])  # coalesced: the newest, the first deadline
+    # Coalesced: the newest change, the first one's deadline.
+    hub._ingest([_change(9, ChangeKind.KEY_DELETE, commit_time=clock.now())])
     held = hub.held(ref)
     assert held is not None and held[0].seq == 9 and held[0].kind is ChangeKind.KEY_DELETE
     assert abs(held[1] - (3.0 - FLUSH_MARGIN_S)) < 1e-9
