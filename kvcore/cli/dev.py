@@ -282,6 +282,7 @@ def dev_command(
         _print_table(info, root, propagation_delay)
         if info_file:
             tmp = Path(info_file + ".tmp")
+            tmp.touch(mode=0o600)  # it holds the dev token: readable by its owner only
             tmp.write_text(json.dumps(info, indent=2))
             tmp.replace(info_file)  # atomic: a script polling for the file never reads half of it
         if walkthrough:

@@ -10,6 +10,8 @@ from typing import Any
 
 import grpc
 
+from kvcore.errors import StartupError
+
 SECRET_KEY = "x-edgekv-cluster-secret"
 # A 25 MiB value plus its key, metadata and framing must fit in one message; bulk
 # bodies are capped at 100 MB by the REST layer.
@@ -71,6 +73,19 @@ class ClusterSecretInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
 
 
 def server_credentials(cert_path: str, key_path: str) -> grpc.ServerCredentials:
+    """gRPC server credentials for a PEM certificate chain and its private key.
+
+    Raises StartupError when the pair does not load (unreadable, not PEM, or the key does
+    not match the certificate): grpc itself would only fail later, at bind time, with a
+    message about the port."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert_path, key_path)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+        raise StartupError(
+            f"--tls-cert/--tls-key (EDGEKV_TLS_CERT/EDGEKV_TLS_KEY): cannot load "
+            f"{cert_path} with {key_path}: {reason}"
+        ) from None
     with open(key_path, "rb") as k, open(cert_path, "rb") as c:
         return grpc.ssl_server_credentials([(k.read(), c.read())])
 

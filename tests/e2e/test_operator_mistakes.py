@@ -139,6 +139,17 @@ def self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
     return cert, key
 
 
+def test_tls_key_not_matching_the_certificate(tmp_path: Path) -> None:
+    cert, _ = self_signed(tmp_path, "central")
+    _, other_key = self_signed(tmp_path, "other")
+    grpc, http = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    args = central_args(tmp_path / "c", grpc, http, "--tls-cert", str(cert), "--tls-key", str(other_key))
+    rc, lines = run(*args)
+    # The cause, not "cannot listen" (grpc only fails at bind time, blaming the port).
+    assert_one_line(rc, lines, "--tls-cert/--tls-key", str(cert))
+    assert "cannot listen" not in lines[0]
+
+
 def test_tls_mismatch_says_pass_tls_ca(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path, "central")
     other, _ = self_signed(tmp_path, "other")
