@@ -10,6 +10,7 @@ another central may have just created the namespace.
 
 from __future__ import annotations
 
+import abc
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class OpStore:
+class OpStore(abc.ABC):
     """Subclasses set `_clock`, `_catalog` and `_writer` before serving calls."""
 
     _clock: Clock
@@ -232,9 +233,7 @@ class OpStore:
 
     # ---------------------------------------------------------------- entries: reads
 
-    # The engine's sync reads (`get`, `bulk_get`, `list_keys`), for coroutines.
-    get: Callable[[str, str, str], Entry | None]
-    bulk_get: Callable[[str, str, Sequence[str]], list[Entry | None]]
+    # The engine's sync list read (`get` and `bulk_get` are below), for coroutines.
     list_keys: Callable[[str, str, str, int, str], KeyPage]
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -252,6 +251,31 @@ class OpStore:
         self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
     ) -> KeyPage:
         return await self._read(self.list_keys, account_id, namespace_id, prefix, limit, cursor)
+
+    # ---------------------------------------------------------------- entries: point reads
+
+    @abc.abstractmethod
+    def _raw_entries(self, entry_keys: Sequence[bytes]) -> list[bytes | None]:
+        """The engine's stored bytes for each entry key, in order (None where absent)."""
+
+    def get(self, account_id: str, namespace_id: str, key: str) -> Entry | None:
+        return self.bulk_get(account_id, namespace_id, [key])[0]
+
+    def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
+        """Each key's live entry, in order; an expired entry reads as None."""
+        self._namespace(account_id, namespace_id)
+        nsb = codec.ns_bytes(namespace_id)
+        ekeys = [codec.entry_key(nsb, limits.validate_key(k)) for k in keys]
+        if not ekeys:
+            return []
+        now = self._clock.now()
+        out: list[Entry | None] = []
+        for key, raw in zip(keys, self._raw_entries(ekeys), strict=True):
+            entry = codec.decode_entry(key, raw) if raw is not None else None
+            if entry is not None and entry.expiration is not None and entry.expiration <= now:
+                entry = None
+            out.append(entry)
+        return out
 
     # ---------------------------------------------------------------- entries: list range
 

@@ -38,7 +38,7 @@ from kvcore import limits
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import NamespaceNotFound, Unavailable
 from kvcore.limits import MAX_METADATA_BYTES
-from kvcore.model import Change, ChangeKind, Entry, KeyPage, Namespace, Token
+from kvcore.model import Change, ChangeKind, KeyPage, Namespace, Token
 from kvcore.settings import MAX_PUSH_VALUE_BYTES
 from kvcore.store import codec, scan
 from kvcore.store.base import LogTruncated, Store
@@ -240,40 +240,12 @@ class PgStore(OpStore):
         return await asyncio.get_running_loop().run_in_executor(self._readers, functools.partial(fn, *args))
 
     @_unavailable_on_db_errors
-    def get(self, account_id: str, namespace_id: str, key: str) -> Entry | None:
-        self._namespace(account_id, namespace_id)
-        limits.validate_key(key)
+    def _raw_entries(self, entry_keys: Sequence[bytes]) -> list[bytes | None]:
         with self._pool.connection() as conn:
-            row = conn.execute(
-                "SELECT v FROM edgekv_entries WHERE k = %s",
-                (codec.entry_key(codec.ns_bytes(namespace_id), key),),
-            ).fetchone()
-        if row is None:
-            return None
-        entry = codec.decode_entry(key, bytes(row[0]))
-        if entry.expiration is not None and entry.expiration <= self._clock.now():
-            return None
-        return entry
-
-    @_unavailable_on_db_errors
-    def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
-        self._namespace(account_id, namespace_id)
-        nsb = codec.ns_bytes(namespace_id)
-        ekeys = [codec.entry_key(nsb, limits.validate_key(k)) for k in keys]
-        if not ekeys:
-            return []
-        with self._pool.connection() as conn:
-            rows = conn.execute("SELECT k, v FROM edgekv_entries WHERE k = ANY(%s)", (ekeys,)).fetchall()
+            sql = "SELECT k, v FROM edgekv_entries WHERE k = ANY(%s)"
+            rows = conn.execute(sql, (list(entry_keys),)).fetchall()
         found = {bytes(k): bytes(v) for k, v in rows}
-        now = self._clock.now()
-        out: list[Entry | None] = []
-        for key, ekey in zip(keys, ekeys, strict=True):
-            raw = found.get(ekey)
-            entry = codec.decode_entry(key, raw) if raw is not None else None
-            if entry is not None and entry.expiration is not None and entry.expiration <= now:
-                entry = None
-            out.append(entry)
-        return out
+        return [found.get(k) for k in entry_keys]
 
     @_unavailable_on_db_errors
     def list_keys(self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str) -> KeyPage:

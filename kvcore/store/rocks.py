@@ -20,7 +20,7 @@ from rocksdict import Options, Rdict, WriteOptions
 
 from kvcore import limits
 from kvcore.clock import SYSTEM_CLOCK, Clock
-from kvcore.model import Change, Entry, KeyPage
+from kvcore.model import Change, KeyPage
 from kvcore.store import codec, scan
 from kvcore.store.base import LogTruncated, Store
 from kvcore.store.catalog import Catalog
@@ -145,32 +145,9 @@ class RocksStore(OpStore):
 
     # ---------------------------------------------------------------- entries: reads
 
-    def get(self, account_id: str, namespace_id: str, key: str) -> Entry | None:
-        self._namespace(account_id, namespace_id)
-        limits.validate_key(key)
-        raw = self._data.get(codec.entry_key(codec.ns_bytes(namespace_id), key))
-        if raw is None:
-            return None
-        entry = codec.decode_entry(key, raw)
-        if entry.expiration is not None and entry.expiration <= self._clock.now():
-            return None
-        return entry
-
-    def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
-        self._namespace(account_id, namespace_id)
-        nsb = codec.ns_bytes(namespace_id)
-        ekeys = [codec.entry_key(nsb, limits.validate_key(k)) for k in keys]
-        if not ekeys:
-            return []
-        raws: list[bytes | None] = self._data.get(ekeys)  # one multi-get
-        now = self._clock.now()
-        out: list[Entry | None] = []
-        for key, raw in zip(keys, raws, strict=True):
-            entry = codec.decode_entry(key, raw) if raw is not None else None
-            if entry is not None and entry.expiration is not None and entry.expiration <= now:
-                entry = None
-            out.append(entry)
-        return out
+    def _raw_entries(self, entry_keys: Sequence[bytes]) -> list[bytes | None]:
+        raws: list[bytes | None] = self._data.get(list(entry_keys))  # one multi-get
+        return raws
 
     def list_keys(self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str) -> KeyPage:
         nsb, low, start = self._list_range(account_id, namespace_id, prefix, cursor)
