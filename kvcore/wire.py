@@ -109,6 +109,26 @@ def condition_from_pb(msg: pb.Condition) -> Condition:
     return Condition(if_match=msg.if_match or None, if_none_match=msg.if_none_match)
 
 
+def put_request(
+    account_id: str, namespace_id: str, item: WriteItem, condition: Condition | None
+) -> pb.PutRequest:
+    """A put on the wire (unary `KV.Put` and the write stream); no condition when unset."""
+    req = pb.PutRequest(account_id=account_id, namespace_id=namespace_id, item=write_item_to_pb(item))
+    if condition is not None and condition.is_set:
+        req.condition.CopyFrom(condition_to_pb(condition))
+    return req
+
+
+def delete_request(
+    account_id: str, namespace_id: str, key: str, condition: Condition | None
+) -> pb.DeleteRequest:
+    """A delete on the wire (unary `KV.Delete` and the write stream); no condition when unset."""
+    req = pb.DeleteRequest(account_id=account_id, namespace_id=namespace_id, key=key)
+    if condition is not None and condition.is_set:
+        req.condition.CopyFrom(condition_to_pb(condition))
+    return req
+
+
 def write_result_to_pb(res: WriteResult) -> pb.WriteResponse:
     return pb.WriteResponse(seq=res.seq, created=res.created, commit_time=res.commit_time)
 

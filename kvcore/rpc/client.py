@@ -143,11 +143,7 @@ class CentralClient:
     async def _unary_put(
         self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition | None
     ) -> WriteResult:
-        req = pb.PutRequest(
-            account_id=account_id, namespace_id=namespace_id, item=wire.write_item_to_pb(item)
-        )
-        if condition is not None and condition.is_set:
-            req.condition.CopyFrom(wire.condition_to_pb(condition))
+        req = wire.put_request(account_id, namespace_id, item, condition)
         return wire.write_result_from_pb(await self._call(self._kv.Put, req, WRITE_TIMEOUT_S))
 
     async def put_streamed(
@@ -188,9 +184,7 @@ class CentralClient:
     ) -> WriteResult:
         if self.stream_writes:
             return await self.delete_streamed(account_id, namespace_id, key, condition)
-        req = pb.DeleteRequest(account_id=account_id, namespace_id=namespace_id, key=key)
-        if condition is not None and condition.is_set:
-            req.condition.CopyFrom(wire.condition_to_pb(condition))
+        req = wire.delete_request(account_id, namespace_id, key, condition)
         return wire.write_result_from_pb(await self._call(self._kv.Delete, req, WRITE_TIMEOUT_S))
 
     async def bulk_put(self, account_id: str, namespace_id: str, items: Sequence[WriteItem]) -> BulkResult:

@@ -63,19 +63,13 @@ class StreamedWrites:
     async def put(
         self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition | None
     ) -> WriteResult:
-        req = pb.PutRequest(
-            account_id=account_id, namespace_id=namespace_id, item=wire.write_item_to_pb(item)
-        )
-        if condition is not None and condition.is_set:
-            req.condition.CopyFrom(wire.condition_to_pb(condition))
+        req = wire.put_request(account_id, namespace_id, item, condition)
         return await self._submit(pb.StreamedWrite(put=req), len(item.value) + len(item.key) + 128)
 
     async def delete(
         self, account_id: str, namespace_id: str, key: str, condition: Condition | None
     ) -> WriteResult:
-        req = pb.DeleteRequest(account_id=account_id, namespace_id=namespace_id, key=key)
-        if condition is not None and condition.is_set:
-            req.condition.CopyFrom(wire.condition_to_pb(condition))
+        req = wire.delete_request(account_id, namespace_id, key, condition)
         return await self._submit(pb.StreamedWrite(delete=req), len(key) + 128)
 
     async def close(self) -> None:
