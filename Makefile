@@ -40,7 +40,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy kvcore central replica
+	$(VENV)/bin/mypy kvcore central replica edgekv
 
 pytest: $(STAMP) $(NODE_DEPS) $(WORKERD)
 	$(VENV)/bin/pytest -q

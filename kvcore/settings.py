@@ -1,6 +1,6 @@
 """One typed settings object per process, validated at start with a clear message.
 
-The command line (`kvcore.cli`) fills these from flags, each with an `EDGEKV_*`
+The command line (`edgekv`) fills these from flags, each with an `EDGEKV_*`
 environment fallback; tests build them directly. Units are in the names.
 """
 

@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from workerd_config import worker_spec  # noqa: E402
 
-from kvcore.cli.dev import free_port  # noqa: E402
+from edgekv.dev import free_port  # noqa: E402
 from kvcore.workerd.config import CF_BLOB_HEADER, write_config  # noqa: E402
 
 ROOT = HERE.parent.parent
@@ -187,7 +187,7 @@ def main() -> None:
         raise SystemExit(f"{WORKERD} is missing: run `make workerd` (npm package workerd)")
     tmp = Path(tempfile.mkdtemp(prefix="edgekv-workers-"))
     info_path = tmp / "edgekv.json"
-    dev = [sys.executable, "-m", "kvcore", "dev", "--workerd", "--regions", args.regions]
+    dev = [sys.executable, "-m", "edgekv", "dev", "--workerd", "--regions", args.regions]
     dev += ["--propagation-delay", str(args.propagation_delay), "--info-file", str(info_path)]
     with contextlib.ExitStack() as stack:
         stack.enter_context(started(dev, tmp / "dev.log"))

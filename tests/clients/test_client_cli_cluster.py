@@ -13,7 +13,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from kvcore.cli.kv import kv_app
+from edgekv.kv import kv_app
 
 from .conftest import EDGEKV, Cluster
 

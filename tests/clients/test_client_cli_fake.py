@@ -10,7 +10,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-import kvcore.cli.kv as kv_cli
+import edgekv.kv as kv_cli
 from kvcore.client import KVClient
 
 from .fake_api import ACCOUNT, TOKEN, FakeAPI

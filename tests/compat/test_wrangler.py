@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(240)
 def edgekv_kv(base: str, account: str, token: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"EDGEKV_ENDPOINT": base, "EDGEKV_ACCOUNT_ID": account, "EDGEKV_API_TOKEN": token}
     return subprocess.run(
-        [sys.executable, "-m", "kvcore", "kv", *args],
+        [sys.executable, "-m", "edgekv", "kv", *args],
         env={**_clean_env(), **env},
         capture_output=True,
         text=True,

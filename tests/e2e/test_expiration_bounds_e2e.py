@@ -101,7 +101,7 @@ async def test_bounds_on_every_write_path(tmp_path: Path) -> None:
 
         def cli(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "-m", "kvcore", "kv", *args, "--namespace-id", ns],
+                [sys.executable, "-m", "edgekv", "kv", *args, "--namespace-id", ns],
                 env={**_env(), **env},
                 capture_output=True,
                 text=True,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from helpers.cluster import EDGEKV, Proc, start_central, start_replica, stop_all
 
-from kvcore.cli.dev import free_port
+from edgekv.dev import free_port
 from kvcore.model import Permission
 from kvcore.rpc.client import CentralClient
 

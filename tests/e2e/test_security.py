@@ -22,7 +22,7 @@ SECRET = "s3cret-cluster-key-for-tests"
 
 def edgekv(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kvcore", *args], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-m", "edgekv", *args], capture_output=True, text=True, timeout=timeout, check=False
     )
 
 

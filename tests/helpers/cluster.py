@@ -29,12 +29,12 @@ from typing import Any
 
 import httpx
 
-from kvcore.cli.dev import free_port
+from edgekv.dev import free_port
 from kvcore.model import Permission
 from kvcore.rpc.client import CentralClient
 
 _BIN = Path(sys.executable).parent / "edgekv"
-EDGEKV: list[str] = [str(_BIN)] if _BIN.exists() else [sys.executable, "-m", "kvcore"]
+EDGEKV: list[str] = [str(_BIN)] if _BIN.exists() else [sys.executable, "-m", "edgekv"]
 
 
 @dataclass

@@ -23,8 +23,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from edgekv.dev import free_port
 from helpers.postgres import SUPERUSER, PgServer, as_owner, bin_path, init_cluster, new_data_dir
-from kvcore.cli.dev import free_port
 
 STANDBY_NAME = "standby1"
 PRIMARY_SETTINGS = {

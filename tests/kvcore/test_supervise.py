@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kvcore.cli.supervise import BACKOFF_INITIAL_S, BACKOFF_MAX_S, STABLE_AFTER_S, Supervisor
+from edgekv.supervise import BACKOFF_INITIAL_S, BACKOFF_MAX_S, STABLE_AFTER_S, Supervisor
 from kvcore.clock import ManualClock
 
 

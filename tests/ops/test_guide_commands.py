@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kvcore.cli.dev import free_port
+from edgekv.dev import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 _BLOCK = re.compile(r"<!-- test: (?P<name>[\w-]+) -->\s*```sh\n(?P<body>.*?)```", re.S)

@@ -24,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from kvcore.cli.dev import free_port
+from edgekv.dev import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM_DIR = ROOT / "deploy" / "prometheus"
@@ -197,7 +197,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     info_file = tmp / "info.json"
     log = tmp / "dev.log"
     exe = Path(sys.executable).with_name("edgekv")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kvcore"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "edgekv"]
     cmd += ["dev", "--regions", ",".join(REGIONS), "--propagation-delay", str(PROPAGATION_DELAY)]
     cmd += ["--info-file", str(info_file)]
     with log.open("wb") as out:

@@ -20,7 +20,7 @@ import pytest
 from helpers.cluster import EDGEKV, KV, create_account, running, start_central, start_replica
 from reliability.reliability_support import gauge, poll, wait_connected
 
-from kvcore.cli.dev import free_port
+from edgekv.dev import free_port
 from kvcore.errors import Unavailable
 from kvcore.model import Condition, Permission, WriteItem
 from kvcore.rpc.client import CentralClient
@@ -158,7 +158,7 @@ def test_token_command_takes_the_same_list(tmp_path: Path) -> None:
 
 
 def test_dev_gives_each_replica_every_central_round_robin_first() -> None:
-    from kvcore.cli.dev import _rotated
+    from edgekv.dev import _rotated
 
     assert [_rotated(["a:1", "b:2"], i) for i in range(3)] == ["a:1,b:2", "b:2,a:1", "a:1,b:2"]
     assert _rotated(["a:1"], 5) == "a:1"

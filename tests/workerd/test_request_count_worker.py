@@ -45,7 +45,7 @@ config = _load("workerd_config")
 
 def _dev(tmp: Path) -> Proc:
     info = tmp / "edgekv.json"
-    args = [sys.executable, "-m", "kvcore", "dev", "--workerd", "--regions", "us,eu,ap"]
+    args = [sys.executable, "-m", "edgekv", "dev", "--workerd", "--regions", "us,eu,ap"]
     args += ["--propagation-delay", str(PROPAGATION_DELAY_S), "--info-file", str(info)]
     args += ["--data-dir", str(tmp / "dev")]
     return Proc("dev", args, tmp / "dev.log", "", tmp).start()

@@ -24,9 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kvcore.client import KVClient
-from kvcore.client.bulkfile import load_json, parse_keys, parse_put_items
-from kvcore.client.cli_support import (
+from edgekv.cli_support import (
     EXIT_API,
     UsageError,
     fail,
@@ -35,6 +33,8 @@ from kvcore.client.cli_support import (
     print_json,
     progress_bar,
 )
+from kvcore.client import KVClient
+from kvcore.client.bulkfile import load_json, parse_keys, parse_put_items
 from kvcore.clock import SYSTEM_CLOCK
 from kvcore.errors import NamespaceNotFound
 
@@ -437,7 +437,7 @@ def bulk_get(
     print_json(values)
 
 
-def main() -> None:  # pragma: no cover - for `python -m kvcore.cli.kv`
+def main() -> None:  # pragma: no cover - for `python -m edgekv.kv`
     kv_app(prog_name="edgekv kv")
 
 

@@ -17,11 +17,11 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import typer
 
-from kvcore.cli.dev import dev_command
-from kvcore.cli.kv import kv_app
-from kvcore.cli.required import AllMissingCommand
-from kvcore.cli.serve import central_command, replica_command
-from kvcore.cli.token import token_app
+from edgekv.dev import dev_command
+from edgekv.kv import kv_app
+from edgekv.required import AllMissingCommand
+from edgekv.serve import central_command, replica_command
+from edgekv.token import token_app
 
 app = typer.Typer(
     name="edgekv",

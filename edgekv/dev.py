@@ -5,7 +5,7 @@ replicas are spread over them (round robin).
 
 Prints a table of regions and URLs with a dev account and API token, optionally
 writes the same facts as JSON (`--info-file`) for scripts, restarts a child that
-exits (kvcore.cli.supervise), and stops every child cleanly on Ctrl-C or SIGTERM.
+exits (edgekv.supervise), and stops every child cleanly on Ctrl-C or SIGTERM.
 `--base-port N` fixes the ports (central gRPC N, central HTTP N+1, replicas N+2...).
 """
 
@@ -32,7 +32,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kvcore.cli.supervise import Supervisor
+from edgekv.supervise import Supervisor
 from kvcore.listen import port_in_use
 from kvcore.settings import SettingsError, parse_size
 
@@ -127,7 +127,7 @@ def _centrals(
     for n, (grpc_port, http_port) in enumerate(ports, 1):
         name = "central" if n == 1 else f"central-{n}"
         grpc, http = f"127.0.0.1:{grpc_port}", f"127.0.0.1:{http_port}"
-        argv = [sys.executable, "-m", "kvcore", "central", "--store", store, "--data-dir", str(root / name)]
+        argv = [sys.executable, "-m", "edgekv", "central", "--store", store, "--data-dir", str(root / name)]
         argv += ["--grpc-addr", grpc, "--http-addr", http, "--propagation-delay", str(delay)]
         env = {"EDGEKV_BOOTSTRAP_ACCOUNT": account_id, "EDGEKV_BOOTSTRAP_TOKEN": token}
         out.append(Child(name, argv, f"http://{http}", root / f"{name}.log", env=env, grpc=grpc))
@@ -222,7 +222,7 @@ def dev_command(
     pairs += [(extra[i], extra[i + 1]) for i in range(0, len(extra), 2)]
     centrals = _centrals(root, store, pairs, propagation_delay, account_id, token)
     central = centrals[0]
-    py = [sys.executable, "-m", "kvcore"]
+    py = [sys.executable, "-m", "edgekv"]
     replicas: list[Child] = []
     # --workerd: each region's workerd KV listener, on the ports after the replicas'.
     workerd_ports = ports[2 + len(names) : 2 + len(names) + n_workerd]
@@ -286,7 +286,7 @@ def dev_command(
             tmp.write_text(json.dumps(info, indent=2))
             tmp.replace(info_file)  # atomic: a script polling for the file never reads half of it
         if walkthrough:
-            from kvcore.cli.walkthrough import walk
+            from edgekv.walkthrough import walk
 
             walk(info, propagation_delay)
         _out.print("[dim]A process that exits is restarted; Ctrl-C stops every process.[/dim]")
