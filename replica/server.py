@@ -22,10 +22,11 @@ from kvcore.serving import http_server, run_forever, serve_until, stop_on_signal
 from kvcore.settings import ReplicaSettings
 from kvcore.workerd.app import WorkerdKV
 from kvcore.workerd.server import serving
-from replica.backend import ReplicaBackend
+from replica.backend import Deadline, ReplicaBackend
 from replica.dashboard import ReplicaDashboard
 from replica.edge import EdgeState
-from replica.state import ReplicaState
+from replica.metrics import LagObserver, observe
+from replica.resume import ResumePoint
 from replica.stream import StreamSubscriber
 
 log = logging.getLogger("edgekv.replica")
@@ -64,7 +65,7 @@ async def serve(
 async def _serve(
     settings: ReplicaSettings, *, clock: Clock, ready_event: asyncio.Event | None, stop: asyncio.Event
 ) -> None:
-    state = ReplicaState(settings.data_dir, settings.region)
+    resume = ResumePoint(settings.data_dir, settings.region)
     metrics = Metrics(settings.region)
     client = CentralClient(
         settings.central,
@@ -73,39 +74,20 @@ async def _serve(
         timeout_s=settings.central_timeout_s,
         stream_writes=True,  # the region's point writes share one stream (issue 15)
     )
-    edge = EdgeState(
-        metrics=metrics,
-        clock=clock,
-        cache_bytes=settings.cache_bytes,
-        admit_threshold=settings.admit_threshold,
-        half_life_s=settings.frequency_half_life_s,
-        negative_ttl_s=settings.negative_ttl_s,
-    )
+    edge = EdgeState.from_settings(settings, clock)
     stream = StreamSubscriber(
         client=client,
         edge=edge,
-        state=state,
+        resume=resume,
         region=settings.region,
         clock=clock,
-        metrics=metrics,
         http_url=settings.advertised_url,
+        on_applied=LagObserver(metrics),
     )
-    backend = ReplicaBackend(
-        edge=edge,
-        central=client,
-        clock=clock,
-        timeout_s=settings.central_timeout_s,
-        stream_down_for=stream.down_for,
-    )
-    dashboard = ReplicaDashboard(
-        edge=edge,
-        backend=backend,
-        central=client,
-        metrics=metrics,
-        clock=clock,
-        connected=lambda: stream.connected,
-        staleness_s=stream.staleness,
-    )
+    observe(metrics, edge, stream)
+    deadline = Deadline(settings.central_timeout_s, stream_down_for=stream.staleness)
+    backend = ReplicaBackend(edge=edge, central=client, deadline=deadline, region=settings.region)
+    dashboard = ReplicaDashboard(edge=edge, backend=backend, central=client, metrics=metrics, stream=stream)
     app = create_app(
         backend,
         metrics,
@@ -117,7 +99,7 @@ async def _serve(
             app, settings.http_addr, certfile=settings.https_cert_path, keyfile=settings.https_key_path
         )
     except BaseException:
-        state.close()
+        resume.close()
         await client.close()
         raise
     http.config.lifespan = "on"
@@ -129,7 +111,7 @@ async def _serve(
         settings.http_addr,
         settings.central,
         settings.cache_bytes,
-        state.safe_seq,
+        resume.safe_seq,
     )
     if settings.advertises_wildcard:
         log.warning(
@@ -160,9 +142,9 @@ async def _serve(
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        state.close()
+        resume.close()
         await client.close()
-        log.info("replica %s stopped at seq %d", settings.region, state.safe_seq)
+        log.info("replica %s stopped at seq %d", settings.region, resume.safe_seq)
 
 
 async def _wait_started(http: object, ready_event: asyncio.Event) -> None:
