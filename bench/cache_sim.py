@@ -151,7 +151,7 @@ def simulate_policy(trace: list[int], capacity_entries: int) -> dict[str, float]
     for i in trace:
         clock.t += tick
         name = names[i]
-        read = read_local(ACCOUNT, NS, name)
+        read = read_local((NS, name), ACCOUNT)
         if not isinstance(read, ReadThrough):
             hits += 1
             continue

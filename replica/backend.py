@@ -151,7 +151,7 @@ class ReplicaBackend:
         """The edge's answer, or central's through the edge (`EdgeState.read_local`,
         `after_read_through`)."""
         edge = self._edge
-        local = edge.read_local(account_id, namespace_id, key, strong=strong, metadata_only=metadata_only)
+        local = edge.read_local((namespace_id, key), account_id, strong=strong, metadata_only=metadata_only)
         if not isinstance(local, ReadThrough):
             return local
         entry, as_of_seq = await self._central_call(

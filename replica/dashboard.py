@@ -27,7 +27,7 @@ from kvcore.ui.api import DashboardApi, Handler, UiRequest, authorize_read, json
 from kvcore.ui.assets import asset_routes
 from replica.backend import ReplicaBackend
 from replica.edge import EdgeState
-from replica.metrics import StreamStatus
+from replica.stream import StreamStatus
 
 _LAG_FAMILY = "edgekv_replication_lag_seconds"
 _CENTRAL_ROUTES = ("/ui/api/regions", "/ui/api/locate")

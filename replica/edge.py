@@ -133,19 +133,12 @@ class EdgeState:
     # ------------------------------------------------------------------ reads
 
     def read_local(
-        self,
-        account_id: str,
-        namespace_id: str,
-        key: str,
-        *,
-        strong: bool = False,
-        metadata_only: bool = False,
+        self, ref: KeyRef, account_id: str, *, strong: bool = False, metadata_only: bool = False
     ) -> ReadResult | ReadThrough:
-        """The local answer to a read (source "cache"), or what to ask central; counts the
-        read. Raises KeyNotFound on a negative entry, NamespaceNotFound for a namespace of
-        another account. The rules are the module docstring's."""
-        ref: KeyRef = (namespace_id, key)
-        local = self.directory.owns(account_id, namespace_id)
+        """The local answer to `account_id`'s read of `ref` (source "cache"), or what to ask
+        central; counts the read. Raises KeyNotFound on a negative entry, NamespaceNotFound
+        for a namespace of another account. The rules are the module docstring's."""
+        local = self.directory.owns(account_id, ref[0])
         freq = self.cache.record_read(ref)
         if local and not strong:
             cached = self.lookup(ref)

@@ -8,7 +8,7 @@ kvcore.metrics and DESIGN.md give them) read those at scrape time:
 - `edgekv_cache_admissions_total`, `edgekv_cache_evictions_total` from the cache's counts
 - `edgekv_cache_bytes`, `edgekv_cache_keys`, `edgekv_replication_applied_seq`,
   `edgekv_central_committed_seq` from the state as it is
-- `edgekv_replication_connected`, `edgekv_replication_staleness_seconds` from the stream
+- `edgekv_replication_connected`, `edgekv_replication_staleness_seconds` from `StreamStatus`
 
 The one series made of events, `edgekv_replication_lag_seconds{kind}`, is fed by
 `LagObserver`, which the stream calls after each applied batch.
@@ -25,9 +25,11 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 
+from kvcore.clock import Clock
 from kvcore.metrics import Metrics
 from kvcore.model import ChangeBatch, ChangeKind
 from replica.edge import KEY_KINDS, EdgeState
+from replica.stream import StreamStatus
 
 LabelValues = tuple[str, ...]
 
@@ -80,31 +82,26 @@ class LagObserver:
     key change of a batch. Changes replayed on resume are not lag (the replica was away,
     the change was not late), so replayed batches are not observed."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, clock: Clock) -> None:
         region = metrics.region
+        self._clock = clock
         self._create = metrics.replication_lag.labels(region, "create")
         self._update = metrics.replication_lag.labels(region, "update")
 
-    def __call__(self, batch: ChangeBatch, received_at: float) -> None:
-        """`received_at`: wall-clock seconds when the batch arrived (before it was applied)."""
+    def __call__(self, batch: ChangeBatch) -> None:
+        """Called once `batch` is applied: its changes' lag is measured to now."""
         if batch.replay:
             return
+        applied_at = self._clock.now()
         for change in batch.changes:
             if change.kind in KEY_KINDS:
                 kind = self._create if change.kind is ChangeKind.KEY_CREATE else self._update
-                kind.observe(max(0.0, received_at - change.commit_time))
-
-
-class StreamStatus(Protocol):
-    """What the stream subscriber reports (replica.stream.StreamSubscriber)."""
-
-    @property
-    def connected(self) -> bool: ...
-    def staleness(self) -> float: ...
+                kind.observe(max(0.0, applied_at - change.commit_time))
 
 
 def observe(metrics: Metrics, edge: EdgeState, stream: StreamStatus | None = None) -> None:
-    """Export `edge` (and `stream`, when given) through `metrics`, read at scrape time."""
+    """Export `edge` (and the stream's status, when given) through `metrics`, read at
+    scrape time."""
     r = metrics.region
     registry = metrics.registry
     cache = edge.cache

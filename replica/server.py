@@ -27,7 +27,7 @@ from replica.dashboard import ReplicaDashboard
 from replica.edge import EdgeState
 from replica.metrics import LagObserver, observe
 from replica.resume import ResumePoint
-from replica.stream import StreamSubscriber
+from replica.stream import StreamSubscriber, Subscription
 
 log = logging.getLogger("edgekv.replica")
 
@@ -50,21 +50,14 @@ async def serve(
     settings: ReplicaSettings,
     *,
     clock: Clock = SYSTEM_CLOCK,
-    ready_event: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     settings.validate()
-    stop = stop or asyncio.Event()
-    lock = lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "replica")
-    try:
-        await _serve(settings, clock=clock, ready_event=ready_event, stop=stop)
-    finally:
-        lock.close()
+    with lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "replica"):  # held until we stop
+        await _serve(settings, clock=clock, stop=stop or asyncio.Event())
 
 
-async def _serve(
-    settings: ReplicaSettings, *, clock: Clock, ready_event: asyncio.Event | None, stop: asyncio.Event
-) -> None:
+async def _serve(settings: ReplicaSettings, *, clock: Clock, stop: asyncio.Event) -> None:
     resume = ResumePoint(settings.data_dir, settings.region)
     metrics = Metrics(settings.region)
     client = CentralClient(
@@ -77,17 +70,18 @@ async def _serve(
     edge = EdgeState.from_settings(settings, clock)
     stream = StreamSubscriber(
         client=client,
+        subscription=Subscription(settings.region, settings.advertised_url),
         edge=edge,
         resume=resume,
-        region=settings.region,
         clock=clock,
-        http_url=settings.advertised_url,
-        on_applied=LagObserver(metrics),
+        on_applied=LagObserver(metrics, clock),
     )
-    observe(metrics, edge, stream)
-    deadline = Deadline(settings.central_timeout_s, stream_down_for=stream.staleness)
+    observe(metrics, edge, stream.status)
+    deadline = Deadline(settings.central_timeout_s, stream_down_for=stream.status.staleness)
     backend = ReplicaBackend(edge=edge, central=client, deadline=deadline, region=settings.region)
-    dashboard = ReplicaDashboard(edge=edge, backend=backend, central=client, metrics=metrics, stream=stream)
+    dashboard = ReplicaDashboard(
+        edge=edge, backend=backend, central=client, metrics=metrics, stream=stream.status
+    )
     app = create_app(
         backend,
         metrics,
@@ -127,8 +121,6 @@ async def _serve(
             name="hot-key-reports",
         ),
     ]
-    if ready_event is not None:
-        tasks.append(asyncio.create_task(_wait_started(http, ready_event), name="ready"))
     workerd = contextlib.AsyncExitStack()
     try:
         if settings.workerd_addr:
@@ -145,12 +137,6 @@ async def _serve(
         resume.close()
         await client.close()
         log.info("replica %s stopped at seq %d", settings.region, resume.safe_seq)
-
-
-async def _wait_started(http: object, ready_event: asyncio.Event) -> None:
-    while not getattr(http, "started", False):
-        await asyncio.sleep(0.02)
-    ready_event.set()
 
 
 def run(settings: ReplicaSettings) -> None:

@@ -371,23 +371,23 @@ def test_reads_are_answered_locally_only_when_they_may_be() -> None:
     hot(edge)
     read_through(edge, ref, entry("k", b"v", 3), 3)
     clock.advance(4)
-    assert edge.read_local(ACC, NS, "k") == ReadResult(entry("k", b"v", 3), 4.0, "cache")
+    assert edge.read_local((NS, "k"), ACC) == ReadResult(entry("k", b"v", 3), 4.0, "cache")
     # C5: a strong read goes to central, cached copy or not.
-    assert edge.read_local(ACC, NS, "k", strong=True) == ReadThrough(ref)
+    assert edge.read_local((NS, "k"), ACC, strong=True) == ReadThrough(ref)
     # A namespace not known here: central decides; another account's: not found, uncounted.
-    assert edge.read_local(ACC, "9" * 32, "k") == ReadThrough(("9" * 32, "k"))
+    assert edge.read_local(("9" * 32, "k"), ACC) == ReadThrough(("9" * 32, "k"))
     with pytest.raises(NamespaceNotFound):
-        edge.read_local(OTHER, NS, "k")
+        edge.read_local((NS, "k"), OTHER)
     read_through(edge, (NS, "gone"), None, 3)
     with pytest.raises(KeyNotFound):
-        edge.read_local(ACC, NS, "gone")
+        edge.read_local((NS, "gone"), ACC)
     assert (edge.hits, edge.negative_hits, edge.misses) == (1, 1, 2)
 
 
 def test_a_metadata_read_fetches_the_value_once_the_key_is_hot_enough_to_cache() -> None:
     edge = make_edge(admit_threshold=2)
-    assert edge.read_local(ACC, NS, "k", metadata_only=True) == ReadThrough((NS, "k"), metadata_only=True)
-    assert edge.read_local(ACC, NS, "k", metadata_only=True) == ReadThrough((NS, "k"), metadata_only=False)
+    assert edge.read_local((NS, "k"), ACC, metadata_only=True) == ReadThrough((NS, "k"), metadata_only=True)
+    assert edge.read_local((NS, "k"), ACC, metadata_only=True) == ReadThrough((NS, "k"), metadata_only=False)
 
 
 def test_a_bulk_read_leaves_no_older_copy_to_serve_c4() -> None:

@@ -11,7 +11,7 @@ from kvcore.model import Change, ChangeBatch, ChangeKind, Entry, Namespace, Snap
 from replica.edge import EdgeState, ReadThrough
 from replica.metrics import LagObserver, observe
 from replica.resume import ResumePoint
-from replica.stream import StreamSubscriber
+from replica.stream import StreamSubscriber, Subscription
 
 ACC, NS = "a" * 32, "1" * 32
 
@@ -24,13 +24,13 @@ def _parts(tmp_path: Path, **edge_args: int) -> tuple[EdgeState, StreamSubscribe
     resume = ResumePoint(str(tmp_path), "eu")
     stream = StreamSubscriber(
         client=None,  # type: ignore[arg-type]
+        subscription=Subscription("eu"),
         edge=edge,
         resume=resume,
-        region="eu",
         clock=clock,
-        on_applied=LagObserver(metrics),
+        on_applied=LagObserver(metrics, clock),
     )
-    observe(metrics, edge, stream)
+    observe(metrics, edge, stream.status)
     stream.apply(ChangeBatch([], 1, 1, snapshot=Snapshot([Namespace(NS, ACC, "t")], [])))
     return edge, stream, metrics, clock
 
