@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 from helpers.cluster import EDGEKV, KV, metric_value
 
-from edgekv.dev import free_port
+from edgekv.launch import free_port
 from kvcore.listen import LOCK_FILE, port_in_use
 
 
