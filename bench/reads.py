@@ -1,5 +1,9 @@
 """Reads at a replica: the hot key served from the edge cache against a bare ASGI app
-and Miniflare serving the same bytes, and cold keys read through to central."""
+and Miniflare serving the same bytes, and cold keys read through to central.
+
+On the hot read, prometheus-client's counters took a lock on every increment, ~1.5 us
+each and four per value read: why kvcore.metrics.LoopCounter counts without one.
+"""
 
 from __future__ import annotations
 

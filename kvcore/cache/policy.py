@@ -62,12 +62,9 @@ V = TypeVar("V")
 
 # What one cached entry costs in memory besides its key, value and metadata bytes:
 # the (namespace, key) tuple and dict slots, the cache's entry record, the replica's
-# Entry/Cached objects, the str/bytes headers and the allocator's slack. tracemalloc
-# counts ~780 B of objects; make bench measures ~1,000 B of RSS per entry of a small
-# value (with 64 B charged a "64 MiB" cache of small values took ~450 MiB). Charging
-# what RSS shows keeps the process within `--cache-bytes` plus its fixed base. The
-# W-TinyLFU queues (an OrderedDict node per entry) added ~70 B per entry by
-# tracemalloc over the sampled-LFU's dense list, hence 1,024 rather than 960.
+# Entry/Cached objects, the str/bytes headers and the allocator's slack. Charging
+# what RSS shows (measured in bench/bigns.py) keeps the process within
+# `--cache-bytes` plus its fixed base.
 ENTRY_OVERHEAD_BYTES = 1024
 """Charged per entry on top of key, value and metadata: the dict slot, the entry
 object and the value object's header, roughly. Keeps a cache of empty values bounded."""
@@ -85,11 +82,11 @@ SAMPLE_PER_ENTRY = 40
 CLIMB_SAMPLES = 1
 """The sketch's sample period (reads between halvings) is SAMPLE_PER_ENTRY x
 max(MIN_SAMPLE_ENTRIES, entries the cache holds when full), and the hill climber's
-sample CLIMB_SAMPLES times that. TinyLFU and Caffeine use 10 x entries; bench/cache_sim
-measured 40 x better by 0.4-0.9 points on the stationary traces (a longer history
-tells the Zipf tail apart) and worse by 1.2 points after a popularity shift with the
-10% cache, while staying ahead of LRU there: the replica's 60 s time decay ages the
-sketch far sooner than the sample does in a cache of 100,000s of entries anyway."""
+sample CLIMB_SAMPLES times that. TinyLFU and Caffeine use 10 x entries; 40 x hits
+more on the stationary traces (a longer history tells the Zipf tail apart) and a
+little less after a popularity shift (bench/cache_sim.py has the figures), while
+staying ahead of LRU there: the replica's 60 s time decay ages the sketch far
+sooner than the sample does in a cache of 100,000s of entries anyway."""
 
 _WINDOW, _PROBATION, _PROTECTED = 0, 1, 2
 

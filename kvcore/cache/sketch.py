@@ -11,14 +11,13 @@ instead of a Python loop over every counter. They saturate at `max_count`: at mo
 `MAX_COUNT` = 255, and the hot-key cache uses TinyLFU's 15 (four bits' worth), which
 is what lets it forget: a key that was read a thousand times before a popularity
 shift is at 15, and three halvings put it below a newly hot key, where at 255 it
-would take seven (bench/cache_sim: 73.5% against 72.8% hits after a shift with a 10%
-cache, the same on stationary traces). The price is a coarser `hot_keys()` ranking:
-keys read 15 times or more per sample period tie.
+would take seven (the hit ratios of both are in bench/cache_sim.py). The price is
+a coarser `hot_keys()` ranking: keys read 15 times or more per sample period tie.
 
 Hashing uses Python's `hash()`, mixed to 64 bits, then Kirsch-Mitzenmacher double
 hashing (`h1 + i*h2`) for the row indexes. It is deterministic within a process
-(all we need: the sketch is never persisted nor shared), about twice as fast as
-blake2b over an encoded key, accepts any hashable key (the replica's
+(all we need: the sketch is never persisted nor shared), faster than blake2b over
+an encoded key (bench/cache_sim.py), accepts any hashable key (the replica's
 `(namespace_id, key)` tuples directly), and for str/bytes it is SipHash keyed per
 process, so a client cannot precompute keys that collide with someone's hot key.
 
