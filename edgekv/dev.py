@@ -46,7 +46,7 @@ def _centrals(
         argv = central_argv(
             data_dir=root / name, grpc_addr=grpc, http_addr=http, propagation_delay_s=delay, store=store
         )
-        env = {"EDGEKV_BOOTSTRAP_ACCOUNT": account_id, "EDGEKV_BOOTSTRAP_TOKEN": token}
+        env = {**os.environ, "EDGEKV_BOOTSTRAP_ACCOUNT": account_id, "EDGEKV_BOOTSTRAP_TOKEN": token}
         out.append(_child(name, name, argv, root, f"http://{http}", grpc=grpc, env=env))
     return out
 

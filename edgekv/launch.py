@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import os
 import signal
 import socket
 import subprocess
@@ -107,7 +106,7 @@ def _die_with_parent() -> None:
 @dataclass
 class Process:
     """One child process. `http` is its base URL ("" if it serves none), `grpc` its gRPC
-    HOST:PORT (central). `env` is added to our environment. With `own_session`, the child
+    HOST:PORT (central). `env` is its whole environment (None: ours). With `own_session`, the child
     runs in a session of its own (a Ctrl-C at the terminal reaches only us, and we stop
     children in order) and is sent SIGTERM if we die."""
 
@@ -117,7 +116,7 @@ class Process:
     http: str = ""
     data_dir: Path | None = None
     grpc: str = ""
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] | None = None
     own_session: bool = False
     cwd: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -142,7 +141,7 @@ class Process:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, **self.env},
+                env=self.env,
                 start_new_session=self.own_session,
                 preexec_fn=_die_with_parent if self.own_session else None,
                 cwd=self.cwd,

@@ -17,8 +17,10 @@ this module adds what tests need on top. pytest puts `tests/` on sys.path (pypro
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from kvcore.rpc.client import CentralClient
 
 __all__ = [
     "EDGEKV", "KV", "Proc", "create_account", "etag", "free_port", "metric_value", "restart", "running",
-    "start_central", "start_replica", "stop_all", "wait_ready", "wait_ready_async",
+    "start_central", "start_dev", "start_replica", "stop_all", "wait_ready", "wait_ready_async",
 ]  # fmt: skip
 
 
@@ -102,6 +104,28 @@ def start_replica(
     args += extra
     name = f"replica-{region}"
     return _started(Proc(name, args, tmp / f"{name}.log", f"http://{http}", data_dir), wait)
+
+
+def start_dev(
+    tmp: Path, *flags: str, env: dict[str, str] | None = None, timeout_s: float = 60.0
+) -> tuple[Proc, dict[str, Any]]:
+    """`edgekv dev FLAGS --info-file tmp/info.json` (log: tmp/dev.log) and the info it
+    writes once every child is ready; raises with its log if it exits or times out first.
+    `.stop(30)` stops it (SIGTERM: dev stops its children) and gives its exit code."""
+    info_path = tmp / "info.json"
+    argv = [*EDGEKV, "dev", *flags, "--info-file", str(info_path)]
+    p = Proc("edgekv dev", argv, tmp / "dev.log", env=env).start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not info_path.exists():  # written atomically (a rename) once all are ready
+            p.check_running()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"edgekv dev did not come up in {timeout_s:g}s:\n{p.log()[-4000:]}")
+            time.sleep(0.2)
+        return p, json.loads(info_path.read_text())
+    except BaseException:
+        p.stop(30)
+        raise
 
 
 def restart(p: Proc, *, wait: bool = True) -> Proc:
