@@ -51,7 +51,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Callable, Hashable, Iterator
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from kvcore.cache.climber import HillClimber
 from kvcore.cache.segments import PROBATION, PROTECTED, WINDOW, Entry, Segments
@@ -121,7 +121,7 @@ class HotKeyCache(Generic[K, V]):
             raise ValueError("capacity_bytes must be >= 0")
         if not 0.0 <= window_fraction <= 1.0:
             raise ValueError("window_fraction must be in [0, 1]")
-        self._capacity = capacity_bytes
+        self.capacity_bytes: Final = capacity_bytes
         self.admit_threshold = admit_threshold
         self._clock = clock
         self._sketch = FrequencySketch(
@@ -202,10 +202,6 @@ class HotKeyCache(Generic[K, V]):
     def bytes_used(self) -> int:
         return self._seg.bytes
 
-    @property
-    def capacity_bytes(self) -> int:
-        return self._capacity
-
     def keys(self) -> Iterator[K]:
         """A snapshot of the cached keys (safe to mutate the cache while iterating)."""
         return iter(list(self._entries))
@@ -246,7 +242,7 @@ class HotKeyCache(Generic[K, V]):
         if key in self._entries:
             return self.put(key, value, size)
         self._check_size(size)
-        if size > self._capacity or self._sketch.estimate(key) < self.admit_threshold:
+        if size > self.capacity_bytes or self._sketch.estimate(key) < self.admit_threshold:
             return False
         self._insert(key, value, size)
         return key in self._entries
@@ -261,7 +257,7 @@ class HotKeyCache(Generic[K, V]):
         if e is None:
             return self.offer(key, value, size)
         self._check_size(size)
-        if size > self._capacity:
+        if size > self.capacity_bytes:
             self._seg.remove(e)
             return False
         self._seg.resize(e, size)
@@ -277,7 +273,7 @@ class HotKeyCache(Generic[K, V]):
         self._check_size(size)
         if key in self._entries:
             return self.put(key, value, size)
-        if size > self._capacity:
+        if size > self.capacity_bytes:
             return False
         self._insert(key, value, size, keep=True)
         return True
@@ -329,7 +325,7 @@ class HotKeyCache(Generic[K, V]):
         candidates = seg.overflow_window()
         ci = 0
         entries, window = seg.entries, seg.window
-        while seg.bytes > self._capacity:
+        while seg.bytes > self.capacity_bytes:
             victim = seg.victim(keep)
             if victim is None:
                 return  # only `keep` is left, and it fits (callers check size <= capacity)
@@ -371,12 +367,12 @@ class HotKeyCache(Generic[K, V]):
         self._hits = 0
         used = self._seg.bytes
         if used and not self._fixed_sample:
-            full_entries = len(self._entries) * self._capacity // used
+            full_entries = len(self._entries) * self.capacity_bytes // used
             self._sketch.sample_size = SAMPLE_PER_ENTRY * max(MIN_SAMPLE_ENTRIES, full_entries)
         self._sample_reads = self._sample_left = int(CLIMB_SAMPLES * self._sketch.sample_size)
         if self._climber is None:
             return
-        if used * 2 < self._capacity:
+        if used * 2 < self.capacity_bytes:
             self._climber.reset()  # still filling: hit ratios say nothing about the split
             return
         self._seg.resize_window(self._climber.adjustment(hits, misses))

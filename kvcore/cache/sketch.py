@@ -37,6 +37,7 @@ Not thread-safe: the replica drives it from one event loop.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import Final
 
 DEPTH = 4
 MAX_COUNT = 255
@@ -66,9 +67,9 @@ class FrequencySketch:
         "_mask",
         "_max",
         "_table",
-        "_width",
         "halvings",
         "sample_size",
+        "width",
     )
 
     def __init__(
@@ -88,18 +89,14 @@ class FrequencySketch:
         if not 1 <= max_count <= MAX_COUNT:
             raise ValueError(f"max_count must be in 1..{MAX_COUNT}")
         self._max = max_count
-        self._width = _width_for(expected_items)
-        self._mask = self._width - 1
-        self._table = bytearray(DEPTH * self._width)
-        self.sample_size = sample_size if sample_size is not None else 10 * self._width
+        self.width: Final = _width_for(expected_items)  # counters per row, a power of two
+        self._mask = self.width - 1
+        self._table = bytearray(DEPTH * self.width)
+        self.sample_size = sample_size if sample_size is not None else 10 * self.width
         self._additions = 0
         self._half_life_s = half_life_s
         self._last_decay: float | None = None
         self.halvings = 0  # how many times counts were halved (tests, metrics)
-
-    @property
-    def width(self) -> int:
-        return self._width
 
     @property
     def memory_bytes(self) -> int:
@@ -115,7 +112,7 @@ class FrequencySketch:
         h ^= h >> 31
         h1 = h & 0xFFFFFFFF
         h2 = (h >> 32) | 1  # odd, so the rows' indexes never all coincide
-        mask, width = self._mask, self._width
+        mask, width = self._mask, self.width
         return (
             h1 & mask,
             width + ((h1 + h2) & mask),
