@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgekv.launch import Process, central_argv, free_port, replica_argv, wait_ready
+from edgekv.launch import Process, central_argv, free_port, replica_argv, stop_all, wait_ready
 from edgekv.supervise import Supervisor
 from kvcore.listen import port_in_use
 from kvcore.settings import SettingsError, parse_size
@@ -202,8 +202,7 @@ def dev_command(
         _err.print(f"error: {exc}", highlight=False)
         raise typer.Exit(1) from None
     finally:
-        for child in reversed(children):
-            child.stop()
+        stop_all(children[::-1])
         if info_file:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(info_file)

@@ -106,9 +106,10 @@ def _die_with_parent() -> None:
 @dataclass
 class Process:
     """One child process. `http` is its base URL ("" if it serves none), `grpc` its gRPC
-    HOST:PORT (central). `env` is its whole environment (None: ours). With `own_session`, the child
-    runs in a session of its own (a Ctrl-C at the terminal reaches only us, and we stop
-    children in order) and is sent SIGTERM if we die."""
+    HOST:PORT (central), `env` its whole environment (None: ours), `cwd` its working
+    directory (None: ours). With `own_session`, the child runs in a session of its own
+    (a Ctrl-C at the terminal reaches only us, and we stop children in order) and is
+    sent SIGTERM if we die."""
 
     name: str
     args: list[str]
