@@ -27,7 +27,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import psycopg
@@ -37,15 +36,14 @@ from psycopg_pool.base import AttemptWithBackoff
 from kvcore import limits
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import NamespaceNotFound, Unavailable
-from kvcore.limits import MAX_METADATA_BYTES
-from kvcore.model import Change, ChangeKind, KeyPage, Namespace, Token
-from kvcore.settings import MAX_PUSH_VALUE_BYTES
+from kvcore.model import Change, KeyPage, Namespace, Token
 from kvcore.store import codec, scan
 from kvcore.store.base import LogTruncated, Store
 from kvcore.store.catalog import Catalog
 from kvcore.store.ops import PurgeOp, TrimLogOp
 from kvcore.store.opstore import OpStore
-from kvcore.store.pg_engine import CatalogSync, PgEngine
+from kvcore.store.pg_catalog import CatalogSync
+from kvcore.store.pg_engine import PgEngine
 from kvcore.store.pg_follow import LogFollower
 from kvcore.store.pg_schema import MAINTENANCE_LOCK, migrate
 from kvcore.store.writer import GroupCommitWriter
@@ -63,8 +61,6 @@ CONNECT_TIMEOUT_S: Final = 5
 AttemptWithBackoff.INITIAL_DELAY = 0.2
 AttemptWithBackoff.DELAY_BACKOFF = 1.5
 CLOSE_DRAIN_S: Final = 5.0
-# An entry record is the value plus a header and at most the metadata limit.
-_RECORD_OVERHEAD_BYTES: Final = 64 + MAX_METADATA_BYTES
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -129,9 +125,7 @@ class PgStore(OpStore):
         self._readers = ThreadPoolExecutor(pool_size, thread_name_prefix="edgekv-store-read")
         self._engine = PgEngine(self._connect, self._sync)
         self._writer = GroupCommitWriter(self._engine, clock, seq=seq, on_commit=self._committed)
-        self._follower = LogFollower(
-            self._connect, self._read_log, self._deliver, self._resync, seq=seq, poll_s=poll_s
-        )
+        self._follower = LogFollower(self._connect, self._deliver, self._resync, seq=seq, poll_s=poll_s)
         self._stop = threading.Event()
         self._maintenance = threading.Thread(target=self._maintain, name="edgekv-store-purge", daemon=True)
         self._maintenance.start()
@@ -162,35 +156,11 @@ class PgStore(OpStore):
         self.close()
 
     def _committed(self, changes: Sequence[Change]) -> None:
-        self._follower.poke()
+        self._follower.local(changes)
 
     def _deliver(self, changes: Sequence[Change]) -> None:
         self._sync.apply(changes, changes[-1].seq)
-        self._notify(self._with_create_values(changes))
-
-    def _with_create_values(self, changes: Sequence[Change]) -> Sequence[Change]:
-        """Creates carry their value when it is still that version and not big, fetched
-        for the whole page in one query here, so the hub does not read them one by one
-        on its event loop (it still applies its own size limit)."""
-        creates = {
-            codec.entry_key(codec.ns_bytes(c.namespace_id), c.key): c
-            for c in changes
-            if c.kind is ChangeKind.KEY_CREATE
-        }
-        if not creates:
-            return changes
-        with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT k, v FROM edgekv_entries WHERE k = ANY(%s) AND length(v) <= %s",
-                (list(creates), MAX_PUSH_VALUE_BYTES + _RECORD_OVERHEAD_BYTES),
-            ).fetchall()
-        valued: dict[int, Change] = {}
-        for k, v in rows:
-            change = creates[bytes(k)]
-            entry = codec.decode_entry(change.key, bytes(v))
-            if entry.version == change.seq:
-                valued[change.seq] = replace(change, value=entry.value, has_value=True)
-        return [valued.get(c.seq, c) for c in changes]
+        self._notify(changes)  # creates carry their value when small (pg_follow.py)
 
     # ---------------------------------------------------------------- catalog
 
@@ -243,7 +213,7 @@ class PgStore(OpStore):
     def _raw_entries(self, entry_keys: Sequence[bytes]) -> list[bytes | None]:
         with self._pool.connection() as conn:
             sql = "SELECT k, v FROM edgekv_entries WHERE k = ANY(%s)"
-            rows = conn.execute(sql, (list(entry_keys),)).fetchall()
+            rows = conn.execute(sql, (list(entry_keys),), prepare=False).fetchall()
         found = {bytes(k): bytes(v) for k, v in rows}
         return [found.get(k) for k in entry_keys]
 
