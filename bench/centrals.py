@@ -13,8 +13,7 @@ Create lag is measured by the client: from A's acknowledgement of the PUT to the
 first read of the value at B's replica, which answered 404 for the key just before.
 The client polls every POLL_S (its resolution): without a pause its poll is a busy
 loop competing for the cores it shares with both centrals, the replica and
-PostgreSQL, and it put a tail of 100-200 ms on the lag it measured (p99 139 ms
-without a pause, 7-13 ms with 1 ms; same code, same machine, minutes apart).
+PostgreSQL, and the tail of the lag it measured was of its own making.
 """
 
 from __future__ import annotations
