@@ -39,10 +39,9 @@ from kvcore.errors import NamespaceNotFound, Unavailable
 from kvcore.model import Change, KeyPage, Namespace, Token
 from kvcore.store import codec, scan
 from kvcore.store.base import LogTruncated, Store
-from kvcore.store.catalog import Catalog
 from kvcore.store.ops import PurgeOp, TrimLogOp
 from kvcore.store.opstore import OpStore
-from kvcore.store.pg_catalog import CatalogSync
+from kvcore.store.pg_catalog import CatalogSync, load_catalog
 from kvcore.store.pg_engine import PgEngine
 from kvcore.store.pg_follow import LogFollower
 from kvcore.store.pg_schema import MAINTENANCE_LOCK, migrate
@@ -106,7 +105,7 @@ class PgStore(OpStore):
         self._timeout_s = timeout_s
         with self._connect() as conn:
             migrate(conn)
-            catalog, seq = _load_catalog(conn)
+            catalog, seq = load_catalog(conn)
         self._catalog = catalog
         self._sync = CatalogSync(catalog, seq)
         self._pool = ConnectionPool(
@@ -168,20 +167,7 @@ class PgStore(OpStore):
         """Reload the catalog from the tables (the log lost records it needed); returns
         the seq the snapshot is at."""
         with self._connect() as conn:
-            fresh, seq = _load_catalog(conn)
-        with self._sync.lock:
-            for ns in self._catalog.all_namespaces():
-                if ns.id not in fresh.namespaces:
-                    self._catalog.set_namespace(ns.id, None)
-            for ns in fresh.all_namespaces():
-                self._catalog.set_namespace(ns.id, ns)
-            for token in self._catalog.all_tokens():
-                if token.id not in fresh.tokens:
-                    self._catalog.set_token(token.id, None)
-            for token in fresh.all_tokens():
-                self._catalog.set_token(token.id, token)
-            self._sync.seq = max(self._sync.seq, seq)
-        return seq
+            return self._sync.reload(conn)
 
     @_unavailable_on_db_errors
     def _refresh_catalog(self) -> None:
@@ -321,20 +307,6 @@ class PgStore(OpStore):
                 log.exception("store maintenance failed")
         if conn is not None:
             conn.close()
-
-
-def _load_catalog(conn: psycopg.Connection[Any]) -> tuple[Catalog, int]:
-    """Namespaces, tokens and the counter from one snapshot."""
-    with conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        namespaces = conn.execute("SELECT k, v FROM edgekv_namespaces").fetchall()
-        tokens = conn.execute("SELECT k, v FROM edgekv_tokens").fetchall()
-        row = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1").fetchone()
-    catalog = Catalog(
-        (codec.decode_namespace(bytes(k), bytes(v)) for k, v in namespaces),
-        (codec.decode_token(bytes(k), bytes(v)) for k, v in tokens),
-    )
-    return catalog, int(row[0]) if row else 0
 
 
 if TYPE_CHECKING:

@@ -33,6 +33,23 @@ _CATALOG_KIND_SET = frozenset(_CATALOG_KINDS)
 _CATALOG_SINCE = "SELECT seq, v FROM edgekv_change_log WHERE seq > %s AND kind = ANY(%s) ORDER BY seq"
 
 
+def load_catalog(conn: Conn) -> tuple[Catalog, int]:
+    """Namespaces, tokens and the counter from one snapshot, made durable before it is
+    used: the snapshot may see commits not flushed yet (pg_engine.py), which a crash or
+    a failover could lose, and their seqs be reused."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        namespaces = conn.execute("SELECT k, v FROM edgekv_namespaces").fetchall()
+        tokens = conn.execute("SELECT k, v FROM edgekv_tokens").fetchall()
+        row = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1").fetchone()
+        conn.execute("SELECT pg_logical_emit_message(true, 'edgekv', '')")  # commit waits for the flush
+    catalog = Catalog(
+        (codec.decode_namespace(bytes(k), bytes(v)) for k, v in namespaces),
+        (codec.decode_token(bytes(k), bytes(v)) for k, v in tokens),
+    )
+    return catalog, int(row[0]) if row else 0
+
+
 class CatalogSync:
     """The catalog's position in the log, applied in seq order by whichever of the
     writer and the follower gets there first (under `lock`)."""
@@ -41,6 +58,27 @@ class CatalogSync:
         self.catalog = catalog
         self.seq = seq  # every namespace/token record <= seq is in the catalog
         self.lock = threading.Lock()
+
+    def reload(self, conn: Conn) -> int:
+        """Replace the catalog with the tables' and return the seq it is at: after the
+        log lost records the catalog needed, or after the database was lost (a failover
+        may have dropped commits not yet durable that the writer applied under the lock,
+        and reuse their seqs)."""
+        fresh, seq = load_catalog(conn)
+        catalog = self.catalog
+        with self.lock:
+            for ns in catalog.all_namespaces():
+                if ns.id not in fresh.namespaces:
+                    catalog.set_namespace(ns.id, None)
+            for ns in fresh.all_namespaces():
+                catalog.set_namespace(ns.id, ns)
+            for token in catalog.all_tokens():
+                if token.id not in fresh.tokens:
+                    catalog.set_token(token.id, None)
+            for token in fresh.all_tokens():
+                catalog.set_token(token.id, token)
+            self.seq = seq
+        return seq
 
     def apply(self, changes: Sequence[Change], upto: int) -> None:
         """Apply the catalog records among `changes` (ascending seq, all <= upto). With

@@ -44,7 +44,10 @@ write, then flush_wal): a read may see a write that a crash would lose, but that
 was never acknowledged, and nothing reaches a replica before it is durable (followers
 hand on only up to the durable seq). A group that decided on another group's data not
 yet durable is acknowledged after its own flush, which covers that data (the WAL is
-one sequence).
+one sequence). The catalog is the one thing a group applies from such commits (records
+of other centrals, under the lock): a writer that lost its connection reloads it from
+the tables when it reconnects, since a failover may have dropped those commits and will
+reuse their seqs.
 
 **A hung central** (SIGSTOP, a frozen VM, a partition without a reset) that holds the
 lock would stall every central. The writer session sets `lock_timeout` (LOCK_WAIT_S);
@@ -161,6 +164,7 @@ class PgEngine:
         self._tables = {cf: _Table(self, cf) for cf in CF}
         self.prefetched: dict[bytes, bytes | None] = {}
         self._locked_seq: int | None = None  # the counter, locked by `prepare`
+        self._lost = False  # the connection was dropped after an error
 
     @property
     def conn(self) -> Conn:
@@ -174,6 +178,7 @@ class PgEngine:
 
     def _connection(self) -> Conn:
         if self._conn is None or self._conn.closed or self._conn.broken:
+            reconnect = self._conn is not None or self._lost
             self.close()
             conn = self._connect()
             # Transactions are explicit (BEGIN ... COMMIT), so that one pipeline can hold
@@ -184,6 +189,9 @@ class PgEngine:
                 (f"{WRITER_APP} {os.getpid()}", f"{LOCK_WAIT_S}s", f"{IDLE_IN_TRANSACTION_S}s"),
             )
             self._channel = notify_channel(conn)
+            if reconnect:  # the database may have failed over, losing what was not durable
+                self._sync.reload(conn)
+            self._lost = False
             self._conn = conn
         return self._conn
 
@@ -286,6 +294,7 @@ class PgEngine:
             conn.rollback()
         except psycopg.Error:
             self.close()  # reconnect at the next group
+            self._lost = True
 
     @staticmethod
     def _write(conn: Conn, txn: Txn, ranges: _Ranges, points: _Points) -> None:
