@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 
@@ -30,6 +30,10 @@ _CATALOG_KINDS = tuple(
     )
 )
 _CATALOG_KIND_SET = frozenset(_CATALOG_KINDS)
+# A transaction that wrote no WAL commits without waiting for a flush, even with an xid;
+# one that writes a logical WAL message (prefix "edgekv", ignored unless someone decodes
+# the WAL) waits for the flush and a synchronous standby, per synchronous_commit.
+FLUSH: Final = "SELECT pg_logical_emit_message(true, 'edgekv', '')"
 _CATALOG_SINCE = "SELECT seq, v FROM edgekv_change_log WHERE seq > %s AND kind = ANY(%s) ORDER BY seq"
 
 
@@ -42,7 +46,7 @@ def load_catalog(conn: Conn) -> tuple[Catalog, int]:
         namespaces = conn.execute("SELECT k, v FROM edgekv_namespaces").fetchall()
         tokens = conn.execute("SELECT k, v FROM edgekv_tokens").fetchall()
         row = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1").fetchone()
-        conn.execute("SELECT pg_logical_emit_message(true, 'edgekv', '')")  # commit waits for the flush
+        conn.execute(FLUSH)  # and the commit waits for the flush
     catalog = Catalog(
         (codec.decode_namespace(bytes(k), bytes(v)) for k, v in namespaces),
         (codec.decode_token(bytes(k), bytes(v)) for k, v in tokens),
@@ -107,6 +111,11 @@ class CatalogSync:
         self._apply((codec.decode_change(seq, v) for seq, v in rows), upto)
 
     def catch_up(self, conn: Conn, upto: int) -> None:
+        """Apply the catalog records up to `upto`, the counter as `conn` (autocommit) just
+        read it (a lookup missed: another central may have just made it). That counter
+        may be ahead of what is durable, so records found are applied once a flush has
+        made them durable (a failover could otherwise drop them and reuse their seqs);
+        none found moves nothing (the follower moves the position over durable seqs)."""
         if upto <= self.seq:
             return
         rows = conn.execute(
@@ -114,7 +123,9 @@ class CatalogSync:
             " ORDER BY seq",
             (self.seq, upto, list(_CATALOG_KINDS)),
         ).fetchall()
-        self.apply_rows(rows, upto)
+        if rows:
+            conn.execute(FLUSH)  # its own transaction: commits after the flush
+            self.apply_rows(rows, upto)
 
 
 def _apply(catalog: Catalog, change: Change) -> None:

@@ -81,7 +81,7 @@ from kvcore.model import Change, ChangeKind
 from kvcore.settings import MAX_PUSH_VALUE_BYTES
 from kvcore.store import codec
 from kvcore.store.ops import BulkDeleteOp, BulkPutOp, DeleteOp, GroupOp, PurgeOp, PutOp
-from kvcore.store.pg_catalog import CatalogSync
+from kvcore.store.pg_catalog import FLUSH, CatalogSync
 from kvcore.store.pg_follow import RECORD_PUSH_MAX_BYTES
 from kvcore.store.pg_schema import TABLES, WRITER_APP, notify_channel
 from kvcore.store.txn import CF, Txn
@@ -99,9 +99,6 @@ IDLE_IN_TRANSACTION_S: Final = 10.0  # the server's own backstop (no other write
 # as it grows, under the lock.
 _PREFETCH = "SELECT k, v FROM edgekv_entries WHERE k = ANY(%s)"
 _LOCK = "SELECT last_seq FROM edgekv_seq WHERE id = 1 FOR UPDATE"
-# A transaction that wrote no WAL commits without a flush, even with an xid; a logical
-# message (ignored unless someone decodes the WAL, prefix "edgekv") makes it wait.
-_FLUSH = "SELECT pg_logical_emit_message(true, 'edgekv', '')"
 _SESSION = (
     "SELECT set_config('application_name', %s, false), set_config('lock_timeout', %s, false),"
     " set_config('idle_in_transaction_session_timeout', %s, false)"
@@ -266,7 +263,7 @@ class PgEngine:
                     conn.execute("COMMIT")  # visible, the lock released: the next group may go
                     if txn.changes:
                         conn.execute("BEGIN")
-                        conn.execute(_FLUSH)
+                        conn.execute(FLUSH)
                         conn.execute("COMMIT")  # flushed past the group's commit: durable
                         conn.execute("BEGIN")
                         conn.execute("SET LOCAL synchronous_commit = off")

@@ -44,6 +44,7 @@ from kvcore.limits import MAX_METADATA_BYTES
 from kvcore.model import Change
 from kvcore.settings import MAX_PUSH_VALUE_BYTES
 from kvcore.store import codec
+from kvcore.store.pg_catalog import FLUSH
 from kvcore.store.pg_schema import notify_channel
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,6 @@ _READ: Final = (
     " FROM edgekv_change_log l WHERE l.seq > %s AND l.seq <= %s ORDER BY l.seq LIMIT %s"
 )
 _COUNTER: Final = "SELECT last_seq FROM edgekv_seq WHERE id = 1"
-# A logical WAL message: a transaction that wrote no WAL would commit without a flush.
-_PROBE: Final = "SELECT last_seq, pg_logical_emit_message(true, 'edgekv', '') FROM edgekv_seq WHERE id = 1"
 
 Conn = psycopg.Connection[Any]
 
@@ -230,8 +229,9 @@ class LogFollower:
         row = conn.execute(_COUNTER, prepare=False).fetchone()
         if row is None or int(row[0]) <= durable:
             return False
-        with conn.transaction():
-            row = conn.execute(_PROBE, prepare=False).fetchone()
+        with conn.transaction():  # its commit waits for the flush past what it read
+            row = conn.execute(_COUNTER).fetchone()
+            conn.execute(FLUSH)
         assert row is not None
         self.durable(int(row[0]))
         return True
