@@ -134,8 +134,8 @@ class Handlers:
         return _ok(envelope.success(namespace_json(ns)))
 
     async def get_namespace(self, request: Request) -> Response:
-        account_id = await self._auth(request, write=False)
-        ns = await self.backend.get_namespace(account_id, _namespace_id(request))
+        account_id, namespace_id = await target.namespace(self.backend, request, write=False)
+        ns = await self.backend.get_namespace(account_id, namespace_id)
         return _ok(envelope.success(namespace_json(ns)))
 
     async def rename_namespace(self, request: Request) -> Response:
@@ -183,13 +183,11 @@ class Handlers:
         )
         condition = parse_condition(request.headers.get("if-match"), request.headers.get("if-none-match"))
         ctype = request.headers.get("content-type")
-        body = await _body(request, _PUT_BODY, "body")
-        value, metadata_json = body, None
-        if is_multipart(ctype):
-            assert ctype is not None
-            upload = parse_multipart_value(ctype, body)
-            value, metadata_json = upload.value, client_metadata(upload.metadata)
-        limits.validate_value(value)
+        if ctype is not None and is_multipart(ctype):
+            upload = parse_multipart_value(ctype, await _body(request, _PUT_BODY, "body"))
+            value, metadata_json = limits.validate_value(upload.value), client_metadata(upload.metadata)
+        else:  # the body is the value, capped as read (a larger Content-Length is refused unread)
+            value, metadata_json = await _body(request, limits.MAX_VALUE_BYTES, "value"), None
         item = WriteItem(key=key, value=value, metadata_json=metadata_json, expiration=expiration)
         result = await self.backend.put(account_id, namespace_id, item, condition)
         return _ok(envelope.NULL_RESULT, {"etag": f'"{result.seq}"'})
