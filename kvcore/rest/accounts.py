@@ -37,7 +37,7 @@ from kvcore.rest import envelope, target
 from kvcore.rest.auth import bearer_secret, token_for_secret
 from kvcore.rest.backend import Backend
 from kvcore.rest.openapi_docs import ACCOUNT, operation
-from kvcore.rest.parsing import query_int
+from kvcore.rest.parsing import query, query_int
 from kvcore.rest.routing import Route
 
 V4: Final = "/client/v4"
@@ -80,7 +80,7 @@ def _ok(body: bytes) -> Response:
 
 def _one_page(request: Request, items: list[dict[str, Any]]) -> Response:
     """A `page` / `per_page` listing with Cloudflare's `result_info`."""
-    q = request.query_params
+    q = query(request.scope)
     page = query_int(q, "page", 1, 2**31) or 1
     per_page = query_int(q, "per_page", _MIN_PER_PAGE, _MAX_PER_PAGE) or limits.DEFAULT_PER_PAGE
     chunk = items[(page - 1) * per_page : page * per_page]

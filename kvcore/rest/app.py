@@ -7,10 +7,12 @@
 A request passes, in order:
 1. `RestApp.__call__`: a repeat GET of a value in a replica's cache is answered by
    `kvcore.rest.fastpath.HotReads` with no routing at all;
-2. starlette's `Router`, whose first route is the `RouteTable` (`kvcore.rest.routing`):
-   it matches the raw path once and writes the `Route` into `scope["route"]`; then the
-   other routes (/docs, the dashboard's);
-3. the endpoint (`kvcore.rest.handlers`), which authorizes and validates once.
+2. the `RouteTable` (`kvcore.rest.routing`): it matches the raw path once, writes the
+   `Route` into `scope["route"]` and answers through the route's endpoint
+   (`kvcore.rest.handlers`), which authorizes and validates once;
+3. what the table does not match fully goes to starlette's `Router`, whose routes are
+   the table again (a 405 naming the path's methods), /docs and the dashboard's; it
+   also redirects a trailing slash and answers 404.
 Metrics label each request with the name of the route that matched ("other" if none).
 Every error is Cloudflare's failure envelope with a 4xx/5xx status.
 
@@ -41,7 +43,7 @@ from kvcore.rest.accounts import account_routes
 from kvcore.rest.backend import Backend
 from kvcore.rest.fastpath import HotReads
 from kvcore.rest.handlers import Handlers
-from kvcore.rest.routing import Route, RouteTable, error_response
+from kvcore.rest.routing import Route, RouteTable, error_response, raw_path, respond
 from kvcore.rest.swagger import docs_routes
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,28 @@ class RestApp:
             self._hot_count.inc()
             self._hot_duration.observe(time.perf_counter() - start)
             return
+        scope["app"] = self  # starlette routes then raise HTTPException (404, 405) to us
+        status = 500
+        try:
+            found = self.table.lookup(raw_path(scope), scope["method"])
+            if found is not None and found[2] is None:  # a table route, matched once
+                scope["route"], scope["path_params"], _ = found
+                try:
+                    response = await respond(found[0], scope, receive)
+                except Exception as exc:
+                    response = _failure(exc)
+                status = response.status_code
+                await response(scope, receive, send)
+            else:
+                status = await self._route(scope, receive, send)
+        finally:
+            route = scope.get("route")
+            name = route.name if isinstance(route, Route) else "other"
+            self.http.record(name, scope["method"], status, time.perf_counter() - start)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Everything else through starlette's router (a 405 of the table, /docs, the
+        dashboard, trailing-slash redirects, 404); the status sent."""
         status, started = 500, False
 
         async def send_status(message: Message) -> None:
@@ -160,7 +184,6 @@ class RestApp:
                 status, started = message["status"], True
             await send(message)
 
-        scope["app"] = self  # starlette routes then raise HTTPException (404, 405) to us
         try:
             await self.router(scope, receive, send_status)
         except Exception as exc:
@@ -168,10 +191,7 @@ class RestApp:
                 log.error("REST request failed after its response started", exc_info=exc)
                 raise
             await _failure(exc)(scope, receive, send_status)
-        finally:
-            route = scope.get("route")
-            name = route.name if isinstance(route, Route) else "other"
-            self.http.record(name, scope["method"], status, time.perf_counter() - start)
+        return status
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:

@@ -28,6 +28,7 @@ from kvcore.rest.parsing import (
     parse_condition,
     parse_json_body,
     parse_multipart_value,
+    query,
     query_number,
     query_whole,
     read_capped,
@@ -109,7 +110,7 @@ class Handlers:
 
     async def list_namespaces(self, request: Request) -> Response:
         account_id = await self._auth(request, write=False)
-        q = request.query_params
+        q = query(request.scope)
         page, per_page = limits.validate_page(query_whole(q, "page"), query_whole(q, "per_page"))
         order, direction = limits.validate_order(q.get("order", "id"), q.get("direction", "asc"))
         items, total = await self.backend.list_namespaces(account_id, page, per_page, order, direction)
@@ -153,7 +154,7 @@ class Handlers:
 
     async def list_keys(self, request: Request) -> Response:
         account_id, namespace_id = await target.namespace(self.backend, request, write=False)
-        q = request.query_params
+        q = query(request.scope)
         limit = limits.validate_list_limit(query_whole(q, "limit"))
         prefix = limits.validate_prefix(q.get("prefix") or "")
         cursor = q.get("cursor") or ""
@@ -163,7 +164,7 @@ class Handlers:
 
     async def get_value(self, request: Request) -> Response:
         account_id, namespace_id, key = await target.key(self.backend, request, write=False)
-        strong = strong_read(request.query_params)
+        strong = strong_read(query(request.scope))
         result = await self.backend.get(account_id, namespace_id, key, strong=strong)
         if self.hot is not None and result.source == "cache" and not strong:
             self.hot.remember(request.scope, (account_id, namespace_id, key))
@@ -171,13 +172,13 @@ class Handlers:
 
     async def get_metadata(self, request: Request) -> Response:
         account_id, namespace_id, key = await target.key(self.backend, request, write=False)
-        strong = strong_read(request.query_params)
+        strong = strong_read(query(request.scope))
         result = await self.backend.get(account_id, namespace_id, key, strong=strong, metadata_only=True)
         return _ok(envelope.success_raw(result.entry.metadata_json or "null"))
 
     async def put_value(self, request: Request) -> Response:
         account_id, namespace_id, key = await target.key(self.backend, request, write=True)
-        q = request.query_params
+        q = query(request.scope)
         expiration = limits.resolve_expiration(
             self.backend.now(), query_number(q, "expiration"), query_number(q, "expiration_ttl")
         )

@@ -12,8 +12,9 @@ import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
@@ -40,6 +41,24 @@ def decode_segment(raw: bytes, field: str) -> str:
 
 
 # ---------------------------------------------------------------------------- query numbers
+
+
+def header(scope: Mapping[str, Any], name: bytes) -> str | None:
+    """A request header (`name` in lowercase, as ASGI gives them) as text, or None."""
+    for k, v in scope["headers"]:
+        if k == name:
+            return bytes(v).decode("latin-1")
+    return None
+
+
+_NO_QUERY: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+def query(scope: Mapping[str, Any]) -> Mapping[str, str]:
+    """A request's query parameters (the last of a repeated name wins, as in starlette)."""
+    qs: bytes = scope.get("query_string", b"")
+    return dict(parse_qsl(qs.decode("latin-1"), keep_blank_values=True)) if qs else _NO_QUERY
+
 
 _DECIMAL: Final = re.compile(r"[0-9]{1,24}(?:\.[0-9]{0,24})?\Z")
 _MAX_QUERY_NUMBER: Final = float(2**63)

@@ -135,7 +135,17 @@ class _Grammar:
         return found
 
 
-def _raw_path(scope: Scope) -> bytes:
+async def respond(route: Route, scope: Scope, receive: Receive) -> Response:
+    """The response of `route` to the request (a `KVError` becomes its envelope; any
+    other exception is the caller's)."""
+    try:
+        return await route.endpoint(Request(scope, receive))
+    except KVError as exc:
+        return error_response(exc)
+
+
+def raw_path(scope: Scope) -> bytes:
+    """The path the table matches: the raw bytes as received (percent-encoding intact)."""
     path: str = scope["path"]
     raw: bytes | None = scope.get("raw_path")
     if raw is None:
@@ -176,7 +186,7 @@ class RouteTable(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
             return Match.NONE, {}
-        found = self.lookup(_raw_path(scope), scope["method"])
+        found = self.lookup(raw_path(scope), scope["method"])
         if found is None:
             return Match.NONE, {}
         route, params, allow = found
@@ -190,11 +200,7 @@ class RouteTable(BaseRoute):
         if allow is not None:
             response = error_response(MethodNotAllowed(), {"Allow": allow})
         else:
-            route: Route = scope["route"]
-            try:
-                response = await route.endpoint(Request(scope, receive))
-            except KVError as exc:
-                response = error_response(exc)
+            response = await respond(scope["route"], scope, receive)
         await response(scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:

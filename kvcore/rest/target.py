@@ -19,7 +19,7 @@ from kvcore import limits
 from kvcore.model import Token
 from kvcore.rest.auth import authorize
 from kvcore.rest.backend import Backend
-from kvcore.rest.parsing import decode_segment
+from kvcore.rest.parsing import decode_segment, header
 
 # (raw namespace segment, raw key segment) -> (namespace id, key): a pure function of
 # the bytes, so repeat requests for a key skip the decoding and the validation.
@@ -35,7 +35,7 @@ def segment(raw: bytes, field: str) -> str:
 async def account(backend: Backend, request: Request, *, write: bool) -> tuple[str, Token]:
     """The path's account id and the caller's token, allowed to act on it."""
     account_id = segment(request.path_params["account_id"], "account_id")
-    token = await authorize(backend, request.headers.get("authorization"), account_id, write=write)
+    token = await authorize(backend, header(request.scope, b"authorization"), account_id, write=write)
     return account_id, token
 
 
