@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -26,7 +27,7 @@ from kvcore.rest.parsing import (
     query_number,
     read_capped,
 )
-from kvcore.rest.routing import RouteTable
+from kvcore.rest.routing import Route, RouteTable
 from kvcore.rest.target import key_name
 
 PATH = b"/client/v4/accounts/acc/storage/kv/namespaces/" + b"a" * 32
@@ -272,3 +273,37 @@ def test_envelopes() -> None:
 )
 def test_route_labels(table: RouteTable, path: str, method: str, label: str) -> None:
     assert route_label(table, path, method) == label
+
+
+async def _endpoint(_: object) -> Any:
+    raise AssertionError("not called")
+
+
+def test_route_table_grammar() -> None:
+    """Templates in starlette's syntax, matched on the raw path: `{name}` is one segment,
+    `{name:path}` the rest (its `%2F` and `/` kept); literal segments match as written (a
+    percent-encoded literal is not the literal); a path with other methods is a 405."""
+    table = RouteTable(
+        [
+            Route("/a/{x}", _endpoint, "GET", "one"),
+            Route("/a/{x}/b/{rest:path}", _endpoint, "GET", "tail"),
+            Route("/a/{x}/b/{rest:path}", _endpoint, "PUT", "tail_put"),
+            Route("/a", _endpoint, "GET", "root"),
+        ]
+    )
+
+    def names(path: bytes, method: str = "GET") -> tuple[str, dict[str, bytes], str | None] | None:
+        found = table.lookup(path, method)
+        return None if found is None else (found[0].name, found[1], found[2])
+
+    assert names(b"/a") == ("root", {}, None)
+    assert names(b"/a/x%2Fy") == ("one", {"x": b"x%2Fy"}, None)
+    assert names(b"/a/1/b/k%2F/z") == ("tail", {"x": b"1", "rest": b"k%2F/z"}, None)
+    assert names(b"/a/1/b/k", "PUT") == ("tail_put", {"x": b"1", "rest": b"k"}, None)
+    assert names(b"/a/1/b/k", "PATCH") == ("tail", {"x": b"1", "rest": b"k"}, "GET, PUT")
+    for path in [b"/a/", b"/a/1/c", b"/%61", b"/a/1/%62/k", b"/b"]:
+        assert names(path) is None, path
+    with pytest.raises(ValueError, match="two routes"):
+        RouteTable([Route("/a", _endpoint, "GET", "x"), Route("/a", _endpoint, "GET", "y")])
+    with pytest.raises(ValueError, match="must come last"):
+        RouteTable([Route("/a/{p:path}/b", _endpoint, "GET", "x")])
