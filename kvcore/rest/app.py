@@ -206,7 +206,10 @@ def _failure(exc: Exception) -> Response:
         if exc.status_code == 404:
             return error_response(NotFoundRoute())
         if exc.status_code == 405:
-            return error_response(MethodNotAllowed(), dict(exc.headers or {}))
+            allow = [
+                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (exc.headers or {}).items()
+            ]
+            return error_response(MethodNotAllowed(), *allow)
         return Response(envelope.failure(10001, str(exc.detail)), exc.status_code, exc.headers, _JSON)
     log.error("unhandled error in the REST app", exc_info=exc)
     return error_response(InternalError())

@@ -19,11 +19,12 @@ from starlette.responses import Response
 
 from kvcore import limits
 from kvcore.errors import ValidationError
-from kvcore.model import Entry, KeyInfo, Namespace, WriteItem
+from kvcore.model import Condition, Entry, KeyInfo, Namespace, WriteItem
 from kvcore.rest import envelope, target
 from kvcore.rest.backend import Backend
 from kvcore.rest.fastpath import HotReads, body_chunks, value_headers
 from kvcore.rest.parsing import (
+    header,
     is_multipart,
     parse_condition,
     parse_json_body,
@@ -34,21 +35,16 @@ from kvcore.rest.parsing import (
     read_capped,
     strong_read,
 )
+from kvcore.rest.routing import RawResponse
 
-_JSON = "application/json"
+_JSON_TYPE = (b"content-type", envelope.JSON_CONTENT_TYPE)
 _SMALL_BODY = 1024 * 1024  # namespace titles, bulk get (100 keys)
 _PUT_BODY = limits.MAX_VALUE_BYTES + 64 * 1024  # the value plus multipart framing and metadata
 
 
-def _ok(body: bytes, headers: dict[str, str] | None = None) -> Response:
-    return Response(body, media_type=_JSON, headers=headers)
-
-
-class RawResponse(Response):
-    """A response whose headers are already ASGI's byte pairs (the value read)."""
-
-    def __init__(self, status_code: int, raw_headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self.status_code, self.raw_headers, self.body, self.background = status_code, raw_headers, body, None
+def _ok(body: bytes, *headers: tuple[bytes, bytes]) -> Response:
+    """A 200 with a JSON body (and `headers`)."""
+    return RawResponse(200, [_JSON_TYPE, (b"content-length", b"%d" % len(body)), *headers], body)
 
 
 def namespace_json(ns: Namespace) -> dict[str, Any]:
@@ -65,7 +61,7 @@ def key_info_json(info: KeyInfo) -> str:
 
 
 def _check_json_content_type(request: Request) -> None:
-    ctype = request.headers.get("content-type")
+    ctype = header(request.scope, b"content-type")
     if ctype is None:
         return
     media = ctype.split(";", 1)[0].strip().lower()
@@ -89,7 +85,12 @@ def _namespace_id(request: Request) -> str:
 
 
 async def _body(request: Request, limit: int, what: str) -> bytes:
-    return await read_capped(body_chunks(request.receive), request.headers.get("content-length"), limit, what)
+    length = header(request.scope, b"content-length")
+    return await read_capped(body_chunks(request.receive), length, limit, what)
+
+
+def _condition(request: Request) -> Condition:
+    return parse_condition(header(request.scope, b"if-match"), header(request.scope, b"if-none-match"))
 
 
 class Handlers:
@@ -182,8 +183,8 @@ class Handlers:
         expiration = limits.resolve_expiration(
             self.backend.now(), query_number(q, "expiration"), query_number(q, "expiration_ttl")
         )
-        condition = parse_condition(request.headers.get("if-match"), request.headers.get("if-none-match"))
-        ctype = request.headers.get("content-type")
+        condition = _condition(request)
+        ctype = header(request.scope, b"content-type")
         if ctype is not None and is_multipart(ctype):
             upload = parse_multipart_value(ctype, await _body(request, _PUT_BODY, "body"))
             value, metadata_json = limits.validate_value(upload.value), client_metadata(upload.metadata)
@@ -191,11 +192,11 @@ class Handlers:
             value, metadata_json = await _body(request, limits.MAX_VALUE_BYTES, "value"), None
         item = WriteItem(key=key, value=value, metadata_json=metadata_json, expiration=expiration)
         result = await self.backend.put(account_id, namespace_id, item, condition)
-        return _ok(envelope.NULL_RESULT, {"etag": f'"{result.seq}"'})
+        return _ok(envelope.NULL_RESULT, (b"etag", b'"%d"' % result.seq))
 
     async def delete_value(self, request: Request) -> Response:
         account_id, namespace_id, key = await target.key(self.backend, request, write=True)
-        condition = parse_condition(request.headers.get("if-match"), request.headers.get("if-none-match"))
+        condition = _condition(request)
         await self.backend.delete(account_id, namespace_id, key, condition)
         return _ok(envelope.NULL_RESULT)
 

@@ -35,6 +35,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 RawParams = dict[str, bytes]
 
 _MEMO_MAX = 8192
+_JSON_TYPE = (b"content-type", envelope.JSON_CONTENT_TYPE)
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(:path)?\}\Z")
 
 
@@ -54,9 +55,17 @@ class Route:
         return self.path.replace(":path}", "}")
 
 
-def error_response(exc: KVError, headers: dict[str, str] | None = None) -> Response:
+class RawResponse(Response):
+    """A response whose headers are already ASGI's byte pairs (no per-response parsing)."""
+
+    def __init__(self, status_code: int, raw_headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status_code, self.raw_headers, self.body, self.background = status_code, raw_headers, body, None
+
+
+def error_response(exc: KVError, *headers: tuple[bytes, bytes]) -> Response:
     """Cloudflare's failure envelope for `exc`, with its HTTP status."""
-    return Response(envelope.error_body(exc), exc.http_status, headers, "application/json")
+    body = envelope.error_body(exc)
+    return RawResponse(exc.http_status, [_JSON_TYPE, (b"content-length", b"%d" % len(body)), *headers], body)
 
 
 @dataclass
@@ -198,7 +207,7 @@ class RouteTable(BaseRoute):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         allow = scope.get("edgekv.allow")
         if allow is not None:
-            response = error_response(MethodNotAllowed(), {"Allow": allow})
+            response = error_response(MethodNotAllowed(), (b"allow", allow.encode()))
         else:
             response = await respond(scope["route"], scope, receive)
         await response(scope, receive, send)
