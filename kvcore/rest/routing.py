@@ -109,6 +109,12 @@ class _Grammar:
         self._groups: list[list[tuple[str, str]]] = [[] for _ in templates]
         self._next_group = 0
         self._regex = re.compile(self._emit(root, []).encode("ascii"), re.DOTALL)
+        # By the number of a template's end marker: (template index, (param, group number)...).
+        groups = self._regex.groupindex
+        self._ends = {
+            groups[f"t{i}"]: (i, tuple((name, groups[g]) for name, g in params))
+            for i, params in enumerate(self._groups)
+        }
         # Matches by raw path: a pure function of it, so repeat paths (hot keys) skip the regex.
         self._memo: dict[bytes, tuple[int, RawParams]] = {}
 
@@ -124,7 +130,7 @@ class _Grammar:
             alternatives.append(f"/(?P<{group}>{body})" + self._emit(child, [*params, (value, group)]))
         if node.leaf is not None:
             # An empty group marks the end of template `leaf`: it closes last, so it is
-            # the match's `lastgroup`.
+            # the match's `lastindex`.
             self._groups[node.leaf] = params
             alternatives.append(f"(?P<t{node.leaf}>)\\Z")
         return "(?:" + "|".join(alternatives) + ")"
@@ -134,10 +140,10 @@ class _Grammar:
         if found is not None:
             return found
         m = self._regex.match(raw_path)
-        if m is None or m.lastgroup is None:
+        if m is None or m.lastindex is None:
             return None
-        index = int(m.lastgroup[1:])
-        found = index, {name: m.group(group) for name, group in self._groups[index]}
+        index, params = self._ends[m.lastindex]
+        found = index, {name: m.group(group) for name, group in params}
         if len(self._memo) >= _MEMO_MAX:
             self._memo.clear()
         self._memo[raw_path] = found
