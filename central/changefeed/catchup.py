@@ -24,12 +24,10 @@ def snapshot(store: ChangeSource) -> Snapshot:
     return Snapshot(namespaces=store.all_namespaces(), tokens=store.list_tokens())
 
 
-def reset_batch(store: ChangeSource, safe_seq: int, committed_seq: int) -> ChangeBatch:
+def reset_batch(snap: Snapshot, safe_seq: int, committed_seq: int) -> ChangeBatch:
     """Drop your cache and start over from this snapshot (C7: the log is gone, or the
     subscriber fell too far behind)."""
-    return ChangeBatch(
-        changes=[], safe_seq=safe_seq, committed_seq=committed_seq, reset=True, snapshot=snapshot(store)
-    )
+    return ChangeBatch(changes=[], safe_seq=safe_seq, committed_seq=committed_seq, reset=True, snapshot=snap)
 
 
 async def catch_up(
@@ -44,7 +42,7 @@ async def catch_up(
     `committed()` is the feed's committed seq at the time of each message.
     """
     snap = snapshot(store)
-    reset = ChangeBatch(changes=[], safe_seq=floor, committed_seq=floor, reset=True, snapshot=snap)
+    reset = reset_batch(snap, floor, floor)
     if from_seq == 0 or from_seq > floor or from_seq < store.oldest_retained_seq - 1:
         yield reset
         return

@@ -33,7 +33,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
 from central.changefeed.batches import messages
-from central.changefeed.catchup import catch_up, reset_batch
+from central.changefeed.catchup import catch_up, reset_batch, snapshot
 from central.changefeed.source import ChangeSource
 from central.changefeed.state import Admission, Backlog, Budget, HeldUpdates, HotKeys, KeyRef
 from central.changefeed.values import ValueReader
@@ -61,6 +61,10 @@ class _Subscriber:
 
 
 class ChangeFeed:
+    """Central's side of every replication stream. `held` (the updates waiting for
+    their flush) and `announced` are read by the dashboard; `start()` on the event
+    loop before the first `follow`, `stop()` at shutdown."""
+
     def __init__(
         self, store: ChangeSource, settings: CentralSettings, *, clock: Clock, metrics: Metrics
     ) -> None:
@@ -92,7 +96,7 @@ class ChangeFeed:
         # Read after registering: a commit in between is then both counted here and
         # delivered to the listener (take_in takes the max), never neither.
         self.held.committed_seq = max(self.held.committed_seq, self._store.committed_seq)
-        self._flusher = asyncio.create_task(self._flush_loop(), name="fanout-flush")
+        self._flusher = asyncio.create_task(self._flush_loop(), name="changefeed-flush")
         self._committed.set(self.held.committed_seq)
 
     async def stop(self) -> None:
@@ -173,7 +177,7 @@ class ChangeFeed:
     def _reset(self, sub: _Subscriber) -> ChangeBatch:
         sub.backlog.restart()
         sub.floor = self.committed_seq
-        return reset_batch(self._store, self.held.safe_seq(sub.floor), self.committed_seq)
+        return reset_batch(snapshot(self._store), self.held.safe_seq(sub.floor), self.committed_seq)
 
     def _batch(
         self, sub: _Subscriber, changes: list[Change], cap: int | None = None, heartbeat: bool = False
