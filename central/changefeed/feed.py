@@ -3,7 +3,8 @@
 `ChangeFeed.follow(region, from_seq, http_url)` is the whole stream protocol as one
 async iterator of `ChangeBatch`: catch-up from the log (or a snapshot, or a reset
 when the log was trimmed), then live changes, a heartbeat after each silence of
-`HEARTBEAT_INTERVAL_S`, and a reset when the subscriber fell too far behind.
+`heartbeat_s` (kvcore.rpc.liveness), and a reset when the subscriber fell too far
+behind.
 
 Creates, namespace and token changes are pushed as soon as they commit (C1);
 updates and deletes are held per key, coalesced so only the newest version of a key
@@ -66,9 +67,16 @@ class ChangeFeed:
     loop before the first `follow`, `stop()` at shutdown."""
 
     def __init__(
-        self, store: ChangeSource, settings: CentralSettings, *, clock: Clock, metrics: Metrics
+        self,
+        store: ChangeSource,
+        settings: CentralSettings,
+        *,
+        clock: Clock,
+        metrics: Metrics,
+        heartbeat_s: float = HEARTBEAT_INTERVAL_S,
     ) -> None:
         self._store = store
+        self._heartbeat_s = heartbeat_s
         self._values = ValueReader(store, settings.push_value_max_bytes)
         self._budget = Budget(settings.subscriber_queue_changes, QUEUE_LIMIT_BYTES)
         self.held = HeldUpdates(clock, settings.propagation_delay_s)
@@ -146,7 +154,7 @@ class ChangeFeed:
                 try:
                     # asyncio.timeout, not wait_for: no task per message (on 3.11 wait_for
                     # wraps the get in a task, a few loop turns later than a plain await).
-                    async with asyncio.timeout(HEARTBEAT_INTERVAL_S):
+                    async with asyncio.timeout(self._heartbeat_s):
                         item = await sub.queue.get()
                 except TimeoutError:
                     # Quiet: prove we are alive (the queue is empty, so everything up to

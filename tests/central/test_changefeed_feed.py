@@ -70,9 +70,11 @@ class _Log:
         return change
 
 
-def _feed(log: _Log, clock: ManualClock, delay_s: float = 5.0, queue: int = 1000) -> ChangeFeed:
+def _feed(
+    log: _Log, clock: ManualClock, delay_s: float = 5.0, queue: int = 1000, heartbeat_s: float = 60.0
+) -> ChangeFeed:
     settings = CentralSettings(propagation_delay_s=delay_s, subscriber_queue_changes=queue)
-    feed = ChangeFeed(log, settings, clock=clock, metrics=Metrics("central"))
+    feed = ChangeFeed(log, settings, clock=clock, metrics=Metrics("central"), heartbeat_s=heartbeat_s)
     feed.start()
     return feed
 
@@ -179,6 +181,22 @@ async def test_a_subscriber_that_falls_behind_is_reset() -> None:
         log.commit(ChangeKind.KEY_CREATE, "after")
         await _settle()
         assert [c.key for c in (await _next(slow)).changes] == ["after"]
+    await feed.stop()
+
+
+async def test_a_quiet_stream_sends_heartbeats_safe_below_held_updates() -> None:
+    log = _Log()
+    log.commit(ChangeKind.KEY_CREATE, "k")
+    feed = _feed(log, ManualClock(), heartbeat_s=0.05)
+    async with contextlib.aclosing(feed.follow("eu", 1)) as stream:
+        await _next(stream)
+        held = log.commit(ChangeKind.KEY_UPDATE, "k")
+        log.commit(ChangeKind.KEY_CREATE, "new")
+        await _settle()
+        assert [c.key for c in (await _next(stream)).changes] == ["new"]
+        beat = await _next(stream)
+        assert beat.heartbeat and beat.changes == []
+        assert beat.safe_seq == held.seq - 1 and beat.committed_seq == held.seq + 1
     await feed.stop()
 
 
