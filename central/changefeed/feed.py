@@ -94,7 +94,8 @@ class ChangeFeed:
         self._pending = metrics.pending_updates.labels(region)
         self._pending.set(0)
         self._committed = metrics.committed_seq.labels(region)
-        self._subscribed = metrics.subscribers.labels(region)
+        # Not bound here: its series appears with the first subscriber (an alert reads it).
+        self._metrics = metrics
 
     # -- lifecycle
 
@@ -176,11 +177,14 @@ class ChangeFeed:
         if http_url:
             self.announced[sub.region] = http_url
         self._subscribers.add(sub)
-        self._subscribed.set(len(self._subscribers))
+        self._count_subscribers()
 
     def _leave(self, sub: _Subscriber) -> None:
         self._subscribers.discard(sub)
-        self._subscribed.set(len(self._subscribers))
+        self._count_subscribers()
+
+    def _count_subscribers(self) -> None:
+        self._metrics.subscribers.labels(self._metrics.region).set(len(self._subscribers))
 
     def _reset(self, sub: _Subscriber) -> ChangeBatch:
         sub.backlog.restart()

@@ -200,6 +200,29 @@ async def test_a_quiet_stream_sends_heartbeats_safe_below_held_updates() -> None
     await feed.stop()
 
 
+async def test_series_exported_from_the_start() -> None:
+    """The counters exist at 0 (rate() sees their first event); the subscribers gauge
+    appears with the first subscriber (the CentralNotReady alert sums it)."""
+    metrics = Metrics("central")
+    feed = ChangeFeed(_Log(), CentralSettings(), clock=ManualClock(), metrics=metrics)
+    feed.start()
+
+    def series() -> set[str]:
+        text = metrics.render().decode()
+        return {line.split("{")[0] for line in text.splitlines() if line.startswith("edgekv_")}
+
+    assert series() == {
+        "edgekv_central_committed_seq",
+        "edgekv_replication_coalesced_total",
+        "edgekv_replication_pending_updates",
+        "edgekv_replication_resets_total",
+    }
+    async with contextlib.aclosing(feed.follow("eu", 0)) as stream:
+        await _next(stream)
+        assert "edgekv_replication_subscribers" in series()
+    await feed.stop()
+
+
 async def test_stop_ends_every_stream() -> None:
     feed = _feed(_Log(), ManualClock())
     stream = feed.follow("eu", 0)
