@@ -66,17 +66,13 @@ class ChangeFeed:
     their flush) and `announced` are read by the dashboard; `start()` on the event
     loop before the first `follow`, `stop()` at shutdown."""
 
+    # Seconds of silence after which a stream gets a heartbeat (kvcore.rpc.liveness).
+    heartbeat_s: float = HEARTBEAT_INTERVAL_S
+
     def __init__(
-        self,
-        store: ChangeSource,
-        settings: CentralSettings,
-        *,
-        clock: Clock,
-        metrics: Metrics,
-        heartbeat_s: float = HEARTBEAT_INTERVAL_S,
+        self, store: ChangeSource, settings: CentralSettings, *, clock: Clock, metrics: Metrics
     ) -> None:
         self._store = store
-        self._heartbeat_s = heartbeat_s
         self._values = ValueReader(store, settings.push_value_max_bytes)
         self._budget = Budget(settings.subscriber_queue_changes, QUEUE_LIMIT_BYTES)
         self.held = HeldUpdates(clock, settings.propagation_delay_s)
@@ -155,7 +151,7 @@ class ChangeFeed:
                 try:
                     # asyncio.timeout, not wait_for: no task per message (on 3.11 wait_for
                     # wraps the get in a task, a few loop turns later than a plain await).
-                    async with asyncio.timeout(self._heartbeat_s):
+                    async with asyncio.timeout(self.heartbeat_s):
                         item = await sub.queue.get()
                 except TimeoutError:
                     # Quiet: prove we are alive (the queue is empty, so everything up to

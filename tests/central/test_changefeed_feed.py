@@ -74,7 +74,8 @@ def _feed(
     log: _Log, clock: ManualClock, delay_s: float = 5.0, queue: int = 1000, heartbeat_s: float = 60.0
 ) -> ChangeFeed:
     settings = CentralSettings(propagation_delay_s=delay_s, subscriber_queue_changes=queue)
-    feed = ChangeFeed(log, settings, clock=clock, metrics=Metrics("central"), heartbeat_s=heartbeat_s)
+    feed = ChangeFeed(log, settings, clock=clock, metrics=Metrics("central"))
+    feed.heartbeat_s = heartbeat_s
     feed.start()
     return feed
 
