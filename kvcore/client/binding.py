@@ -18,11 +18,12 @@ differ (a write landed between the two reads), the pair is read again.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypedDict, Unpack, overload
 
 import httpx
 
-from kvcore.client import _wire as w
+from kvcore.client import _http as w
+from kvcore.client._transport import AsyncTransport, H, SyncTransport, Transport
 from kvcore.client.types import KeyInfo, ListResult, parse_key_info
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import KeyNotFound
@@ -32,16 +33,30 @@ PutValue = str | bytes | bytearray | memoryview | dict[str, Any] | list[Any]
 _METADATA_RETRIES = 3
 
 
+class PutOptions(TypedDict, total=False):
+    """The keyword options of `put`, in both flavours (all optional):
+
+    - `expiration`: epoch seconds, at least floor(now) + 60;
+    - `expiration_ttl`: seconds from now, at least 60 (either ends by 2^31 - 1);
+    - `metadata`: any JSON value (the body is then multipart);
+    - `if_match`: the version (`ETag`) the key must have for the write to happen;
+    - `if_none_match`: True to write only if the key does not exist.
+    """
+
+    expiration: int | float | None
+    expiration_ttl: int | float | None
+    metadata: Any
+    if_match: str | int | None
+    if_none_match: bool
+
+
 class _Calls:
     """Request builders and response parsers of one namespace (no I/O)."""
 
-    def __init__(
-        self, endpoint: str, account_id: str, namespace_id: str, token: str, clock: Clock = SYSTEM_CLOCK
-    ) -> None:
+    def __init__(self, endpoint: str, account_id: str, namespace_id: str, clock: Clock) -> None:
         self.clock = clock
         self.paths = w.Paths(endpoint, account_id)
         self.namespace_id = namespace_id
-        self.headers = w.auth_headers(token)
 
     def get(self, key: str, consistency: w.Consistency | None) -> w.Call:
         params = {"consistency": str(consistency)} if consistency else None
@@ -55,12 +70,14 @@ class _Calls:
         self,
         key: str,
         value: PutValue,
-        expiration: int | float | None,
-        expiration_ttl: int | float | None,
-        metadata: Any,
-        if_match: str | int | None,
-        if_none_match: bool,
+        *,
+        expiration: int | float | None = None,
+        expiration_ttl: int | float | None = None,
+        metadata: Any = None,
+        if_match: str | int | None = None,
+        if_none_match: bool = False,
     ) -> w.Call:
+        """The request of `put(key, value, **options)`, its options checked (`PutOptions`)."""
         body = w.encode_value(value)
         params = w.expiration_params(expiration, expiration_ttl, self.clock.now()) or None
         headers = w.condition_headers(if_match, if_none_match)
@@ -80,19 +97,8 @@ class _Calls:
         return w.Call("DELETE", self.paths.value(self.namespace_id, key), headers=headers)
 
     def list_keys(self, prefix: str | None, limit: int | None, cursor: str | None) -> w.Call:
-        params: dict[str, str] = {}
-        if prefix:
-            params["prefix"] = prefix
-        if limit is not None:
-            params["limit"] = str(limit)
-        if cursor:
-            params["cursor"] = cursor
-        return w.Call("GET", f"{self.paths.namespace(self.namespace_id)}/keys", params=params or None)
-
-    def request_kwargs(self, call: w.Call) -> dict[str, Any]:
-        kwargs = call.send_kwargs()
-        kwargs["headers"] = {**self.headers, **(call.headers or {})}
-        return kwargs
+        params = w.list_params(prefix, limit, cursor) or None
+        return w.Call("GET", f"{self.paths.namespace(self.namespace_id)}/keys", params=params)
 
     # -- parsers ----------------------------------------------------------------------
 
@@ -145,8 +151,8 @@ def _consistent_pair(
     return False, value, metadata
 
 
-class KVNamespace:
-    """A synchronous binding to one namespace. Close it (or use `with`) when done."""
+class _Binding(Transport[H]):
+    """What both flavours share: the namespace, its `_Calls` and the transport's client."""
 
     def __init__(
         self,
@@ -156,32 +162,23 @@ class KVNamespace:
         token: str,
         *,
         timeout: float = w.DEFAULT_TIMEOUT_S,
-        http_client: httpx.Client | None = None,
+        http_client: H | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._calls = _Calls(endpoint, account_id, namespace_id, token, clock)
-        self._owns = http_client is None
-        self._http = http_client or httpx.Client(timeout=timeout)
+        self._calls = _Calls(endpoint, account_id, namespace_id, clock)
+        super().__init__(w.auth_headers(token), timeout, http_client)
 
     @property
     def namespace_id(self) -> str:
         return self._calls.namespace_id
 
-    def close(self) -> None:
-        if self._owns:
-            self._http.close()
 
-    def __enter__(self) -> KVNamespace:
-        return self
+class KVNamespace(_Binding[httpx.Client], SyncTransport):
+    """A synchronous binding to one namespace. Close it (or use `with`) when done.
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _send(self, call: w.Call) -> httpx.Response:
-        try:
-            return self._http.request(call.method, call.url, **self._calls.request_kwargs(call))
-        except httpx.TransportError as exc:
-            raise w.transport_error(exc, call.url) from exc
+    `KVNamespace(endpoint, account_id, namespace_id, token, *, timeout=30.0,
+    http_client=None, clock=SYSTEM_CLOCK)`: `timeout` in seconds per request; a lent
+    `http_client` is left open by `close()`."""
 
     @overload
     def get(
@@ -222,23 +219,12 @@ class KVNamespace:
                 break
         return value, metadata
 
-    def put(
-        self,
-        key: str,
-        value: PutValue,
-        *,
-        expiration: int | float | None = None,
-        expiration_ttl: int | float | None = None,
-        metadata: Any = None,
-        if_match: str | int | None = None,
-        if_none_match: bool = False,
-    ) -> None:
+    def put(self, key: str, value: PutValue, **options: Unpack[PutOptions]) -> None:
         """Write a value: str as UTF-8, bytes as is, dict/list as JSON. The body is raw
-        (`application/octet-stream`), or multipart when `metadata` is given. `expiration`
-        (epoch seconds, at least floor(now) + 60) and `expiration_ttl` (seconds, at least
-        60) end by 2^31-1; out of bounds, `ValidationError` before anything is sent."""
-        call = self._calls.put(key, value, expiration, expiration_ttl, metadata, if_match, if_none_match)
-        w.check(self._send(call))
+        (`application/octet-stream`), or multipart when `metadata` is given. The keyword
+        options are `PutOptions`'; a bad expiration is `ValidationError` before anything is
+        sent, an unmet condition `PreconditionFailed`."""
+        w.check(self._send(self._calls.put(key, value, **options)))
 
     def delete(self, key: str, *, if_match: str | int | None = None) -> None:
         """Delete a key; a missing key is not an error unless `if_match` is given."""
@@ -251,43 +237,8 @@ class KVNamespace:
         return self._calls.list_result(self._send(self._calls.list_keys(prefix, limit, cursor)))
 
 
-class AsyncKVNamespace:
+class AsyncKVNamespace(_Binding[httpx.AsyncClient], AsyncTransport):
     """The asyncio flavour of `KVNamespace`. Close it (or use `async with`) when done."""
-
-    def __init__(
-        self,
-        endpoint: str,
-        account_id: str,
-        namespace_id: str,
-        token: str,
-        *,
-        timeout: float = w.DEFAULT_TIMEOUT_S,
-        http_client: httpx.AsyncClient | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self._calls = _Calls(endpoint, account_id, namespace_id, token, clock)
-        self._owns = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=timeout)
-
-    @property
-    def namespace_id(self) -> str:
-        return self._calls.namespace_id
-
-    async def aclose(self) -> None:
-        if self._owns:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncKVNamespace:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def _send(self, call: w.Call) -> httpx.Response:
-        try:
-            return await self._http.request(call.method, call.url, **self._calls.request_kwargs(call))
-        except httpx.TransportError as exc:
-            raise w.transport_error(exc, call.url) from exc
 
     @overload
     async def get(
@@ -326,19 +277,8 @@ class AsyncKVNamespace:
                 break
         return value, metadata
 
-    async def put(
-        self,
-        key: str,
-        value: PutValue,
-        *,
-        expiration: int | float | None = None,
-        expiration_ttl: int | float | None = None,
-        metadata: Any = None,
-        if_match: str | int | None = None,
-        if_none_match: bool = False,
-    ) -> None:
-        call = self._calls.put(key, value, expiration, expiration_ttl, metadata, if_match, if_none_match)
-        w.check(await self._send(call))
+    async def put(self, key: str, value: PutValue, **options: Unpack[PutOptions]) -> None:
+        w.check(await self._send(self._calls.put(key, value, **options)))
 
     async def delete(self, key: str, *, if_match: str | int | None = None) -> None:
         self._calls.deleted(await self._send(self._calls.delete(key, if_match)), if_match is not None)
