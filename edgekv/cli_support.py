@@ -1,4 +1,4 @@
-"""Plumbing for command-line front ends of the client (`edgekv kv`): failures turned
+"""Plumbing for command-line front ends (`edgekv kv`, `edgekv token`): failures turned
 into one line on stderr and an exit code, options shared by many commands declared
 once (`option_group`), a progress bar that only shows where it helps, and small
 formatting helpers. No commands live here."""
