@@ -30,7 +30,7 @@ ErrorClass = type[KVError]
 
 def _tree() -> Iterator[ErrorClass]:
     """Every class of `kvcore.errors` below `KVError`, each parent before its children
-    (breadth first). Classes defined elsewhere (a test's own) are not the wire's."""
+    (breadth first). Classes defined elsewhere (a test's own) are no server's."""
     level = KVError.__subclasses__()
     while level:
         yield from (cls for cls in level if cls.__module__ == errors.__name__)

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from kvcore.client import _http as w
+from kvcore.client import _http as h
 from kvcore.client._transport import SyncTransport
 from kvcore.client.binding import KVNamespace
 from kvcore.client.types import (
@@ -74,16 +74,16 @@ class KVClient(SyncTransport):
         account_id: str,
         token: str,
         *,
-        timeout: float = w.DEFAULT_TIMEOUT_S,
+        timeout: float = h.DEFAULT_TIMEOUT_S,
         http_client: httpx.Client | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__(w.auth_headers(token), timeout, http_client)
+        super().__init__(h.auth_headers(token), timeout, http_client)
         self.clock = clock
         self.endpoint = endpoint
         self.account_id = account_id
         self._token = token
-        self._paths = w.Paths(endpoint, account_id)
+        self._paths = h.Paths(endpoint, account_id)
 
     def namespace(self, namespace_id: str) -> KVNamespace:
         """A binding to one namespace sharing this client's connections."""
@@ -98,7 +98,7 @@ class KVClient(SyncTransport):
 
     def _call(self, method: str, url: str, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """`(result, result_info)` of one enveloped request (`kwargs`: `Call`'s fields)."""
-        return w.envelope(self._send(w.Call(method, url, **kwargs)))
+        return h.envelope(self._send(h.Call(method, url, **kwargs)))
 
     # -- namespaces -------------------------------------------------------------------
 
@@ -150,7 +150,7 @@ class KVClient(SyncTransport):
         cursor = ""
         seen: set[str] = set()
         while True:
-            result, info = self._call("GET", url, params=w.list_params(prefix, limit, cursor))
+            result, info = self._call("GET", url, params=h.list_params(prefix, limit, cursor))
             for item in result or []:
                 yield parse_key_info(item)
             cursor = str(info.get("cursor") or "")

@@ -22,7 +22,7 @@ from typing import Any, Literal, TypedDict, Unpack, overload
 
 import httpx
 
-from kvcore.client import _http as w
+from kvcore.client import _http as h
 from kvcore.client._transport import AsyncTransport, H, SyncTransport, Transport
 from kvcore.client.types import KeyInfo, ListResult, parse_key_info
 from kvcore.clock import SYSTEM_CLOCK, Clock
@@ -55,16 +55,16 @@ class _Calls:
 
     def __init__(self, endpoint: str, account_id: str, namespace_id: str, clock: Clock) -> None:
         self.clock = clock
-        self.paths = w.Paths(endpoint, account_id)
+        self.paths = h.Paths(endpoint, account_id)
         self.namespace_id = namespace_id
 
-    def get(self, key: str, consistency: w.Consistency | None) -> w.Call:
+    def get(self, key: str, consistency: h.Consistency | None) -> h.Call:
         params = {"consistency": str(consistency)} if consistency else None
-        return w.Call("GET", self.paths.value(self.namespace_id, key), params=params)
+        return h.Call("GET", self.paths.value(self.namespace_id, key), params=params)
 
-    def metadata(self, key: str, consistency: w.Consistency | None) -> w.Call:
+    def metadata(self, key: str, consistency: h.Consistency | None) -> h.Call:
         params = {"consistency": str(consistency)} if consistency else None
-        return w.Call("GET", self.paths.metadata(self.namespace_id, key), params=params)
+        return h.Call("GET", self.paths.metadata(self.namespace_id, key), params=params)
 
     def put(
         self,
@@ -76,54 +76,54 @@ class _Calls:
         metadata: Any = None,
         if_match: str | int | None = None,
         if_none_match: bool = False,
-    ) -> w.Call:
+    ) -> h.Call:
         """The request of `put(key, value, **options)`, its options checked (`PutOptions`)."""
-        body = w.encode_value(value)
-        params = w.expiration_params(expiration, expiration_ttl, self.clock.now()) or None
-        headers = w.condition_headers(if_match, if_none_match)
+        body = h.encode_value(value)
+        params = h.expiration_params(expiration, expiration_ttl, self.clock.now()) or None
+        headers = h.condition_headers(if_match, if_none_match)
         url = self.paths.value(self.namespace_id, key)
         metadata_json = encode_metadata(metadata)
         if metadata_json is None:
             headers["Content-Type"] = "application/octet-stream"
-            return w.Call("PUT", url, params=params, headers=headers, content=body)
-        files: w.MultipartFiles = {
+            return h.Call("PUT", url, params=params, headers=headers, content=body)
+        files: h.MultipartFiles = {
             "value": ("value", body, "application/octet-stream"),
             "metadata": (None, metadata_json, "application/json"),
         }
-        return w.Call("PUT", url, params=params, headers=headers or None, files=files)
+        return h.Call("PUT", url, params=params, headers=headers or None, files=files)
 
-    def delete(self, key: str, if_match: str | int | None) -> w.Call:
-        headers = w.condition_headers(if_match, False) or None
-        return w.Call("DELETE", self.paths.value(self.namespace_id, key), headers=headers)
+    def delete(self, key: str, if_match: str | int | None) -> h.Call:
+        headers = h.condition_headers(if_match, False) or None
+        return h.Call("DELETE", self.paths.value(self.namespace_id, key), headers=headers)
 
-    def list_keys(self, prefix: str | None, limit: int | None, cursor: str | None) -> w.Call:
-        params = w.list_params(prefix, limit, cursor) or None
-        return w.Call("GET", f"{self.paths.namespace(self.namespace_id)}/keys", params=params)
+    def list_keys(self, prefix: str | None, limit: int | None, cursor: str | None) -> h.Call:
+        params = h.list_params(prefix, limit, cursor) or None
+        return h.Call("GET", f"{self.paths.namespace(self.namespace_id)}/keys", params=params)
 
     # -- parsers ----------------------------------------------------------------------
 
     @staticmethod
-    def value_or_none(resp: httpx.Response, type: w.ValueType) -> tuple[Any, str | None]:
+    def value_or_none(resp: httpx.Response, type: h.ValueType) -> tuple[Any, str | None]:
         """`(value, version)`, or `(None, None)` for a missing key."""
         try:
-            w.check(resp)
+            h.check(resp)
         except KeyNotFound:
             return None, None
-        return w.decode_value(resp.content, type), w.parse_etag(resp.headers.get("etag"))
+        return h.decode_value(resp.content, type), h.parse_etag(resp.headers.get("etag"))
 
     @staticmethod
     def metadata_or_missing(resp: httpx.Response) -> tuple[bool, Any, str | None]:
         """`(found, metadata, version)`."""
         try:
-            result, _ = w.envelope(resp)
+            result, _ = h.envelope(resp)
         except KeyNotFound:
             return False, None, None
-        return True, result, w.parse_etag(resp.headers.get("etag"))
+        return True, result, h.parse_etag(resp.headers.get("etag"))
 
     @staticmethod
     def deleted(resp: httpx.Response, conditional: bool) -> None:
         try:
-            w.check(resp)
+            h.check(resp)
         except KeyNotFound:
             # Deleting a missing key succeeds, as with the Workers binding. With a
             # condition a missing key does not match: keep the error.
@@ -132,7 +132,7 @@ class _Calls:
 
     @staticmethod
     def list_result(resp: httpx.Response) -> ListResult:
-        result, info = w.envelope(resp)
+        result, info = h.envelope(resp)
         keys: list[KeyInfo] = [parse_key_info(item) for item in (result or [])]
         cursor = info.get("cursor") or None
         return ListResult(keys=keys, list_complete=cursor is None, cursor=cursor)
@@ -161,12 +161,12 @@ class _Binding(Transport[H]):
         namespace_id: str,
         token: str,
         *,
-        timeout: float = w.DEFAULT_TIMEOUT_S,
+        timeout: float = h.DEFAULT_TIMEOUT_S,
         http_client: H | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._calls = _Calls(endpoint, account_id, namespace_id, clock)
-        super().__init__(w.auth_headers(token), timeout, http_client)
+        super().__init__(h.auth_headers(token), timeout, http_client)
 
     @property
     def namespace_id(self) -> str:
@@ -182,27 +182,27 @@ class KVNamespace(_Binding[httpx.Client], SyncTransport):
 
     @overload
     def get(
-        self, key: str, type: Literal["text"] = "text", consistency: w.Consistency | None = None
+        self, key: str, type: Literal["text"] = "text", consistency: h.Consistency | None = None
     ) -> str | None: ...
     @overload
     def get(
-        self, key: str, type: Literal["bytes"], consistency: w.Consistency | None = None
+        self, key: str, type: Literal["bytes"], consistency: h.Consistency | None = None
     ) -> bytes | None: ...
     @overload
-    def get(self, key: str, type: Literal["json"], consistency: w.Consistency | None = None) -> Any: ...
-    def get(self, key: str, type: w.ValueType = "text", consistency: w.Consistency | None = None) -> Any:
+    def get(self, key: str, type: Literal["json"], consistency: h.Consistency | None = None) -> Any: ...
+    def get(self, key: str, type: h.ValueType = "text", consistency: h.Consistency | None = None) -> Any:
         """The value decoded as `type` ("text", "json" or "bytes"), or None when missing.
         `consistency="strong"` makes a replica answer from central."""
         return self.get_with_version(key, type, consistency)[0]
 
     def get_with_version(
-        self, key: str, type: w.ValueType = "text", consistency: w.Consistency | None = None
+        self, key: str, type: h.ValueType = "text", consistency: h.Consistency | None = None
     ) -> tuple[Any, str | None]:
         """`(value, version)`: the version is the `ETag`, to pass back as `if_match`."""
         return self._calls.value_or_none(self._send(self._calls.get(key, consistency)), type)
 
     def get_with_metadata(
-        self, key: str, type: w.ValueType = "text", consistency: w.Consistency | None = None
+        self, key: str, type: h.ValueType = "text", consistency: h.Consistency | None = None
     ) -> tuple[Any, Any]:
         """`(value, metadata)`; `(None, None)` for a missing key."""
         value: Any = None
@@ -224,7 +224,7 @@ class KVNamespace(_Binding[httpx.Client], SyncTransport):
         (`application/octet-stream`), or multipart when `metadata` is given. The keyword
         options are `PutOptions`'; a bad expiration is `ValidationError` before anything is
         sent, an unmet condition `PreconditionFailed`."""
-        w.check(self._send(self._calls.put(key, value, **options)))
+        h.check(self._send(self._calls.put(key, value, **options)))
 
     def delete(self, key: str, *, if_match: str | int | None = None) -> None:
         """Delete a key; a missing key is not an error unless `if_match` is given."""
@@ -242,26 +242,26 @@ class AsyncKVNamespace(_Binding[httpx.AsyncClient], AsyncTransport):
 
     @overload
     async def get(
-        self, key: str, type: Literal["text"] = "text", consistency: w.Consistency | None = None
+        self, key: str, type: Literal["text"] = "text", consistency: h.Consistency | None = None
     ) -> str | None: ...
     @overload
     async def get(
-        self, key: str, type: Literal["bytes"], consistency: w.Consistency | None = None
+        self, key: str, type: Literal["bytes"], consistency: h.Consistency | None = None
     ) -> bytes | None: ...
     @overload
-    async def get(self, key: str, type: Literal["json"], consistency: w.Consistency | None = None) -> Any: ...
+    async def get(self, key: str, type: Literal["json"], consistency: h.Consistency | None = None) -> Any: ...
     async def get(
-        self, key: str, type: w.ValueType = "text", consistency: w.Consistency | None = None
+        self, key: str, type: h.ValueType = "text", consistency: h.Consistency | None = None
     ) -> Any:
         return (await self.get_with_version(key, type, consistency))[0]
 
     async def get_with_version(
-        self, key: str, type: w.ValueType = "text", consistency: w.Consistency | None = None
+        self, key: str, type: h.ValueType = "text", consistency: h.Consistency | None = None
     ) -> tuple[Any, str | None]:
         return self._calls.value_or_none(await self._send(self._calls.get(key, consistency)), type)
 
     async def get_with_metadata(
-        self, key: str, type: w.ValueType = "text", consistency: w.Consistency | None = None
+        self, key: str, type: h.ValueType = "text", consistency: h.Consistency | None = None
     ) -> tuple[Any, Any]:
         value: Any = None
         metadata: Any = None
@@ -278,7 +278,7 @@ class AsyncKVNamespace(_Binding[httpx.AsyncClient], AsyncTransport):
         return value, metadata
 
     async def put(self, key: str, value: PutValue, **options: Unpack[PutOptions]) -> None:
-        w.check(await self._send(self._calls.put(key, value, **options)))
+        h.check(await self._send(self._calls.put(key, value, **options)))
 
     async def delete(self, key: str, *, if_match: str | int | None = None) -> None:
         self._calls.deleted(await self._send(self._calls.delete(key, if_match)), if_match is not None)
