@@ -222,8 +222,8 @@ class KVNamespace(_Binding[httpx.Client], SyncTransport):
     def put(self, key: str, value: PutValue, **options: Unpack[PutOptions]) -> None:
         """Write a value: str as UTF-8, bytes as is, dict/list as JSON. The body is raw
         (`application/octet-stream`), or multipart when `metadata` is given. The keyword
-        options are `PutOptions`'; a bad expiration is `ValidationError` before anything is
-        sent, an unmet condition `PreconditionFailed`."""
+        options are `PutOptions`. A bad expiration is `ValidationError` before anything is
+        sent; an unmet condition is `PreconditionFailed`."""
         h.check(self._send(self._calls.put(key, value, **options)))
 
     def delete(self, key: str, *, if_match: str | int | None = None) -> None:
