@@ -111,7 +111,7 @@ async def serve(
             queue_limit=settings.subscriber_queue_changes,
         )
         hub.start()
-        backend = StoreBackend(writes, clock=clock)
+        backend = StoreBackend(store, writes, clock=clock)
         dashboard = CentralDashboard(
             backend=backend, hub=hub, propagation_delay_s=settings.propagation_delay_s
         )

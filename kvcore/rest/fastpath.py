@@ -33,6 +33,7 @@ from kvcore.rest.parsing import (
     read_capped,
     strong_read,
 )
+from kvcore.store.ops import PutOp
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ async def write_value(
             body_chunks(receive), _header(scope, b"content-length"), limits.MAX_VALUE_BYTES, "value"
         )
         item = WriteItem(key=key, value=value, expiration=expiration)
-        result = await backend.put(account_id, namespace_id, item, condition)
+        result = await backend.submit(PutOp(account_id, namespace_id, item, condition))
     except KVError as exc:
         return exc.http_status, list(_JSON_HEADERS), envelope.error_body(exc)
     return 200, [*_JSON_HEADERS, (b"etag", b'"%d"' % result.seq)], envelope.NULL_RESULT

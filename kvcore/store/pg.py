@@ -314,7 +314,7 @@ class PgStore(OpStore):
             expired = [bytes(r[0]) for r in rows]
             if not expired:
                 return total
-            total += int(self._submit(PurgeOp(expired)))
+            total += int(self.run(PurgeOp(expired)))
             if len(expired) < PURGE_BATCH:
                 return total
 
@@ -326,7 +326,7 @@ class PgStore(OpStore):
         oldest = int(row[0]) - self._log_retention + 1
         current = self.oldest_retained_seq
         if oldest > current:
-            self._submit(TrimLogOp(oldest))
+            self.run(TrimLogOp(oldest))
             return oldest
         return current
 

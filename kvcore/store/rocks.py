@@ -56,7 +56,7 @@ class RocksEngine:
         self._sync = sync
         self._write_options = WriteOptions()  # unsynced: the sync is flush_wal, GIL released
 
-    def begin(self, now: float, ops: Sequence[Op]) -> Txn:
+    def begin(self, now: float, ops: Sequence[Op[Any]]) -> Txn:
         return Txn(self._cfs, self._catalog, self._seq, now)
 
     def commit(self, txn: Txn) -> None:
@@ -188,7 +188,7 @@ class RocksStore(OpStore):
             expired = scan.expired_index_keys(self._cfs[CF.EXPIRY], self._clock.now(), PURGE_BATCH)
             if not expired:
                 return total
-            total += int(self._submit(PurgeOp(expired)))
+            total += int(self.run(PurgeOp(expired)))
             if len(expired) < PURGE_BATCH:
                 return total
 
@@ -198,7 +198,7 @@ class RocksStore(OpStore):
         if oldest > self._oldest:
             # Raise the floor first: a reader racing the trim gets LogTruncated, never a gap.
             self._oldest = oldest
-            self._submit(TrimLogOp(oldest))
+            self.run(TrimLogOp(oldest))
         return self._oldest
 
     def _maintain(self) -> None:
