@@ -58,15 +58,8 @@ class StoreBackend:
     ) -> tuple[list[Namespace], int]:
         return self._store.list_namespaces(account_id, page, per_page, order, direction)
 
-    async def get(
-        self,
-        account_id: str,
-        namespace_id: str,
-        key: str,
-        *,
-        strong: bool = False,
-        metadata_only: bool = False,
-    ) -> ReadResult:
+    async def get(self, account_id: str, namespace_id: str, key: str, **_read_options: bool) -> ReadResult:
+        """Every read here is central's own: `strong` and `metadata_only` change nothing."""
         entry = await self._store.aget(account_id, namespace_id, key)
         if entry is None:
             raise KeyNotFound("get: 'key not found'")

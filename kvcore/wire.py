@@ -9,6 +9,7 @@ JSON text with a `has_metadata` flag, Condition.if_match 0 = unset.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from kvcore.model import (
     BulkResult,
@@ -50,6 +51,11 @@ def _meta_in(has: bool, text: str) -> str | None:
     return text if has else None
 
 
+def _meta_out(metadata_json: str | None) -> dict[str, Any]:
+    """The two wire fields of optional metadata (JSON text and whether there is any)."""
+    return {"metadata_json": metadata_json or "", "has_metadata": metadata_json is not None}
+
+
 # -- namespaces
 
 
@@ -68,8 +74,7 @@ def write_item_to_pb(item: WriteItem) -> pb.WriteItem:
     return pb.WriteItem(
         key=item.key,
         value=item.value,
-        metadata_json=item.metadata_json or "",
-        has_metadata=item.metadata_json is not None,
+        **_meta_out(item.metadata_json),
         expiration=_exp_out(item.expiration),
     )
 
@@ -88,8 +93,7 @@ def entry_to_pb(entry: Entry, *, with_value: bool = True) -> pb.Entry:
     return pb.Entry(
         key=entry.key,
         value=entry.value if with_value else b"",
-        metadata_json=entry.metadata_json or "",
-        has_metadata=entry.metadata_json is not None,
+        **_meta_out(entry.metadata_json),
         expiration=_exp_out(entry.expiration),
         version=entry.version,
     )
@@ -203,8 +207,7 @@ def key_page_to_pb(page: KeyPage) -> pb.ListKeysResponse:
             pb.KeyInfo(
                 name=k.name,
                 expiration=_exp_out(k.expiration),
-                metadata_json=k.metadata_json or "",
-                has_metadata=k.metadata_json is not None,
+                **_meta_out(k.metadata_json),
             )
             for k in page.keys
         ],
@@ -261,8 +264,7 @@ def change_to_pb(change: Change) -> pb.Change:
         account_id=change.account_id,
         key=change.key,
         expiration=_exp_out(change.expiration),
-        metadata_json=change.metadata_json or "",
-        has_metadata=change.metadata_json is not None,
+        **_meta_out(change.metadata_json),
         title=change.title,
         has_value=change.has_value,
     )

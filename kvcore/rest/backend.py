@@ -20,7 +20,27 @@ from kvcore.store.ops import Op
 R = TypeVar("R")
 
 
-class Backend(Protocol):
+class KVCalls(Protocol):
+    """The calls a REST backend answers and central's gRPC API carries alike (a replica's
+    link to central, replica/link.py, is these plus its own read and the stream)."""
+
+    async def submit(self, op: Op[R]) -> R:
+        """Commit a write (validated where it entered) and return its result once durable."""
+        ...
+
+    async def get_namespace(self, account_id: str, namespace_id: str) -> Namespace: ...
+    async def list_namespaces(
+        self, account_id: str, page: int, per_page: int, order: str, direction: str
+    ) -> tuple[list[Namespace], int]: ...
+    async def bulk_get(
+        self, account_id: str, namespace_id: str, keys: Sequence[str]
+    ) -> list[Entry | None]: ...
+    async def list_keys(
+        self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
+    ) -> KeyPage: ...
+
+
+class Backend(KVCalls, Protocol):
     @property
     def region(self) -> str:
         """'central' or the replica's region name (metrics label, response header)."""
@@ -34,14 +54,6 @@ class Backend(Protocol):
         """The token whose secret hashes (SHA-256, hex) to this, or None."""
         ...
 
-    async def submit(self, op: Op[R]) -> R:
-        """Commit a write (validated by the app) and return its result once durable."""
-        ...
-
-    async def get_namespace(self, account_id: str, namespace_id: str) -> Namespace: ...
-    async def list_namespaces(
-        self, account_id: str, page: int, per_page: int, order: str, direction: str
-    ) -> tuple[list[Namespace], int]: ...
     async def get(
         self,
         account_id: str,
@@ -53,13 +65,6 @@ class Backend(Protocol):
     ) -> ReadResult:
         """Raises KeyNotFound for a key with no live value, NamespaceNotFound for the namespace."""
         ...
-
-    async def bulk_get(
-        self, account_id: str, namespace_id: str, keys: Sequence[str]
-    ) -> list[Entry | None]: ...
-    async def list_keys(
-        self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
-    ) -> KeyPage: ...
 
     async def ready(self) -> tuple[bool, str]:
         """For /readyz: (ready, reason)."""

@@ -134,8 +134,10 @@ class InNamespace:
     account_id: str
     namespace_id: str
 
-    def _ns(self, txn: Txn) -> Namespace:
-        return _namespace(txn, self.account_id, self.namespace_id)
+    def _ns(self, txn: Txn) -> tuple[Namespace, bytes]:
+        """The namespace (NamespaceNotFound unless it is the account's) and its key prefix."""
+        ns = _namespace(txn, self.account_id, self.namespace_id)
+        return ns, codec.ns_bytes(ns.id)
 
 
 # ---------------------------------------------------------------- entries
@@ -152,8 +154,7 @@ class PutOp(InNamespace):
         return len(self.item.value) + _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> WriteResult:
-        ns = self._ns(txn)
-        change = _put_one(txn, ns, codec.ns_bytes(ns.id), self.item, self.condition)
+        change = _put_one(txn, *self._ns(txn), self.item, self.condition)
         return WriteResult(change.seq, change.kind is ChangeKind.KEY_CREATE, txn.now)
 
 
@@ -165,8 +166,7 @@ class DeleteOp(InNamespace):
     size: ClassVar[int] = _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> WriteResult:
-        ns = self._ns(txn)
-        change = _delete_one(txn, ns, codec.ns_bytes(ns.id), self.key, self.condition)
+        change = _delete_one(txn, *self._ns(txn), self.key, self.condition)
         return WriteResult(change.seq if change else 0, False, txn.now)
 
 
@@ -182,12 +182,9 @@ class BulkPutOp(InNamespace):
         return sum(len(i.value) + _OP_OVERHEAD for i in self.items)
 
     def apply(self, txn: Txn) -> BulkResult:
-        ns = self._ns(txn)
-        nsb = codec.ns_bytes(ns.id)
-        seq = 0
-        for item in self.items:
-            seq = _put_one(txn, ns, nsb, item, NO_CONDITION).seq
-        return BulkResult(len(self.items), [], seq)
+        ns, nsb = self._ns(txn)
+        changes = [_put_one(txn, ns, nsb, item, NO_CONDITION) for item in self.items]
+        return BulkResult(len(self.items), [], changes[-1].seq if changes else 0)
 
 
 @dataclass(slots=True)
@@ -200,14 +197,9 @@ class BulkDeleteOp(InNamespace):
         return len(self.keys) * _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> BulkResult:
-        ns = self._ns(txn)
-        nsb = codec.ns_bytes(ns.id)
-        seq = 0
-        for key in self.keys:
-            change = _delete_one(txn, ns, nsb, key, NO_CONDITION)
-            if change is not None:
-                seq = change.seq
-        return BulkResult(len(self.keys), [], seq)
+        ns, nsb = self._ns(txn)
+        seqs = [c.seq for key in self.keys if (c := _delete_one(txn, ns, nsb, key, NO_CONDITION))]
+        return BulkResult(len(self.keys), [], seqs[-1] if seqs else 0)
 
 
 @dataclass(slots=True)
@@ -276,7 +268,7 @@ class RenameNamespaceOp(InNamespace):
     size: ClassVar[int] = _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> Namespace:
-        ns = self._ns(txn)
+        ns, nsb = self._ns(txn)
         owner = txn.catalog.title_owner(self.account_id, self.title)
         if owner is not None and owner != ns.id:
             raise DuplicateTitle()
@@ -284,8 +276,8 @@ class RenameNamespaceOp(InNamespace):
             return ns  # nothing changes, so nothing to log
         renamed = Namespace(ns.id, ns.account_id, self.title)
         txn.delete(CF.TITLES, codec.title_key(ns.account_id, ns.title))
-        txn.put(CF.TITLES, codec.title_key(ns.account_id, self.title), codec.ns_bytes(ns.id))
-        txn.put(CF.NAMESPACES, codec.ns_bytes(ns.id), codec.encode_namespace(renamed))
+        txn.put(CF.TITLES, codec.title_key(ns.account_id, self.title), nsb)
+        txn.put(CF.NAMESPACES, nsb, codec.encode_namespace(renamed))
         txn.catalog.set_namespace(ns.id, renamed)
         txn.log(ChangeKind.NAMESPACE_RENAME, namespace_id=ns.id, account_id=ns.account_id, title=self.title)
         return renamed
@@ -297,8 +289,7 @@ class DeleteNamespaceOp(InNamespace):
     size: ClassVar[int] = _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> None:
-        ns = self._ns(txn)
-        nsb = codec.ns_bytes(ns.id)
+        ns, nsb = self._ns(txn)
         # One range tombstone for every key; the expiry index keeps stale pointers that
         # the purge drops when it finds no matching entry.
         txn.delete_range(CF.DATA, *codec.namespace_range(nsb))

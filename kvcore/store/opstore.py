@@ -15,7 +15,7 @@ import abc
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 from kvcore import limits
 from kvcore.clock import Clock
@@ -33,10 +33,11 @@ from kvcore.model import (
 from kvcore.store import codec
 from kvcore.store.base import ChangeListener
 from kvcore.store.catalog import Catalog
-from kvcore.store.ops import Op, PutTokenOp
+from kvcore.store.ops import Op, PurgeOp, PutTokenOp
 from kvcore.store.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
+PURGE_BATCH: Final = 1000  # expired entries deleted per operation
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -48,8 +49,25 @@ class OpStore(abc.ABC):
     _catalog: Catalog
     _writer: GroupCommitWriter
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock, log_retention: int, purge_interval_s: float) -> None:
+        """`log_retention`: change-log records kept (at least 1); `purge_interval_s`: how
+        often maintenance purges expired entries and trims the log."""
+        if log_retention < 1:
+            raise ValueError("log_retention must be at least 1")
         self._listeners: list[ChangeListener] = []
+        self._clock = clock
+        self._log_retention = log_retention
+        self._purge_interval_s = purge_interval_s
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop maintenance and the writer (every queued write answered), release the engine."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _notify(self, changes: Sequence[Change]) -> None:
         for listener in list(self._listeners):
@@ -62,6 +80,21 @@ class OpStore(abc.ABC):
         self._listeners.append(listener)
 
     # ---------------------------------------------------------------- writes
+
+    @abc.abstractmethod
+    def _expired_index_keys(self, limit: int) -> list[bytes]:
+        """Up to `limit` expiry-index keys with an expiration at or before now, in order."""
+
+    def purge_expired(self) -> int:
+        """Delete every entry expired as of the clock's now; returns how many."""
+        total = 0
+        while True:
+            expired = self._expired_index_keys(PURGE_BATCH)
+            if not expired:
+                return total
+            total += self.run(PurgeOp(expired))
+            if len(expired) < PURGE_BATCH:
+                return total
 
     async def submit(self, op: Op[R]) -> R:
         # No thread per waiter: the writer resolves this loop's futures in one callback.
