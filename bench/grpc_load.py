@@ -3,7 +3,7 @@ one channel, each putting distinct keys back to back for `seconds`. Prints JSON.
 
     python -m bench.grpc_load --target H:P --account A --ns N --clients 32 --seconds 8 --tag t [--stream]
 
-With --stream the client is `CentralClient(stream_writes=True)`: the same `put` calls,
+With --stream the client is `CentralClient(stream_writes=True)`: the same `submit(PutOp)` calls,
 carried many per message on the write stream (as replicas forward writes).
 """
 
