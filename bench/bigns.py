@@ -1,5 +1,13 @@
 """One namespace of 1,000,000 keys: bulk load through gRPC BulkPut, list pages with
-cursors, central's RSS, and a replica's RSS under a Zipf read workload."""
+cursors, central's RSS, and a replica's RSS under a Zipf read workload.
+
+The replica's RSS is what sets kvcore.cache.policy.ENTRY_OVERHEAD_BYTES (1,024):
+tracemalloc counts ~780 B of objects per cached entry besides its bytes, but RSS
+shows ~1,000 B per entry of a small value (charged 64 B each, a "64 MiB" cache of
+small values took ~450 MiB); the W-TinyLFU queues (an OrderedDict node per entry)
+added ~70 B per entry by tracemalloc over the sampled LFU's dense list, hence 1,024
+rather than 960.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Shared bits of `make bench`: process helpers from tests/helpers, RSS, percentiles,
-time budgets and py-spy profiles of a server under load."""
+"""Shared bits of `make bench`: processes (`edgekv.launch`, the launcher `edgekv dev` and
+the tests use, and the cluster helpers of tests/helpers), RSS, percentiles, time budgets
+and py-spy profiles of a server under load."""
 
 from __future__ import annotations
 
@@ -19,18 +20,9 @@ _TESTS = str(ROOT / "tests")
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from helpers.cluster import (  # noqa: E402
-    KV,
-    Proc,
-    create_account,
-    free_port,
-    metric_value,
-    running,
-    start_central,
-    start_replica,
-    stop_all,
-    wait_ready,
-)
+from helpers.cluster import KV, Proc, create_account, metric_value, running, start_central, start_replica  # noqa: E402
+
+from edgekv.launch import free_port, stop_all, wait_listening, wait_ready  # noqa: E402
 
 __all__ = [
     "KV",
@@ -42,6 +34,7 @@ __all__ = [
     "start_central",
     "start_replica",
     "stop_all",
+    "wait_listening",
     "wait_ready",
 ]
 

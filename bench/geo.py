@@ -25,7 +25,6 @@ import bisect
 import json
 import random
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ from bench.common import (
     start_central,
     start_replica,
     summary_ms,
+    wait_listening,
 )
 from bench.context import Ctx, value_prefix
 from kvcore.model import WriteItem
@@ -72,16 +72,11 @@ class ProxyProc:
         args = [sys.executable, "-m", "bench.geo", "--proxy", upstream_addr, "--listen", port]
         args += ["--latency", str(latency_s)]
         self.proc = Proc(name, args, tmp / f"{name}.log", "", tmp).start()
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", int(port)), timeout=1).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline or not self.proc.alive:
-                    self.proc.stop()
-                    raise RuntimeError(f"proxy {name} did not start: {self.proc.log()[-500:]}") from None
-                time.sleep(0.05)
+        try:
+            wait_listening(self.proc, [self.addr], timeout_s=15)
+        except BaseException:
+            self.proc.stop()
+            raise
 
 
 async def _serve_proxy(upstream: str, port: int, latency_s: float) -> None:

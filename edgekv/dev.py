@@ -12,126 +12,49 @@ exits (edgekv.supervise), and stops every child cleanly on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from edgekv.launch import Process, central_argv, free_port, replica_argv, stop_all, wait_ready
 from edgekv.supervise import Supervisor
 from kvcore.listen import port_in_use
 from kvcore.settings import SettingsError, parse_size
 
 _out = Console()
 _err = Console(stderr=True)
-READY_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if `edgekv dev` dies, even by SIGKILL (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    http: str
-    log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
-    grpc: str = ""  # HOST:PORT of a central's gRPC API
-    proc: subprocess.Popen[bytes] | None = None
-    log: IO[bytes] | None = None
-
-    def exit_code(self) -> int | None:
-        return None if self.proc is None else self.proc.poll()
-
-    def note(self, line: str) -> None:
-        if self.log is not None and not self.log.closed:
-            self.log.write(line.encode() + b"\n")
-            self.log.flush()
-
-    def start(self) -> None:
-        if self.log is None or self.log.closed:
-            self.log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **self.env},
-            start_new_session=True,  # Ctrl-C reaches us; we stop children in order
-            preexec_fn=_die_with_parent,
-        )
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.log is not None:
-            self.log.close()
-
-
-def _wait_ready(children: list[Child]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    pending = list(children)
-    with httpx.Client(timeout=1.0) as client:
-        while pending:
-            for child in list(pending):
-                assert child.proc is not None
-                if child.proc.poll() is not None:
-                    tail = child.log_path.read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"{child.name} exited with {child.proc.returncode}:\n{tail}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(f"{child.http}/readyz").status_code == 200:
-                        pending.remove(child)
-            if time.monotonic() > deadline:
-                names = ", ".join(c.name for c in pending)
-                raise RuntimeError(f"not ready after {READY_TIMEOUT_S:.0f}s: {names}")
-            if pending:
-                time.sleep(0.1)
 
 
 def _centrals(
     root: Path, store: str, ports: list[tuple[int, int]], delay: float, account_id: str, token: str
-) -> list[Child]:
+) -> list[Process]:
     """One central per (gRPC, HTTP) port pair on `store`: "central" (RocksDB in
     root/central), "central-2", ..."""
-    out: list[Child] = []
+    out: list[Process] = []
     for n, (grpc_port, http_port) in enumerate(ports, 1):
         name = "central" if n == 1 else f"central-{n}"
         grpc, http = f"127.0.0.1:{grpc_port}", f"127.0.0.1:{http_port}"
-        argv = [sys.executable, "-m", "edgekv", "central", "--store", store, "--data-dir", str(root / name)]
-        argv += ["--grpc-addr", grpc, "--http-addr", http, "--propagation-delay", str(delay)]
-        env = {"EDGEKV_BOOTSTRAP_ACCOUNT": account_id, "EDGEKV_BOOTSTRAP_TOKEN": token}
-        out.append(Child(name, argv, f"http://{http}", root / f"{name}.log", env=env, grpc=grpc))
+        argv = central_argv(
+            data_dir=root / name, grpc_addr=grpc, http_addr=http, propagation_delay_s=delay, store=store
+        )
+        env = {**os.environ, "EDGEKV_BOOTSTRAP_ACCOUNT": account_id, "EDGEKV_BOOTSTRAP_TOKEN": token}
+        out.append(_child(name, name, argv, root, f"http://{http}", grpc=grpc, env=env))
     return out
+
+
+def _child(name: str, stem: str, argv: list[str], root: Path, http: str, **kw: Any) -> Process:
+    """A child of `edgekv dev` with its data in root/STEM and its log in root/STEM.log, in a
+    session of its own (Ctrl-C reaches us; we stop children in order), SIGTERMed if we die."""
+    return Process(name, argv, root / f"{stem}.log", http, root / stem, own_session=True, **kw)
 
 
 def _ports(base: int | None, count: int) -> list[int]:
@@ -222,35 +145,21 @@ def dev_command(
     pairs += [(extra[i], extra[i + 1]) for i in range(0, len(extra), 2)]
     centrals = _centrals(root, store, pairs, propagation_delay, account_id, token)
     central = centrals[0]
-    py = [sys.executable, "-m", "edgekv"]
-    replicas: list[Child] = []
+    replicas: list[Process] = []
     # --workerd: each region's workerd KV listener, on the ports after the replicas'.
     workerd_ports = ports[2 + len(names) : 2 + len(names) + n_workerd]
     workerd_addrs = {name: f"127.0.0.1:{port}" for name, port in zip(names, workerd_ports, strict=False)}
     for name, port in zip(names, ports[2 : 2 + len(names)], strict=True):
-        replicas.append(
-            Child(
-                name,
-                [
-                    *py,
-                    "replica",
-                    "--region",
-                    name,
-                    "--central",
-                    # Round robin for the first choice, then the others to fail over to.
-                    _rotated([c.grpc for c in centrals], len(replicas)),
-                    "--data-dir",
-                    str(root / f"replica-{name}"),
-                    "--http-addr",
-                    f"127.0.0.1:{port}",
-                    "--cache-bytes",
-                    cache_bytes,
-                    *(["--workerd-addr", workerd_addrs[name]] if workerd else []),
-                ],
-                f"http://127.0.0.1:{port}",
-                root / f"replica-{name}.log",
-            )
+        argv = replica_argv(
+            region=name,
+            # Round robin for the first choice, then the others to fail over to.
+            central=_rotated([c.grpc for c in centrals], len(replicas)),
+            data_dir=root / f"replica-{name}",
+            http_addr=f"127.0.0.1:{port}",
+            cache_bytes=cache_bytes,
+            workerd_addr=workerd_addrs.get(name),
         )
+        replicas.append(_child(name, f"replica-{name}", argv, root, f"http://127.0.0.1:{port}"))
     children = [*centrals, *replicas]
     stopping = False
 
@@ -262,14 +171,10 @@ def dev_command(
     signal.signal(signal.SIGTERM, on_signal)
     try:
         # The first central creates the schema and the dev token; the others find both.
-        central.start()
-        _wait_ready([central])
-        for c in centrals[1:]:
-            c.start()
-        _wait_ready(centrals[1:])
-        for r in replicas:
-            r.start()
-        _wait_ready(replicas)
+        for group in ([central], centrals[1:], replicas):
+            for child in group:
+                child.start()
+            wait_ready(group)
         info = {
             "account_id": account_id,
             "token": token,
@@ -293,12 +198,11 @@ def dev_command(
         Supervisor(children, lambda line: _err.print(line, highlight=False)).run_forever()
     except KeyboardInterrupt:
         _err.print("stopping...")
-    except RuntimeError as exc:
+    except (RuntimeError, TimeoutError) as exc:
         _err.print(f"error: {exc}", highlight=False)
         raise typer.Exit(1) from None
     finally:
-        for child in reversed(children):
-            child.stop()
+        stop_all(children[::-1])
         if info_file:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(info_file)

@@ -2,7 +2,8 @@
 
 Every read is counted in a `FrequencySketch` (hit or miss) by `record_read`, which
 also refreshes the key's recency when it is cached. After a read-through the
-replica `offer`s the value. The cache is three LRU queues sharing one byte budget:
+replica `offer`s the value. The cache is three LRU queues sharing one byte budget
+(kvcore.cache.segments keeps them; this module decides who enters and who leaves):
 
 - the admission window (1% of the bytes at first): every offered key enters here,
   so a burst of reads to a new key is served from the edge at once;
@@ -49,11 +50,11 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from kvcore.cache.climber import HillClimber
+from kvcore.cache.segments import PROBATION, PROTECTED, WINDOW, Entry, Segments
 from kvcore.cache.sketch import FrequencySketch
 from kvcore.clock import SYSTEM_CLOCK, Clock
 
@@ -62,20 +63,15 @@ V = TypeVar("V")
 
 # What one cached entry costs in memory besides its key, value and metadata bytes:
 # the (namespace, key) tuple and dict slots, the cache's entry record, the replica's
-# Entry/Cached objects, the str/bytes headers and the allocator's slack. tracemalloc
-# counts ~780 B of objects; make bench measures ~1,000 B of RSS per entry of a small
-# value (with 64 B charged a "64 MiB" cache of small values took ~450 MiB). Charging
-# what RSS shows keeps the process within `--cache-bytes` plus its fixed base. The
-# W-TinyLFU queues (an OrderedDict node per entry) added ~70 B per entry by
-# tracemalloc over the sampled-LFU's dense list, hence 1,024 rather than 960.
+# Entry/Cached objects, the str/bytes headers and the allocator's slack. Charging
+# what RSS shows (measured in bench/bigns.py) keeps the process within
+# `--cache-bytes` plus its fixed base.
 ENTRY_OVERHEAD_BYTES = 1024
 """Charged per entry on top of key, value and metadata: the dict slot, the entry
 object and the value object's header, roughly. Keeps a cache of empty values bounded."""
 
 WINDOW_FRACTION = 0.01
 """The window's initial share of the bytes (Caffeine: 1 - PERCENT_MAIN)."""
-PROTECTED_FRACTION = 0.80
-"""The protected queue's share of the main space (Caffeine: PERCENT_MAIN_PROTECTED)."""
 SKETCH_MAX_COUNT = 15
 """Counters saturate here, as TinyLFU's four-bit counters do."""
 ADMIT_HASHDOS_THRESHOLD = 6
@@ -85,30 +81,17 @@ SAMPLE_PER_ENTRY = 40
 CLIMB_SAMPLES = 1
 """The sketch's sample period (reads between halvings) is SAMPLE_PER_ENTRY x
 max(MIN_SAMPLE_ENTRIES, entries the cache holds when full), and the hill climber's
-sample CLIMB_SAMPLES times that. TinyLFU and Caffeine use 10 x entries; bench/cache_sim
-measured 40 x better by 0.4-0.9 points on the stationary traces (a longer history
-tells the Zipf tail apart) and worse by 1.2 points after a popularity shift with the
-10% cache, while staying ahead of LRU there: the replica's 60 s time decay ages the
-sketch far sooner than the sample does in a cache of 100,000s of entries anyway."""
-
-_WINDOW, _PROBATION, _PROTECTED = 0, 1, 2
+sample CLIMB_SAMPLES times that. TinyLFU and Caffeine use 10 x entries; 40 x hits
+more on the stationary traces (a longer history tells the Zipf tail apart) and a
+little less after a popularity shift (bench/cache_sim.py has the figures), while
+staying ahead of LRU there: the replica's 60 s time decay ages the sketch far
+sooner than the sample does in a cache of 100,000s of entries anyway."""
 
 
 def entry_size(namespace_id: str, key: str, value: bytes, metadata_json: str | None = None) -> int:
     """The bytes an entry is charged: what the replica should pass as `size`."""
     meta = len(metadata_json.encode()) if metadata_json else 0
     return len(namespace_id) + len(key.encode()) + len(value) + meta + ENTRY_OVERHEAD_BYTES
-
-
-class _Entry(Generic[K, V]):
-    __slots__ = ("key", "queue", "size", "slots", "value")
-
-    def __init__(self, key: K, value: V, size: int, slots: tuple[int, int, int, int]) -> None:
-        self.key = key
-        self.value = value
-        self.size = size
-        self.slots = slots  # the key's sketch counters: estimates without rehashing
-        self.queue = _WINDOW
 
 
 class HotKeyCache(Generic[K, V]):
@@ -138,7 +121,7 @@ class HotKeyCache(Generic[K, V]):
             raise ValueError("capacity_bytes must be >= 0")
         if not 0.0 <= window_fraction <= 1.0:
             raise ValueError("window_fraction must be in [0, 1]")
-        self._capacity = capacity_bytes
+        self.capacity_bytes: Final = capacity_bytes
         self.admit_threshold = admit_threshold
         self._clock = clock
         self._sketch = FrequencySketch(
@@ -151,15 +134,9 @@ class HotKeyCache(Generic[K, V]):
         self._next_decay = clock.monotonic()
         self._sketch.decay(self._next_decay)  # baseline for time decay
         self._rng = rng if rng is not None else random.Random()
-        self._entries: dict[K, _Entry[K, V]] = {}
-        self._window: OrderedDict[K, _Entry[K, V]] = OrderedDict()  # least recent first
-        self._probation: OrderedDict[K, _Entry[K, V]] = OrderedDict()
-        self._protected: OrderedDict[K, _Entry[K, V]] = OrderedDict()
-        self._bytes = 0
-        self._window_bytes = 0
-        self._protected_bytes = 0
-        self._window_max = int(capacity_bytes * window_fraction)
-        self._protected_max = int(PROTECTED_FRACTION * (capacity_bytes - self._window_max))
+        seg = self._seg = Segments[K, V](capacity_bytes, window_fraction)
+        # The segments' dict and queues, read directly on record_read's hot path.
+        self._entries, self._window, self._protected = seg.entries, seg.window, seg.protected
         self._climber = HillClimber(capacity_bytes) if adaptive else None
         self._sample_reads = int(CLIMB_SAMPLES * self._sketch.sample_size)
         self._sample_left = self._sample_reads  # reads left in the climber's sample
@@ -183,12 +160,12 @@ class HotKeyCache(Generic[K, V]):
             freq = self._sketch.increment_slots(e.slots)  # no rehash on the hot path
             self._hits += 1
             q = e.queue
-            if q == _PROTECTED:
+            if q == PROTECTED:
                 self._protected.move_to_end(key)
-            elif q == _WINDOW:
+            elif q == WINDOW:
                 self._window.move_to_end(key)
             else:
-                self._promote(e)
+                self._seg.promote(e)
         if self._sample_left <= 0:
             self._end_sample()
         return freq
@@ -205,7 +182,7 @@ class HotKeyCache(Generic[K, V]):
     @property
     def window_bytes_max(self) -> int:
         """The admission window's current share of the capacity, in bytes."""
-        return self._window_max
+        return self._seg.window_max
 
     # -- lookups -----------------------------------------------------------------
 
@@ -223,11 +200,7 @@ class HotKeyCache(Generic[K, V]):
 
     @property
     def bytes_used(self) -> int:
-        return self._bytes
-
-    @property
-    def capacity_bytes(self) -> int:
-        return self._capacity
+        return self._seg.bytes
 
     def keys(self) -> Iterator[K]:
         """A snapshot of the cached keys (safe to mutate the cache while iterating)."""
@@ -269,7 +242,7 @@ class HotKeyCache(Generic[K, V]):
         if key in self._entries:
             return self.put(key, value, size)
         self._check_size(size)
-        if size > self._capacity or self._sketch.estimate(key) < self.admit_threshold:
+        if size > self.capacity_bytes or self._sketch.estimate(key) < self.admit_threshold:
             return False
         self._insert(key, value, size)
         return key in self._entries
@@ -284,10 +257,10 @@ class HotKeyCache(Generic[K, V]):
         if e is None:
             return self.offer(key, value, size)
         self._check_size(size)
-        if size > self._capacity:
-            self._remove(e)
+        if size > self.capacity_bytes:
+            self._seg.remove(e)
             return False
-        self._resize(e, size)
+        self._seg.resize(e, size)
         e.value = value
         self._evict(keep=key)
         return True
@@ -300,7 +273,7 @@ class HotKeyCache(Generic[K, V]):
         self._check_size(size)
         if key in self._entries:
             return self.put(key, value, size)
-        if size > self._capacity:
+        if size > self.capacity_bytes:
             return False
         self._insert(key, value, size, keep=True)
         return True
@@ -311,7 +284,7 @@ class HotKeyCache(Generic[K, V]):
         e = self._entries.get(key)
         if e is None:
             return False
-        self._remove(e)
+        self._seg.remove(e)
         return True
 
     def invalidate_where(self, predicate: Callable[[K], bool]) -> int:
@@ -319,16 +292,12 @@ class HotKeyCache(Generic[K, V]):
         namespace); returns how many. O(len)."""
         doomed = [e for e in self._entries.values() if predicate(e.key)]
         for e in doomed:
-            self._remove(e)
+            self._seg.remove(e)
         return len(doomed)
 
     def clear(self) -> None:
         """Drop every entry. Frequencies are kept: they describe reads, not contents."""
-        self._entries.clear()
-        self._window.clear()
-        self._probation.clear()
-        self._protected.clear()
-        self._bytes = self._window_bytes = self._protected_bytes = 0
+        self._seg.clear()
 
     # -- internals ---------------------------------------------------------------
 
@@ -337,86 +306,33 @@ class HotKeyCache(Generic[K, V]):
         if size < 0:
             raise ValueError("size must be >= 0")
 
-    def _queue(self, e: _Entry[K, V]) -> OrderedDict[K, _Entry[K, V]]:
-        q = e.queue
-        return self._window if q == _WINDOW else self._probation if q == _PROBATION else self._protected
-
     def _insert(self, key: K, value: V, size: int, *, keep: bool = False) -> None:
-        e = _Entry(key, value, size, self._sketch.slots(key))
-        self._entries[key] = e
-        self._window[key] = e
-        self._window_bytes += size
-        self._bytes += size
+        self._seg.add(Entry(key, value, size, self._sketch.slots(key)))
         self.admissions += 1
         self._evict(keep=key if keep else None)
 
-    def _resize(self, e: _Entry[K, V], size: int) -> None:
-        delta = size - e.size
-        e.size = size
-        self._bytes += delta
-        if e.queue == _WINDOW:
-            self._window_bytes += delta
-        elif e.queue == _PROTECTED:
-            self._protected_bytes += delta
-
-    def _remove(self, e: _Entry[K, V]) -> None:
-        del self._entries[e.key]
-        del self._queue(e)[e.key]
-        self._bytes -= e.size
-        if e.queue == _WINDOW:
-            self._window_bytes -= e.size
-        elif e.queue == _PROTECTED:
-            self._protected_bytes -= e.size
-
-    def _evict_entry(self, e: _Entry[K, V]) -> None:
-        self._remove(e)
+    def _evict_entry(self, e: Entry[K, V]) -> None:
+        self._seg.remove(e)
         self.evictions += 1
         if self.on_evict is not None:
             self.on_evict(e.key, e.value)
-
-    def _promote(self, e: _Entry[K, V]) -> None:
-        """A probation entry was read again: it moves to protected (the least recent
-        protected entries go back to probation if that overflows)."""
-        key = e.key
-        if e.size > self._protected_max:
-            self._probation.move_to_end(key)
-            return
-        del self._probation[key]
-        e.queue = _PROTECTED
-        self._protected[key] = e
-        self._protected_bytes += e.size
-        self._demote_protected()
-
-    def _demote_protected(self) -> None:
-        protected, probation = self._protected, self._probation
-        while self._protected_bytes > self._protected_max and protected:
-            key, e = protected.popitem(last=False)
-            self._protected_bytes -= e.size
-            e.queue = _PROBATION
-            probation[key] = e
 
     def _evict(self, keep: K | None) -> None:
         """Move window overflow to probation, then, while over capacity, evict the less
         frequent of each candidate (from the window) and victim (probation's least
         recent; then protected's, then the window's). `keep` is never evicted."""
-        window, probation = self._window, self._probation
-        candidates: list[_Entry[K, V]] = []
-        while self._window_bytes > self._window_max and window:
-            key, e = window.popitem(last=False)
-            self._window_bytes -= e.size
-            e.queue = _PROBATION
-            probation[key] = e
-            candidates.append(e)
+        seg = self._seg
+        candidates = seg.overflow_window()
         ci = 0
-        entries = self._entries
-        while self._bytes > self._capacity:
-            victim = self._victim(keep)
+        entries, window = seg.entries, seg.window
+        while seg.bytes > self.capacity_bytes:
+            victim = seg.victim(keep)
             if victim is None:
                 return  # only `keep` is left, and it fits (callers check size <= capacity)
-            cand: _Entry[K, V] | None = None
+            cand: Entry[K, V] | None = None
             while ci < len(candidates):
                 c = candidates[ci]
-                if c.key != keep and entries.get(c.key) is c and c.queue == _PROBATION:
+                if c.key != keep and entries.get(c.key) is c and c.queue == PROBATION:
                     cand = c
                     break
                 ci += 1
@@ -431,15 +347,7 @@ class HotKeyCache(Generic[K, V]):
                 self._evict_entry(cand)
                 ci += 1
 
-    def _victim(self, keep: K | None) -> _Entry[K, V] | None:
-        for q in (self._probation, self._protected, self._window):
-            for e in q.values():
-                if e.key != keep:
-                    return e
-                # `keep` is skipped; the next entry (if any) is the victim
-        return None
-
-    def _admit(self, cand: _Entry[K, V], victim: _Entry[K, V]) -> bool:
+    def _admit(self, cand: Entry[K, V], victim: Entry[K, V]) -> bool:
         est = self._sketch.estimate_slots
         cf = est(cand.slots)
         if cf > est(victim.slots):
@@ -457,19 +365,14 @@ class HotKeyCache(Generic[K, V]):
         let the hill climber move the window."""
         hits, misses = self._hits, self._sample_reads - self._sample_left - self._hits
         self._hits = 0
-        if self._bytes and not self._fixed_sample:
-            full_entries = len(self._entries) * self._capacity // self._bytes
+        used = self._seg.bytes
+        if used and not self._fixed_sample:
+            full_entries = len(self._entries) * self.capacity_bytes // used
             self._sketch.sample_size = SAMPLE_PER_ENTRY * max(MIN_SAMPLE_ENTRIES, full_entries)
         self._sample_reads = self._sample_left = int(CLIMB_SAMPLES * self._sketch.sample_size)
         if self._climber is None:
             return
-        if self._bytes * 2 < self._capacity:
+        if used * 2 < self.capacity_bytes:
             self._climber.reset()  # still filling: hit ratios say nothing about the split
             return
-        amount = self._climber.adjustment(hits, misses)
-        # Grow the window at the protected queue's expense; never below zero bytes.
-        amount = min(amount, self._protected_max) if amount > 0 else max(amount, -self._window_max)
-        if amount:
-            self._window_max += amount
-            self._protected_max = int(PROTECTED_FRACTION * (self._capacity - self._window_max))
-            self._demote_protected()
+        self._seg.resize_window(self._climber.adjustment(hits, misses))

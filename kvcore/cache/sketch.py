@@ -11,14 +11,13 @@ instead of a Python loop over every counter. They saturate at `max_count`: at mo
 `MAX_COUNT` = 255, and the hot-key cache uses TinyLFU's 15 (four bits' worth), which
 is what lets it forget: a key that was read a thousand times before a popularity
 shift is at 15, and three halvings put it below a newly hot key, where at 255 it
-would take seven (bench/cache_sim: 73.5% against 72.8% hits after a shift with a 10%
-cache, the same on stationary traces). The price is a coarser `hot_keys()` ranking:
-keys read 15 times or more per sample period tie.
+would take seven (the hit ratios of both are in bench/cache_sim.py). The price is
+a coarser `hot_keys()` ranking: keys read 15 times or more per sample period tie.
 
 Hashing uses Python's `hash()`, mixed to 64 bits, then Kirsch-Mitzenmacher double
 hashing (`h1 + i*h2`) for the row indexes. It is deterministic within a process
-(all we need: the sketch is never persisted nor shared), about twice as fast as
-blake2b over an encoded key, accepts any hashable key (the replica's
+(all we need: the sketch is never persisted nor shared), faster than blake2b over
+an encoded key (bench/cache_sim.py), accepts any hashable key (the replica's
 `(namespace_id, key)` tuples directly), and for str/bytes it is SipHash keyed per
 process, so a client cannot precompute keys that collide with someone's hot key.
 
@@ -38,6 +37,7 @@ Not thread-safe: the replica drives it from one event loop.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import Final
 
 DEPTH = 4
 MAX_COUNT = 255
@@ -67,9 +67,9 @@ class FrequencySketch:
         "_mask",
         "_max",
         "_table",
-        "_width",
         "halvings",
         "sample_size",
+        "width",
     )
 
     def __init__(
@@ -89,18 +89,14 @@ class FrequencySketch:
         if not 1 <= max_count <= MAX_COUNT:
             raise ValueError(f"max_count must be in 1..{MAX_COUNT}")
         self._max = max_count
-        self._width = _width_for(expected_items)
-        self._mask = self._width - 1
-        self._table = bytearray(DEPTH * self._width)
-        self.sample_size = sample_size if sample_size is not None else 10 * self._width
+        self.width: Final = _width_for(expected_items)  # counters per row, a power of two
+        self._mask = self.width - 1
+        self._table = bytearray(DEPTH * self.width)
+        self.sample_size = sample_size if sample_size is not None else 10 * self.width
         self._additions = 0
         self._half_life_s = half_life_s
         self._last_decay: float | None = None
         self.halvings = 0  # how many times counts were halved (tests, metrics)
-
-    @property
-    def width(self) -> int:
-        return self._width
 
     @property
     def memory_bytes(self) -> int:
@@ -116,7 +112,7 @@ class FrequencySketch:
         h ^= h >> 31
         h1 = h & 0xFFFFFFFF
         h2 = (h >> 32) | 1  # odd, so the rows' indexes never all coincide
-        mask, width = self._mask, self._width
+        mask, width = self._mask, self.width
         return (
             h1 & mask,
             width + ((h1 + h2) & mask),

@@ -1,8 +1,7 @@
 """The outermost layer of the REST app, as plain ASGI: HTTP metrics for every request
 and the two hot paths, `GET .../values/{key}` and a raw-body `PUT .../values/{key}`,
 served without FastAPI's routing, dependency injection and response classes (which
-cost more than the durable write itself: ~2,200 writes/s through FastAPI with 64
-clients against 31,000/s from the store in-process).
+cost more than the durable write itself; the figures are in bench/writes.py).
 
 Everything else, multipart PUTs included, is passed on to FastAPI. The value read is
 answered by the same function (`read_value`) whichever way a request arrives, so

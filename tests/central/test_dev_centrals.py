@@ -3,36 +3,25 @@ replicas spread over them; a write through one region is served by the other."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers.cluster import EDGEKV
+from helpers.cluster import start_dev
 from helpers.postgres import PgServer
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def test_dev_runs_two_centrals_on_one_database(postgres: PgServer, tmp_path: Path) -> None:
-    info_file, log = tmp_path / "info.json", tmp_path / "dev.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*EDGEKV, "dev", "--regions", "us,eu", "--propagation-delay", "1", "--info-file", str(info_file),
-             "--store", postgres.create_database(), "--centrals", "2", "--data-dir", str(tmp_path / "d")],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-        )  # fmt: skip
+    proc, info = start_dev(
+        tmp_path, "--regions", "us,eu", "--propagation-delay", "1", "--store", postgres.create_database(),
+        "--centrals", "2", "--data-dir", str(tmp_path / "d"), env=env,
+    )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while not info_file.exists() or not info_file.read_text().strip().endswith("}"):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
-        info = json.loads(info_file.read_text())
         assert len(info["centrals"]) == 2 and info["central"] == info["centrals"][0]
         auth = {"authorization": f"Bearer {info['token']}"}
         with httpx.Client(headers=auth, timeout=10) as http:
@@ -54,9 +43,4 @@ def test_dev_runs_two_centrals_on_one_database(postgres: PgServer, tmp_path: Pat
                 base = f"{c['http']}/client/v4/accounts/{info['account_id']}/storage/kv"
                 assert http.get(f"{base}/namespaces/{ns}/values/k").content == b"v"
     finally:
-        proc.send_signal(signal.SIGTERM)  # dev stops its children
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        proc.stop(30)  # dev stops its children

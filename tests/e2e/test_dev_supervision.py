@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
-from helpers.cluster import EDGEKV, KV, metric_value
+from helpers.cluster import KV, metric_value, start_dev
 
-from edgekv.dev import free_port
+from edgekv.launch import free_port
 from kvcore.listen import LOCK_FILE, port_in_use
 
 
@@ -31,20 +29,12 @@ async def test_dev_survives_the_loss_of_central(tmp_path: Path) -> None:
         for b in (free_port() for _ in range(50))
         if not any(port_in_use(f"127.0.0.1:{b + i}") for i in range(4))
     )
-    info_path, root = tmp_path / "info.json", tmp_path / "dev"
-    log = (tmp_path / "dev.log").open("wb")
-    dev = subprocess.Popen(
-        [*EDGEKV, "dev", "--regions", "us,eu", "--propagation-delay", "0", "--data-dir", str(root),
-         "--info-file", str(info_path), "--base-port", str(base)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    root = tmp_path / "dev"
+    dev, info = start_dev(
+        tmp_path, "--regions", "us,eu", "--propagation-delay", "0", "--data-dir", str(root),
+        "--base-port", str(base),
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while not info_path.exists():
-            assert dev.poll() is None, (tmp_path / "dev.log").read_text()
-            assert time.monotonic() < deadline, "edgekv dev did not come up"
-            await asyncio.sleep(0.2)
-        info = json.loads(info_path.read_text())
         assert info["central"]["grpc"] == f"127.0.0.1:{base}"
         assert info["central"]["http"] == f"http://127.0.0.1:{base + 1}"
         us = info["regions"]["us"]
@@ -75,7 +65,7 @@ async def test_dev_survives_the_loss_of_central(tmp_path: Path) -> None:
                 connected = metric_value(await kv.metrics(), "edgekv_replication_connected", region="us")
                 if ready and connected == 1:
                     break
-                assert dev.poll() is None, "edgekv dev ended when central died"
+                assert dev.alive, "edgekv dev ended when central died"
                 assert time.monotonic() < deadline, "central was not brought back"
                 await asyncio.sleep(0.3)
             assert (await kv.put(ns, "w", b"after")).status_code == 200
@@ -85,12 +75,5 @@ async def test_dev_survives_the_loss_of_central(tmp_path: Path) -> None:
         assert "central exited with -9; restarting" in text
         assert "exited with -9" in (root / "central.log").read_text()  # the log is kept, marked
     finally:
-        if dev.poll() is None:
-            dev.send_signal(signal.SIGTERM)
-            try:
-                dev.wait(30)
-            except subprocess.TimeoutExpired:
-                dev.kill()
-                dev.wait(10)
-        log.close()
-    assert dev.returncode == 0
+        code = dev.stop(30)
+    assert code == 0

@@ -8,122 +8,61 @@ ports with temp data dirs.
     ...
     stop_all([eu, c])   # in a `finally` (or use the `Procs` context manager)
 
-Every wait is bounded; processes are stopped by their own pid only (SIGTERM, then
-SIGKILL after a timeout). pytest puts `tests/` on sys.path (pyproject `pythonpath`).
+The processes themselves (`Proc`, argv, free ports, readiness, stopping by pid: SIGTERM,
+then SIGKILL after a timeout) are `edgekv.launch`'s, the launcher `edgekv dev` uses;
+this module adds what tests need on top. pytest puts `tests/` on sys.path (pyproject
+`pythonpath`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import json
 import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from edgekv.dev import free_port
+from edgekv import launch
+from edgekv.launch import EDGEKV, free_port, stop_all
+from edgekv.launch import Process as Proc
 from kvcore.model import Permission
 from kvcore.rpc.client import CentralClient
 
-_BIN = Path(sys.executable).parent / "edgekv"
-EDGEKV: list[str] = [str(_BIN)] if _BIN.exists() else [sys.executable, "-m", "edgekv"]
-
-
-@dataclass
-class Proc:
-    """One started process. `http` is its base URL; `grpc` is set for central."""
-
-    name: str
-    args: list[str]
-    log_path: Path
-    http: str
-    data_dir: Path
-    grpc: str = ""
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self) -> Proc:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ)
-            )
-        return self
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM (graceful), SIGKILL after `timeout`; returns the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-        return self.proc.returncode
-
-    def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+__all__ = [
+    "EDGEKV", "KV", "Proc", "create_account", "etag", "free_port", "metric_value", "restart", "running",
+    "start_central", "start_dev", "start_replica", "stop_all", "wait_ready", "wait_ready_async",
+]  # fmt: skip
 
 
 def wait_ready(url: str, timeout: float = 30.0, proc: Proc | None = None) -> None:
     """Poll `url`/readyz until it answers 200 (raises with the process log otherwise)."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        if proc is not None and proc.proc is not None and proc.proc.poll() is not None:
-            raise RuntimeError(f"{proc.name} exited {proc.proc.returncode}:\n{proc.log()[-4000:]}")
-        try:
-            r = httpx.get(f"{url}/readyz", timeout=1.0)
-            if r.status_code == 200:
-                return
-            last = r.text
-        except httpx.HTTPError as exc:
-            last = repr(exc)
-        time.sleep(0.05)
-    log = proc.log()[-4000:] if proc is not None else ""
-    raise TimeoutError(f"{url} not ready after {timeout}s ({last})\n{log}")
+    launch.wait_ready([proc or _server_at(url)], timeout)
 
 
 async def wait_ready_async(url: str, timeout: float = 30.0, proc: Proc | None = None) -> None:
     """`wait_ready` for async tests: keeps the event loop running (e.g. a `TcpProxy`)."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    async with httpx.AsyncClient(timeout=1.0) as client:
-        while time.monotonic() < deadline:
-            if proc is not None and proc.proc is not None and proc.proc.poll() is not None:
-                raise RuntimeError(f"{proc.name} exited {proc.proc.returncode}:\n{proc.log()[-4000:]}")
-            try:
-                r = await client.get(f"{url}/readyz")
-                if r.status_code == 200:
-                    return
-                last = r.text
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            await asyncio.sleep(0.05)
-    log = proc.log()[-4000:] if proc is not None else ""
-    raise TimeoutError(f"{url} not ready after {timeout}s ({last})\n{log}")
+    await launch.wait_ready_async([proc or _server_at(url)], timeout)
+
+
+def _server_at(url: str) -> Proc:
+    """A server at `url` that we did not start (nothing to watch but its answers)."""
+    return Proc(url, [], Path(os.devnull), url)
+
+
+def _started(p: Proc, wait: bool) -> Proc:
+    p.start()
+    if wait:
+        try:
+            launch.wait_ready([p])
+        except BaseException:
+            p.stop()
+            raise
+    return p
 
 
 def start_central(
@@ -139,22 +78,10 @@ def start_central(
     data_dir = tmp / name
     grpc = f"127.0.0.1:{grpc_port or free_port()}"
     http = f"127.0.0.1:{http_port or free_port()}"
-    args = [
-        *EDGEKV, "central",
-        "--data-dir", str(data_dir),
-        "--grpc-addr", grpc,
-        "--http-addr", http,
-        "--propagation-delay", str(propagation_delay),
-        *extra,
-    ]  # fmt: skip
-    p = Proc(name, args, tmp / f"{name}.log", f"http://{http}", data_dir, grpc=grpc).start()
-    if wait:
-        try:
-            wait_ready(p.http, proc=p)
-        except BaseException:
-            p.stop()
-            raise
-    return p
+    args = launch.central_argv(
+        data_dir=data_dir, grpc_addr=grpc, http_addr=http, propagation_delay_s=propagation_delay, extra=extra
+    )
+    return _started(Proc(name, args, tmp / f"{name}.log", f"http://{http}", data_dir, grpc=grpc), wait)
 
 
 def start_replica(
@@ -171,23 +98,34 @@ def start_replica(
     """A replica; `wait` waits for /readyz (the first stream batch applied)."""
     data_dir = data_dir or tmp / f"replica-{region}"
     http = f"127.0.0.1:{http_port or free_port()}"
-    args = [
-        *EDGEKV, "replica",
-        "--region", region,
-        "--central", central_grpc,
-        "--data-dir", str(data_dir),
-        "--http-addr", http,
-        "--cache-bytes", str(cache_bytes),
-        *extra,
-    ]  # fmt: skip
-    p = Proc(f"replica-{region}", args, tmp / f"replica-{region}.log", f"http://{http}", data_dir).start()
-    if wait:
-        try:
-            wait_ready(p.http, proc=p)
-        except BaseException:
-            p.stop()
-            raise
-    return p
+    args = launch.replica_argv(
+        region=region, central=central_grpc, data_dir=data_dir, http_addr=http, cache_bytes=cache_bytes
+    )
+    args += extra
+    name = f"replica-{region}"
+    return _started(Proc(name, args, tmp / f"{name}.log", f"http://{http}", data_dir), wait)
+
+
+def start_dev(
+    tmp: Path, *flags: str, env: dict[str, str] | None = None, timeout_s: float = 60.0
+) -> tuple[Proc, dict[str, Any]]:
+    """`edgekv dev FLAGS --info-file tmp/info.json` (log: tmp/dev.log) and the info it
+    writes once every child is ready; raises with its log if it exits or times out first.
+    `.stop(30)` stops it (SIGTERM: dev stops its children) and gives its exit code."""
+    info_path = tmp / "info.json"
+    argv = [*EDGEKV, "dev", *flags, "--info-file", str(info_path)]
+    p = Proc("edgekv dev", argv, tmp / "dev.log", env=env).start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not info_path.exists():  # written atomically (a rename) once all are ready
+            p.check_running()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"edgekv dev did not come up in {timeout_s:g}s:\n{p.log()[-4000:]}")
+            time.sleep(0.2)
+        return p, json.loads(info_path.read_text())
+    except BaseException:
+        p.stop(30)
+        raise
 
 
 def restart(p: Proc, *, wait: bool = True) -> Proc:
@@ -195,14 +133,8 @@ def restart(p: Proc, *, wait: bool = True) -> Proc:
     assert not p.alive
     p.start()
     if wait:
-        wait_ready(p.http, proc=p)
+        launch.wait_ready([p])
     return p
-
-
-def stop_all(procs: Sequence[Proc]) -> None:
-    for p in procs:
-        with contextlib.suppress(Exception):
-            p.stop()
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from edgekv.dev import free_port
+from edgekv.launch import free_port
 from helpers.postgres import SUPERUSER, PgServer, as_owner, bin_path, init_cluster, new_data_dir
 
 STANDBY_NAME = "standby1"

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekv.dev import free_port
+from edgekv.launch import free_port
 
 PG_BIN = Path(os.environ.get("EDGEKV_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SUPERUSER = "edgekv"

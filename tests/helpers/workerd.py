@@ -5,14 +5,12 @@ running Workers bound to edgekv replicas, for tests, the demo and the bench.
     ...
     proc.stop()
 
-Started and stopped by its pid only, like every process in `helpers.cluster`.
+Started, waited for and stopped (by its pid only) by `edgekv.launch`, like every process.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,8 @@ from typing import Any
 
 import httpx
 
-from helpers.cluster import Proc
+from edgekv.launch import Process as Proc
+from edgekv.launch import wait_listening
 from kvcore.workerd.config import WorkerSpec, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,31 +32,18 @@ def workerd_bin() -> Path:
     return WORKERD_BIN
 
 
-def _listening(addr: str) -> bool:
-    host, _, port = addr.rpartition(":")
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex((host, int(port))) == 0
-
-
 def start_workerd(
     tmp: Path, workers: Sequence[WorkerSpec], *, name: str = "workerd", timeout_s: float = 30.0
 ) -> Proc:
     """workerd serving `workers`, once every Worker's socket accepts connections."""
     config = write_config(tmp / f"{name}.capnp", workers)
     args = [str(workerd_bin()), "serve", str(config)]
-    first = f"http://{workers[0].listen_addr}"
-    p = Proc(name, args, tmp / f"{name}.log", first, tmp).start()
-    deadline = time.monotonic() + timeout_s
-    pending = [w.listen_addr for w in workers]
-    while pending:
-        if not p.alive:
-            raise RuntimeError(f"workerd exited {p.proc and p.proc.returncode}:\n{p.log()[-4000:]}")
-        if time.monotonic() > deadline:
-            p.stop()
-            raise TimeoutError(f"workerd not listening on {pending} after {timeout_s}s:\n{p.log()[-4000:]}")
-        pending = [a for a in pending if not _listening(a)]
-        time.sleep(0.05)
+    p = Proc(name, args, tmp / f"{name}.log", f"http://{workers[0].listen_addr}", tmp).start()
+    try:
+        wait_listening(p, [w.listen_addr for w in workers], timeout_s)
+    except BaseException:
+        p.stop()
+        raise
     return p
 
 

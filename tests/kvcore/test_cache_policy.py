@@ -1,4 +1,5 @@
-"""HotKeyCache (W-TinyLFU) and NegativeCache: admission, queues, byte bound, decay, TTLs."""
+"""HotKeyCache (W-TinyLFU): admission, queues, byte bound, decay, the window's resizing.
+(NegativeCache: test_cache_negative.py; the hill climber alone: test_cache_climber.py.)"""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvcore.cache import ENTRY_OVERHEAD_BYTES, HotKeyCache, NegativeCache, entry_size
-from kvcore.cache.climber import HillClimber
+from kvcore.cache import ENTRY_OVERHEAD_BYTES, HotKeyCache, entry_size
 from kvcore.clock import ManualClock
 
 NS = "0" * 32
@@ -94,7 +94,7 @@ def test_victim_is_least_recent_of_probation_not_protected() -> None:
         read(c, k(name), 3)
         assert c.offer(k(name), b"v", 100)
     read(c, k("a"))  # a probation hit: a moves to protected, b is now the victim
-    assert c._entries[k("a")].queue == 2
+    assert c._seg.entries[k("a")].queue == 2
     read(c, k("new"), 5)
     assert c.offer(k("new"), b"v", 100)
     assert evicted == [k("b")]
@@ -108,7 +108,7 @@ def test_protected_overflow_is_demoted_to_probation() -> None:
         c.offer(k(f"p{i}"), b"v", 100)
     for i in range(10):
         read(c, k(f"p{i}"))  # each probation hit promotes
-    queues = [c._entries[k(f"p{i}")].queue for i in range(10)]
+    queues = [c._seg.entries[k(f"p{i}")].queue for i in range(10)]
     assert queues.count(2) == 7 and queues.count(1) == 3
     assert queues[:3] == [1, 1, 1]  # the least recently promoted went back
     assert len(c) == 10 and c.evictions == 0
@@ -120,11 +120,11 @@ def test_window_entry_read_again_stays_cached_through_a_burst() -> None:
     for i in range(5):
         read(c, k(f"w{i}"), 2)
         assert c.offer(k(f"w{i}"), b"v", 100)
-    assert all(c._entries[k(f"w{i}")].queue == 0 for i in range(5))
+    assert all(c._seg.entries[k(f"w{i}")].queue == 0 for i in range(5))
     read(c, k("w0"))  # recency refreshed: w1 is now the window's least recent
     read(c, k("x"), 2)
     c.offer(k("x"), b"v", 100)
-    assert c._entries[k("w1")].queue == 1 and c._entries[k("w0")].queue == 0
+    assert c._seg.entries[k("w1")].queue == 1 and c._seg.entries[k("w0")].queue == 0
 
 
 def test_hash_flooding_guard_admits_a_warm_tie_rarely() -> None:
@@ -316,14 +316,14 @@ def test_byte_bound_holds_under_random_workload(ops: list[tuple[str, int, int]],
             c.clear()
         assert c.bytes_used <= c.capacity_bytes
         cached = list(c.keys())
-        model = {key_: c._entries[key_].size for key_ in cached}
+        model = {key_: c._seg.entries[key_].size for key_ in cached}
         assert c.bytes_used == sum(model.values())
-        queues = (c._window, c._probation, c._protected)
+        queues = (c._seg.window, c._seg.probation, c._seg.protected)
         assert len(c) == len(model) == sum(len(q) for q in queues)
         for qi, q in enumerate(queues):
-            assert all(e.queue == qi and c._entries[key_] is e for key_, e in q.items())
-        assert c._window_bytes == sum(e.size for e in c._window.values())
-        assert c._protected_bytes == sum(e.size for e in c._protected.values())
+            assert all(e.queue == qi and c._seg.entries[key_] is e for key_, e in q.items())
+        assert c._seg.window_bytes == sum(e.size for e in c._seg.window.values())
+        assert c._seg.protected_bytes == sum(e.size for e in c._seg.protected.values())
 
 
 def test_zipf_hot_keys_stay_cached() -> None:
@@ -369,76 +369,6 @@ def test_scan_does_not_flush_hot_set() -> None:
 def test_entry_size() -> None:
     assert entry_size(NS, "ké", b"abc", '{"a":1}') == 32 + 3 + 3 + 7 + ENTRY_OVERHEAD_BYTES
     assert entry_size(NS, "k", b"") == 32 + 1 + ENTRY_OVERHEAD_BYTES
-
-
-# -- negative cache --------------------------------------------------------------
-
-
-def test_negative_cache_ttl() -> None:
-    clock = ManualClock()
-    n: NegativeCache[Key] = NegativeCache(clock=clock)
-    n.add(k("gone"), as_of_seq=7)
-    assert n.contains(k("gone")) and k("gone") in n and n.as_of(k("gone")) == 7
-    clock.advance(59.9)
-    assert n.contains(k("gone"))
-    clock.advance(0.2)
-    assert not n.contains(k("gone")) and n.as_of(k("gone")) is None and len(n) == 0
-
-
-def test_negative_cache_readd_refreshes_ttl() -> None:
-    clock = ManualClock()
-    n: NegativeCache[Key] = NegativeCache(ttl_s=10, clock=clock)
-    n.add(k("a"), 1)
-    clock.advance(8)
-    n.add(k("a"), 2)
-    clock.advance(8)
-    assert n.contains(k("a")) and n.as_of(k("a")) == 2
-
-
-def test_negative_cache_is_bounded_lru() -> None:
-    n: NegativeCache[Key] = NegativeCache(max_entries=3, clock=ManualClock())
-    for name in ("a", "b", "c"):
-        n.add(k(name), 1)
-    assert n.contains(k("a"))  # a becomes most recently used; b is now the oldest
-    n.add(k("d"), 1)
-    assert len(n) == 3
-    assert not n.contains(k("b"))
-    assert all(n.contains(k(x)) for x in ("a", "c", "d"))
-    for i in range(1000):
-        n.add(k(f"x{i}"), i)
-    assert len(n) == 3
-
-
-def test_negative_cache_discard_and_clear() -> None:
-    n: NegativeCache[Key] = NegativeCache(clock=ManualClock())
-    other = "f" * 32
-    n.add(k("a"), 1)
-    n.add(k("b"), 1)
-    n.add(k("c", other), 1)
-    assert n.discard(k("a")) and not n.discard(k("a"))
-    assert n.discard_where(lambda key: key[0] == other) == 1
-    assert not n.contains(k("c", other)) and n.contains(k("b"))
-    n.clear()
-    assert len(n) == 0 and not n.contains(k("b"))
-
-
-def test_negative_cache_zero_entries_holds_nothing() -> None:
-    n: NegativeCache[Key] = NegativeCache(max_entries=0, clock=ManualClock())
-    n.add(k("a"), 1)
-    assert not n.contains(k("a")) and len(n) == 0
-
-
-# -- hill climber ----------------------------------------------------------------
-
-
-def test_hill_climber_follows_the_hit_ratio() -> None:
-    h = HillClimber(10_000)  # steps of 6.25% = 625 bytes, the first one shrinking the window
-    assert h.adjustment(50, 50) == -625  # from nothing to 50%: a restart, same direction
-    assert h.adjustment(52, 48) == -625  # better: keep going, the step decays by 2%
-    assert h.adjustment(51, 49) == 612  # worse: turn around
-    assert h.adjustment(80, 20) == 600  # a jump of 29 points: restart the step at 625
-    assert h.adjustment(81, 19) == 625
-    assert h.adjustment(0, 0) == 0
 
 
 def test_cache_moves_its_window_once_a_sample_ends() -> None:

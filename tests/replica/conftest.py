@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from helpers.cluster import Proc, start_central, start_replica, stop_all, wait_ready
-
-PROPAGATION_DELAY_S = 2.0
-REGIONS = ("us", "eu", "ap")
-
-
-@dataclass
-class Cluster:
-    central: Proc
-    replicas: dict[str, Proc]
-    tmp: Path
-
-    @property
-    def all(self) -> list[Proc]:
-        return [self.central, *self.replicas.values()]
+from helpers.cluster import start_central, start_replica, stop_all, wait_ready
+from replica_support import PROPAGATION_DELAY_S, REGIONS, Cluster
 
 
 @pytest.fixture(scope="module")

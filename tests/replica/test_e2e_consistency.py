@@ -9,8 +9,8 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import PROPAGATION_DELAY_S, Cluster
 from helpers.cluster import KV, create_account, etag, metric_value
+from replica_support import PROPAGATION_DELAY_S, Cluster
 
 pytestmark = pytest.mark.timeout(120)
 
