@@ -21,7 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "HttpMetrics", "Metrics"]
 
 # `*_created` series double the exposition for no use on dashboards.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -119,6 +119,9 @@ class LoopHistogram:
         yield family
 
 
+_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "OPTIONS"})
+
+
 class Metrics:
     def __init__(self, region: str) -> None:
         self.region = region
@@ -128,6 +131,13 @@ class Metrics:
         # process_start_time_seconds, ... of this process (Linux /proc).
         ProcessCollector(registry=r)
         lr = ["region"]
+
+        def gauge(name: str, documentation: str) -> Gauge:
+            return Gauge(name, documentation, lr, registry=r)
+
+        def counter(name: str, documentation: str) -> Counter:
+            return Counter(name, documentation, lr, registry=r)
+
         # -- every process
         # Touched on every request: the lock-free kinds (see LoopCounter).
         self.http_requests = LoopCounter(
@@ -144,22 +154,16 @@ class Metrics:
         self.cache_requests = LoopCounter(
             "edgekv_cache_requests", "Value reads by cache outcome", [*lr, "result"], r
         )
-        self.cache_bytes = Gauge(
-            "edgekv_cache_bytes", "Bytes of keys and values in the edge cache", lr, registry=r
-        )
-        self.cache_keys = Gauge("edgekv_cache_keys", "Keys in the edge cache", lr, registry=r)
-        self.cache_evictions = Counter(
-            "edgekv_cache_evictions", "Entries evicted from the cache", lr, registry=r
-        )
-        self.cache_admissions = Counter(
-            "edgekv_cache_admissions", "Entries admitted to the cache", lr, registry=r
-        )
+        self.cache_bytes = gauge("edgekv_cache_bytes", "Bytes of keys and values in the edge cache")
+        self.cache_keys = gauge("edgekv_cache_keys", "Keys in the edge cache")
+        self.cache_evictions = counter("edgekv_cache_evictions", "Entries evicted from the cache")
+        self.cache_admissions = counter("edgekv_cache_admissions", "Entries admitted to the cache")
         # -- replication
-        self.applied_seq = Gauge(
-            "edgekv_replication_applied_seq", "Highest seq applied from the change stream", lr, registry=r
+        self.applied_seq = gauge(
+            "edgekv_replication_applied_seq", "Highest seq applied from the change stream"
         )
-        self.committed_seq = Gauge(
-            "edgekv_central_committed_seq", "Central's last committed seq (as known here)", lr, registry=r
+        self.committed_seq = gauge(
+            "edgekv_central_committed_seq", "Central's last committed seq (as known here)"
         )
         self.replication_lag = Histogram(
             "edgekv_replication_lag_seconds",
@@ -168,27 +172,19 @@ class Metrics:
             buckets=_LAG_BUCKETS,
             registry=r,
         )
-        self.replication_connected = Gauge(
-            "edgekv_replication_connected", "1 while the change stream is up", lr, registry=r
-        )
-        self.replication_staleness = Gauge(
+        self.replication_connected = gauge("edgekv_replication_connected", "1 while the change stream is up")
+        self.replication_staleness = gauge(
             "edgekv_replication_staleness_seconds",
             "Seconds since the replica last heard from central (0 while connected)",
-            lr,
-            registry=r,
         )
         # -- central
-        self.pending_updates = Gauge(
-            "edgekv_replication_pending_updates", "Updates held for lazy propagation", lr, registry=r
+        self.pending_updates = gauge(
+            "edgekv_replication_pending_updates", "Updates held for lazy propagation"
         )
-        self.coalesced = Counter(
-            "edgekv_replication_coalesced", "Updates superseded before they were sent", lr, registry=r
-        )
-        self.subscribers = Gauge(
-            "edgekv_replication_subscribers", "Replicas subscribed to the change stream", lr, registry=r
-        )
-        self.subscriber_resets = Counter(
-            "edgekv_replication_resets", "Subscribers reset (too far behind or log truncated)", lr, registry=r
+        self.coalesced = counter("edgekv_replication_coalesced", "Updates superseded before they were sent")
+        self.subscribers = gauge("edgekv_replication_subscribers", "Replicas subscribed to the change stream")
+        self.subscriber_resets = counter(
+            "edgekv_replication_resets", "Subscribers reset (too far behind or log truncated)"
         )
         self.writes = Counter("edgekv_writes", "Committed write operations", [*lr, "op"], registry=r)
         self.write_duration = Histogram(
@@ -201,3 +197,34 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class HttpMetrics:
+    """`edgekv_http_requests_total{route,method,code}` and
+    `edgekv_http_request_duration_seconds{route}` of one process's REST app. `route` is
+    the name of the route that matched (`kvcore.rest.routing.Route.name`), "other" when
+    none did; methods outside the usual seven are counted as "other"."""
+
+    def __init__(self, metrics: Metrics, region: str) -> None:
+        self._metrics = metrics
+        self._region = region
+        self._counters: dict[tuple[str, str, int], _LoopCounterChild] = {}
+        self._histograms: dict[str, _LoopHistogramChild] = {}
+
+    def series(self, route: str, method: str, status: int) -> tuple[_LoopCounterChild, _LoopHistogramChild]:
+        """The counter and histogram of one (route, method, status), kept for reuse."""
+        if method not in _METHODS:
+            method = "other"
+        counter = self._counters.get((route, method, status))
+        if counter is None:
+            counter = self._metrics.http_requests.labels(self._region, route, method, str(status))
+            self._counters[(route, method, status)] = counter
+        hist = self._histograms.get(route)
+        if hist is None:
+            hist = self._histograms[route] = self._metrics.http_duration.labels(self._region, route)
+        return counter, hist
+
+    def record(self, route: str, method: str, status: int, elapsed_s: float) -> None:
+        counter, hist = self.series(route, method, status)
+        counter.inc()
+        hist.observe(elapsed_s)

@@ -27,18 +27,18 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
 from kvcore import limits
 from kvcore.errors import AuthenticationError, InvalidApiToken, Unauthorized
 from kvcore.model import Permission, Token
-from kvcore.rest import envelope
-from kvcore.rest.auth import authorize, bearer_secret, token_for_secret
+from kvcore.rest import envelope, target
+from kvcore.rest.auth import bearer_secret, token_for_secret
 from kvcore.rest.backend import Backend
 from kvcore.rest.openapi_docs import ACCOUNT, operation
-from kvcore.rest.parsing import query_int
+from kvcore.rest.parsing import query, query_int
+from kvcore.rest.routing import Route
 
 V4: Final = "/client/v4"
 _JSON: Final = "application/json"
@@ -80,7 +80,7 @@ def _ok(body: bytes) -> Response:
 
 def _one_page(request: Request, items: list[dict[str, Any]]) -> Response:
     """A `page` / `per_page` listing with Cloudflare's `result_info`."""
-    q = request.query_params
+    q = query(request.scope)
     page = query_int(q, "page", 1, 2**31) or 1
     per_page = query_int(q, "per_page", _MIN_PER_PAGE, _MAX_PER_PAGE) or limits.DEFAULT_PER_PAGE
     chunk = items[(page - 1) * per_page : page * per_page]
@@ -114,9 +114,7 @@ class AccountHandlers:
         return _ok(_verified(token))
 
     async def verify_account_token(self, request: Request) -> Response:
-        token = await authorize(
-            self.backend, request.headers.get("authorization"), request.path_params["account_id"], write=False
-        )
+        _, token = await target.account(self.backend, request, write=False)
         return _ok(_verified(token))
 
     async def memberships(self, request: Request) -> Response:
@@ -128,9 +126,7 @@ class AccountHandlers:
         return _one_page(request, [account_json(token.account_id)])
 
     async def account(self, request: Request) -> Response:
-        token = await authorize(
-            self.backend, request.headers.get("authorization"), request.path_params["account_id"], write=False
-        )
+        _, token = await target.account(self.backend, request, write=False)
         return _ok(envelope.success(account_json(token.account_id)))
 
     async def user(self, request: Request) -> Response:
@@ -199,24 +195,30 @@ def _envelope(result: dict[str, Any], info: dict[str, Any] | None = None) -> dic
     return {"type": "object", "required": ["success", "errors", "messages", "result"], "properties": props}
 
 
-def add_account_routes(app: FastAPI, backend: Backend) -> None:
-    """Register the discovery routes on `app` (central's and every replica's)."""
+def account_routes(backend: Backend) -> list[Route]:
+    """The discovery routes (central's and every replica's): all GET, metrics label "other"."""
     h = AccountHandlers(backend)
     listed = {"type": "array"}
-    routes: list[tuple[str, Any, str, dict[str, Any]]] = [
-        (
+
+    def route(path: str, endpoint: Any, operation_id: str, doc: dict[str, Any]) -> Route:
+        return Route(
+            V4 + path, endpoint, "GET", "other", {"tags": ["accounts"], "operationId": operation_id, **doc}
+        )
+
+    return [
+        route(
             "/user/tokens/verify",
             h.verify_user_token,
             "user-api-tokens-verify-token",
             operation("Verify the token (user form)", [], _envelope(_VERIFY_SCHEMA)),
         ),
-        (
+        route(
             "/accounts/{account_id}/tokens/verify",
             h.verify_account_token,
             "account-api-tokens-verify-token",
             operation("Verify the token (account form)", [ACCOUNT], _envelope(_VERIFY_SCHEMA)),
         ),
-        (
+        route(
             "/memberships",
             h.memberships,
             "user'-s-account-memberships-list-memberships",
@@ -226,7 +228,7 @@ def add_account_routes(app: FastAPI, backend: Backend) -> None:
                 _envelope({**listed, "items": _MEMBERSHIP_SCHEMA}, _PAGE_INFO),
             ),
         ),
-        (
+        route(
             "/accounts",
             h.accounts,
             "accounts-list-accounts",
@@ -236,26 +238,16 @@ def add_account_routes(app: FastAPI, backend: Backend) -> None:
                 _envelope({**listed, "items": _ACCOUNT_SCHEMA}, _PAGE_INFO),
             ),
         ),
-        (
+        route(
             "/accounts/{account_id}",
             h.account,
             "accounts-account-details",
             operation("One account (the token's own)", [ACCOUNT], _envelope(_ACCOUNT_SCHEMA)),
         ),
-        (
+        route(
             "/user",
             h.user,
             "user-user-details",
             operation("User details: 9109 for every edgekv token (tokens have no user)", [], None),
         ),
     ]
-    for path, endpoint, operation_id, extra in routes:
-        app.add_api_route(
-            V4 + path,
-            endpoint,
-            methods=["GET"],
-            operation_id=operation_id,
-            response_class=Response,
-            openapi_extra=extra,
-            tags=["accounts"],
-        )

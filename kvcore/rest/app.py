@@ -1,285 +1,84 @@
-"""The Cloudflare Workers KV REST API, built once against the `Backend` protocol.
+"""The Cloudflare Workers KV REST API of one process, declared as one route table.
 
-`create_app(backend, metrics)` gives a FastAPI app with the 14 operations under
-`/client/v4/accounts/{account_id}/storage/kv/namespaces...`, plus `/healthz`, `/readyz`
-and `/metrics`. Handlers parse by hand (`kvcore.rest.parsing`) so that every error,
-however malformed the input, is Cloudflare's failure envelope with a 4xx. The value
-read is served by the ASGI fast path in `kvcore.rest.fastpath`.
+`create_app(backend, metrics)` gives an ASGI app with the 14 KV operations under
+`/client/v4/accounts/{account_id}/storage/kv/namespaces...`, account discovery
+(`kvcore.rest.accounts`), `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and `/docs`.
+
+A request passes, in order:
+1. `RestApp.__call__`: a repeat GET of a value in a replica's cache is answered by
+   `kvcore.rest.fastpath.HotReads` with no routing at all;
+2. the `RouteTable` (`kvcore.rest.routing`): it matches the raw path once, writes the
+   `Route` into `scope["route"]` and answers through the route's endpoint
+   (`kvcore.rest.handlers`), which authorizes and validates once;
+3. what the table does not match fully goes to starlette's `Router`, whose routes are
+   the table again (a 405 naming the path's methods), /docs and the dashboard's; it
+   also redirects a trailing slash and answers 404.
+Metrics label each request with the name of the route that matched ("other" if none).
+Every error is Cloudflare's failure envelope with a 4xx/5xx status.
+
+Built on starlette, not FastAPI: the handlers parse by hand (so every error is an
+envelope) and declare their OpenAPI operations as data, so FastAPI's dependency
+injection and schema inference did nothing for us but cost time on every request;
+without it, the value read and write go through the same table as everything else.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
-from functools import partial
-from typing import Any
+from typing import Any, Final
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
-from starlette.types import Receive, Scope, Send
+from starlette.routing import BaseRoute, Router
+from starlette.types import Message, Receive, Scope, Send
 
-from kvcore.errors import (
-    InternalError,
-    KVError,
-    MethodNotAllowed,
-    NotFoundRoute,
-    ValidationError,
-)
-from kvcore.metrics import CONTENT_TYPE_LATEST, Metrics
+from kvcore.errors import InternalError, KVError, MethodNotAllowed, NotFoundRoute
+from kvcore.metrics import CONTENT_TYPE_LATEST, HttpMetrics, Metrics
 from kvcore.rest import envelope
 from kvcore.rest import openapi_docs as docs
-from kvcore.rest.accounts import add_account_routes
+from kvcore.rest.accounts import account_routes
 from kvcore.rest.backend import Backend
-from kvcore.rest.fastpath import EdgeMiddleware, read_value
+from kvcore.rest.fastpath import HotReads
 from kvcore.rest.handlers import Handlers
+from kvcore.rest.routing import Route, RouteTable, error_response, raw_path, respond
 from kvcore.rest.swagger import docs_routes
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/client/v4/accounts/{account_id}/storage/kv/namespaces"
-_JSON = "application/json"
+PREFIX: Final = "/client/v4/accounts/{account_id}/storage/kv/namespaces"
+NAMESPACE: Final = PREFIX + "/{namespace_id}"
+VALUE: Final = NAMESPACE + "/values/{key_name:path}"
+OPENAPI_URL: Final = "/openapi.json"
+_JSON: Final = "application/json"
+_DESCRIPTION: Final = "The Cloudflare Workers KV REST API (client/v4), served by edgekv."
 
 
-def _error_response(exc: KVError) -> Response:
-    return Response(envelope.error_body(exc), status_code=exc.http_status, media_type=_JSON)
+def kv_routes(h: Handlers) -> list[Route]:
+    """The KV API: (path, endpoint, method, metrics label, OpenAPI operation)."""
+    return [
+        Route(PREFIX, h.list_namespaces, "GET", "namespaces", docs.LIST_NAMESPACES),
+        Route(PREFIX, h.create_namespace, "POST", "namespaces", docs.CREATE_NAMESPACE),
+        Route(NAMESPACE, h.get_namespace, "GET", "namespace", docs.GET_NAMESPACE),
+        Route(NAMESPACE, h.rename_namespace, "PUT", "namespace", docs.RENAME_NAMESPACE),
+        Route(NAMESPACE, h.delete_namespace, "DELETE", "namespace", docs.DELETE_NAMESPACE),
+        Route(NAMESPACE + "/bulk", h.bulk_put, "PUT", "bulk", docs.BULK_PUT),
+        Route(NAMESPACE + "/bulk/delete", h.bulk_delete, "POST", "bulk_delete", docs.BULK_DELETE),
+        Route(NAMESPACE + "/bulk", h.bulk_delete, "DELETE", "bulk_delete", docs.BULK_DELETE_DEPRECATED),
+        Route(NAMESPACE + "/bulk/get", h.bulk_get, "POST", "bulk_get", docs.BULK_GET),
+        Route(NAMESPACE + "/keys", h.list_keys, "GET", "keys", docs.LIST_KEYS),
+        Route(NAMESPACE + "/metadata/{key_name:path}", h.get_metadata, "GET", "metadata", docs.GET_METADATA),
+        Route(VALUE, h.get_value, "GET", "values", docs.GET_VALUE),
+        Route(VALUE, h.put_value, "PUT", "values", docs.PUT_VALUE),
+        Route(VALUE, h.delete_value, "DELETE", "values", docs.DELETE_VALUE),
+    ]
 
 
-async def _kv_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, KVError)
-    return _error_response(exc)
-
-
-async def _validation_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    first = errors[0] if errors else {}
-    where = ".".join(str(p) for p in first.get("loc", ()))
-    return _error_response(ValidationError(f"{where}: {first.get('msg', 'invalid')}"))
-
-
-async def _http_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 404:
-        return _error_response(NotFoundRoute())
-    if exc.status_code == 405:
-        response = _error_response(MethodNotAllowed())
-        if exc.headers:
-            response.headers.update(exc.headers)
-        return response
-    return Response(envelope.failure(10001, str(exc.detail)), status_code=exc.status_code, media_type=_JSON)
-
-
-async def _unexpected(_: Request, exc: Exception) -> Response:
-    log.error("unhandled error in the REST app", exc_info=exc)
-    return _error_response(InternalError())
-
-
-class EdgeKVApp(FastAPI):
-    """FastAPI, entered through `EdgeMiddleware`: HTTP metrics and the value-read fast
-    path run before FastAPI's own per-request work (its telemetry check, the Starlette
-    middleware stack, routing)."""
-
-    edge: EdgeMiddleware | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.edge is None:
-            await super().__call__(scope, receive, send)
-        else:
-            await self.edge(scope, receive, send)
-
-
-def create_app(
-    backend: Backend,
-    metrics: Metrics,
-    *,
-    extra_routes: Iterable[BaseRoute] = (),
-    title: str = "edgekv",
-) -> FastAPI:
-    """The REST app of one process (central or a replica) over `backend`.
-
-    `extra_routes` (e.g. an `APIRouter`'s `.routes`) are added after the standard ones.
-    """
-    app = EdgeKVApp(
-        title=title,
-        version="1.0",
-        description="The Cloudflare Workers KV REST API (client/v4), served by edgekv.",
-        openapi_url="/openapi.json",
-        docs_url=None,  # served offline below (kvcore.rest.swagger)
-        redoc_url=None,
-    )
-    h = Handlers(backend)
-
-    def route(path: str, method: str, endpoint: Any, operation_id: str, extra: dict[str, Any]) -> None:
-        app.add_api_route(
-            PREFIX + path,
-            endpoint,
-            methods=[method],
-            operation_id=operation_id,
-            response_class=Response,
-            openapi_extra=extra,
-            tags=["kv"],
-        )
-
-    ns = [docs.ACCOUNT, docs.NAMESPACE]
-    key = [docs.ACCOUNT, docs.NAMESPACE, docs.KEY]
-    ns_schema = docs.envelope(docs.ref("Namespace"))
-    bulk_schema = docs.envelope(docs.ref("BulkResult"))
-    title_body = docs.json_body(docs.ref("NamespaceTitle"))
-    delete_body = docs.json_body(docs.ref("BulkDelete"))
-
-    route(
-        "",
-        "GET",
-        h.list_namespaces,
-        "workers-kv-namespace-list-namespaces",
-        docs.operation(
-            "List namespaces",
-            [docs.ACCOUNT, *docs.NAMESPACE_LIST_PARAMS],
-            docs.envelope(
-                {"type": "array", "items": docs.ref("Namespace")},
-                {
-                    "type": "object",
-                    "properties": {
-                        k: {"type": "number"} for k in ("count", "page", "per_page", "total_count")
-                    },
-                },
-            ),
-        ),
-    )
-    route(
-        "",
-        "POST",
-        h.create_namespace,
-        "workers-kv-namespace-create-a-namespace",
-        docs.operation("Create a namespace", [docs.ACCOUNT], ns_schema, body=title_body),
-    )
-    route(
-        "/{namespace_id}",
-        "GET",
-        h.get_namespace,
-        "workers-kv-namespace-get-a-namespace",
-        docs.operation("Get a namespace", ns, ns_schema),
-    )
-    route(
-        "/{namespace_id}",
-        "PUT",
-        h.rename_namespace,
-        "workers-kv-namespace-rename-a-namespace",
-        docs.operation("Rename a namespace", ns, ns_schema, body=title_body),
-    )
-    route(
-        "/{namespace_id}",
-        "DELETE",
-        h.delete_namespace,
-        "workers-kv-namespace-remove-a-namespace",
-        docs.operation("Remove a namespace and all its keys", ns, docs.NO_RESULT),
-    )
-    route(
-        "/{namespace_id}/bulk",
-        "PUT",
-        h.bulk_put,
-        "workers-kv-namespace-write-multiple-key-value-pairs",
-        docs.operation(
-            "Write up to 10,000 key-value pairs (the whole body under 100 MB)",
-            ns,
-            bulk_schema,
-            body=docs.json_body(docs.ref("BulkWrite")),
-        ),
-    )
-    route(
-        "/{namespace_id}/bulk/delete",
-        "POST",
-        h.bulk_delete,
-        "workers-kv-namespace-delete-multiple-key-value-pairs",
-        docs.operation("Delete up to 10,000 keys", ns, bulk_schema, body=delete_body),
-    )
-    route(
-        "/{namespace_id}/bulk",
-        "DELETE",
-        h.bulk_delete,
-        "workers-kv-namespace-delete-multiple-key-value-pairs-deprecated",
-        {
-            **docs.operation("Delete up to 10,000 keys (deprecated form)", ns, bulk_schema, body=delete_body),
-            "deprecated": True,
-        },
-    )
-    route(
-        "/{namespace_id}/bulk/get",
-        "POST",
-        h.bulk_get,
-        "workers-kv-namespace-get-multiple-key-value-pairs",
-        docs.operation(
-            "Read up to 100 keys",
-            ns,
-            docs.envelope(docs.ref("BulkGetResult")),
-            body=docs.json_body(docs.ref("BulkGet")),
-        ),
-    )
-    route(
-        "/{namespace_id}/keys",
-        "GET",
-        h.list_keys,
-        "workers-kv-namespace-list-a-namespace'-s-keys",
-        docs.operation(
-            "List a namespace's keys (cursor pagination)",
-            [*ns, *docs.KEYS_LIST_PARAMS],
-            docs.envelope(
-                {"type": "array", "items": docs.ref("Key")},
-                {"type": "object", "properties": {"count": {"type": "number"}, "cursor": {"type": "string"}}},
-            ),
-        ),
-    )
-    route(
-        "/{namespace_id}/metadata/{key_name:path}",
-        "GET",
-        h.get_metadata,
-        "workers-kv-namespace-read-the-metadata-for-a-key",
-        docs.operation("Read the metadata of a key", [*key, docs.CONSISTENCY], docs.envelope(docs.ANY)),
-    )
-
-    async def get_value(request: Request) -> Response:
-        # Normally answered by the fast path in EdgeMiddleware; kept for completeness.
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        status, headers, body = await read_value(backend, request.scope, raw_path)
-        return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
-
-    route(
-        "/{namespace_id}/values/{key_name:path}",
-        "GET",
-        get_value,
-        "workers-kv-namespace-read-key-value-pair",
-        docs.operation(
-            "Read a value (raw bytes)",
-            [*key, docs.CONSISTENCY],
-            None,
-            ok_content=docs.VALUE_CONTENT,
-            ok_headers=docs.VALUE_HEADERS,
-        ),
-    )
-    route(
-        "/{namespace_id}/values/{key_name:path}",
-        "PUT",
-        h.put_value,
-        "workers-kv-namespace-write-key-value-pair-with-metadata",
-        docs.operation(
-            "Write a value, with optional metadata and expiration",
-            [*key, *docs.EXPIRATION_PARAMS, docs.IF_MATCH, docs.IF_NONE_MATCH],
-            docs.NO_RESULT,
-            body=docs.VALUE_BODY,
-            ok_headers={"ETag": docs.VALUE_HEADERS["ETag"]},
-        ),
-    )
-    route(
-        "/{namespace_id}/values/{key_name:path}",
-        "DELETE",
-        h.delete_value,
-        "workers-kv-namespace-delete-key-value-pair",
-        docs.operation("Delete a key", [*key, docs.IF_MATCH], docs.NO_RESULT),
-    )
+def ops_routes(backend: Backend, metrics: Metrics, openapi: dict[str, Any]) -> list[Route]:
+    """/healthz, /readyz, /metrics and /openapi.json (not in the schema)."""
+    openapi_body = envelope.dumps(openapi).encode()
 
     async def healthz(_: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type=_JSON)
@@ -292,28 +91,125 @@ def create_app(
     async def metrics_endpoint(_: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    add_account_routes(app, backend)
-    for path, endpoint in (("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics_endpoint)):
-        app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False, response_class=Response)
-    app.router.routes.extend(docs_routes("/openapi.json", title))
-    app.router.routes.extend(extra_routes)
+    async def openapi_json(_: Request) -> Response:
+        return Response(openapi_body, media_type=_JSON)
 
-    app.add_exception_handler(KVError, _kv_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
-    app.edge = EdgeMiddleware(partial(FastAPI.__call__, app), backend=backend, metrics=metrics)
+    return [
+        Route("/healthz", healthz, "GET", "healthz"),
+        Route("/readyz", readyz, "GET", "readyz"),
+        Route("/metrics", metrics_endpoint, "GET", "metrics"),
+        Route(OPENAPI_URL, openapi_json, "GET", "other"),
+    ]
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
-            )
-            components = schema.setdefault("components", {})
-            components.setdefault("schemas", {}).update(docs.SCHEMAS)
-            components["securitySchemes"] = docs.SECURITY_SCHEMES
-            app.openapi_schema = schema
-        return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
-    return app
+def create_app(
+    backend: Backend,
+    metrics: Metrics,
+    *,
+    extra_routes: Iterable[BaseRoute] = (),
+    title: str = "edgekv",
+) -> RestApp:
+    """The REST app of one process (central or a replica) over `backend`.
+
+    `extra_routes` (starlette routes, e.g. the dashboard's) are matched after the table."""
+    hot = HotReads.of(backend, backend.region)
+    handlers = Handlers(backend, hot)
+    api = [*kv_routes(handlers), *account_routes(backend)]
+    openapi = docs.document(api, title=title, version="1.0", description=_DESCRIPTION)
+    return RestApp(
+        RouteTable([*api, *ops_routes(backend, metrics, openapi)]),
+        [*docs_routes(OPENAPI_URL, title), *extra_routes],
+        HttpMetrics(metrics, backend.region),
+        hot,
+        hot_route=next(r for r in api if r.endpoint == handlers.get_value),
+    )
+
+
+class RestApp:
+    """The ASGI app: the hot read, then one router; HTTP metrics around both."""
+
+    def __init__(
+        self,
+        table: RouteTable,
+        others: list[BaseRoute],
+        http: HttpMetrics,
+        hot: HotReads | None,
+        *,
+        hot_route: Route,
+    ) -> None:
+        self.table = table
+        self.router = Router([table, *others], default=_not_found)
+        self.hot = hot
+        self.http = http
+        # A hot read is counted as a read of `hot_route` (the value GET it repeats); its
+        # series are resolved once, since counting is much of what a hot read costs.
+        self._hot_count, self._hot_duration = http.series(hot_route.name, "GET", 200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.router(scope, receive, send)  # lifespan
+            return
+        start = time.perf_counter()
+        if self.hot is not None and await self.hot.serve(scope, send):
+            self._hot_count.inc()
+            self._hot_duration.observe(time.perf_counter() - start)
+            return
+        scope["app"] = self  # starlette routes then raise HTTPException (404, 405) to us
+        status = 500
+        try:
+            found = self.table.lookup(raw_path(scope), scope["method"])
+            if found is not None and found[2] is None:  # a table route, matched once
+                scope["route"], scope["path_params"], _ = found
+                try:
+                    response = await respond(found[0], scope, receive)
+                except Exception as exc:
+                    response = _failure(exc)
+                status = response.status_code
+                await response(scope, receive, send)
+            else:
+                status = await self._route(scope, receive, send)
+        finally:
+            route = scope.get("route")
+            name = route.name if isinstance(route, Route) else "other"
+            self.http.record(name, scope["method"], status, time.perf_counter() - start)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Everything else through starlette's router (a 405 of the table, /docs, the
+        dashboard, trailing-slash redirects, 404); the status sent."""
+        status, started = 500, False
+
+        async def send_status(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+            await send(message)
+
+        try:
+            await self.router(scope, receive, send_status)
+        except Exception as exc:
+            if started:
+                log.error("REST request failed after its response started", exc_info=exc)
+                raise
+            await _failure(exc)(scope, receive, send_status)
+        return status
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    await error_response(NotFoundRoute())(scope, receive, send)
+
+
+def _failure(exc: Exception) -> Response:
+    """The envelope for an error that reached the app (raised outside the route table)."""
+    if isinstance(exc, KVError):
+        return error_response(exc)
+    if isinstance(exc, HTTPException):
+        if exc.status_code == 404:
+            return error_response(NotFoundRoute())
+        if exc.status_code == 405:
+            allow = [
+                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (exc.headers or {}).items()
+            ]
+            return error_response(MethodNotAllowed(), *allow)
+        return Response(envelope.failure(10001, str(exc.detail)), exc.status_code, exc.headers, _JSON)
+    log.error("unhandled error in the REST app", exc_info=exc)
+    return error_response(InternalError())

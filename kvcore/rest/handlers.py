@@ -1,8 +1,10 @@
-"""The KV operations (all but the value read, see `fastpath`), as Starlette endpoints.
+"""The KV operations, as the endpoints of the route table (`kvcore.rest.app`).
 
 Each handler authorizes first (account, then permission, before any namespace is
-looked up), then parses and validates everything, and only then calls the backend:
-a rejected request writes nothing. Bulk writes are all-or-nothing at validation.
+looked up; `kvcore.rest.target`), then parses and validates everything once, with
+`kvcore.limits`, and only then calls the backend: a rejected request writes nothing.
+Bulk writes are all-or-nothing at validation. A value PUT takes a raw body (the value)
+or a `multipart/form-data` one (value and metadata) through the same handler.
 """
 
 from __future__ import annotations
@@ -17,40 +19,32 @@ from starlette.responses import Response
 
 from kvcore import limits
 from kvcore.errors import ValidationError
-from kvcore.model import Entry, KeyInfo, Namespace, WriteItem
-from kvcore.rest import envelope
-from kvcore.rest.auth import authorize
+from kvcore.model import Condition, Entry, KeyInfo, Namespace, WriteItem
+from kvcore.rest import envelope, target
 from kvcore.rest.backend import Backend
-from kvcore.rest.fastpath import write_value
+from kvcore.rest.fastpath import HotReads, body_chunks, value_headers
 from kvcore.rest.parsing import (
+    header,
     is_multipart,
-    key_from_raw_path,
     parse_condition,
     parse_json_body,
     parse_multipart_value,
-    query_choice,
-    query_int,
+    query,
     query_number,
+    query_whole,
     read_capped,
     strong_read,
 )
-from kvcore.store.ops import (
-    BulkDeleteOp,
-    BulkPutOp,
-    CreateNamespaceOp,
-    DeleteNamespaceOp,
-    DeleteOp,
-    PutOp,
-    RenameNamespaceOp,
-)
+from kvcore.rest.routing import RawResponse
 
-_JSON = "application/json"
+_JSON_TYPE = (b"content-type", envelope.JSON_CONTENT_TYPE)
 _SMALL_BODY = 1024 * 1024  # namespace titles, bulk get (100 keys)
 _PUT_BODY = limits.MAX_VALUE_BYTES + 64 * 1024  # the value plus multipart framing and metadata
 
 
-def _ok(body: bytes, headers: dict[str, str] | None = None) -> Response:
-    return Response(body, media_type=_JSON, headers=headers)
+def _ok(body: bytes, *headers: tuple[bytes, bytes]) -> Response:
+    """A 200 with a JSON body (and `headers`)."""
+    return RawResponse(200, [_JSON_TYPE, (b"content-length", b"%d" % len(body)), *headers], body)
 
 
 def namespace_json(ns: Namespace) -> dict[str, Any]:
@@ -67,7 +61,7 @@ def key_info_json(info: KeyInfo) -> str:
 
 
 def _check_json_content_type(request: Request) -> None:
-    ctype = request.headers.get("content-type")
+    ctype = header(request.scope, b"content-type")
     if ctype is None:
         return
     media = ctype.split(";", 1)[0].strip().lower()
@@ -75,7 +69,8 @@ def _check_json_content_type(request: Request) -> None:
         raise ValidationError(f"Content-Type: expected application/json, got {media[:80]!r}")
 
 
-def _metadata(value: Any, field: str) -> str | None:
+def client_metadata(value: Any, field: str = "metadata") -> str | None:
+    """Client metadata (a JSON value) as stored text, within its limit (`kvcore.limits`)."""
     try:
         return limits.encode_metadata(value, field)
     except RecursionError as exc:
@@ -86,32 +81,39 @@ def _metadata(value: Any, field: str) -> str | None:
 
 def _namespace_id(request: Request) -> str:
     """The path's namespace id, in its issued form (400 / 10011 otherwise)."""
-    return limits.validate_namespace_id(request.path_params["namespace_id"])
+    return target.namespace_id(request.path_params["namespace_id"])
+
+
+async def _body(request: Request, limit: int, what: str) -> bytes:
+    length = header(request.scope, b"content-length")
+    return await read_capped(body_chunks(request.receive), length, limit, what)
+
+
+def _condition(request: Request) -> Condition:
+    return parse_condition(header(request.scope, b"if-match"), header(request.scope, b"if-none-match"))
 
 
 class Handlers:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, hot: HotReads | None = None) -> None:
         self.backend = backend
+        self.hot = hot
+        self._region = backend.region.encode()
 
     async def _auth(self, request: Request, *, write: bool) -> str:
-        account_id: str = request.path_params["account_id"]
-        await authorize(self.backend, request.headers.get("authorization"), account_id, write=write)
+        account_id, _ = await target.account(self.backend, request, write=write)
         return account_id
 
     async def _json(self, request: Request, limit: int, what: str) -> Any:
         _check_json_content_type(request)
-        body = await read_capped(request.stream(), request.headers.get("content-length"), limit, what)
-        return parse_json_body(body, what)
+        return parse_json_body(await _body(request, limit, what), what)
 
     # -- namespaces
 
     async def list_namespaces(self, request: Request) -> Response:
         account_id = await self._auth(request, write=False)
-        q = request.query_params
-        page = query_int(q, "page", 1, 2**31) or 1
-        per_page = query_int(q, "per_page", 1, limits.MAX_PER_PAGE) or limits.DEFAULT_PER_PAGE
-        order = query_choice(q, "order", ("id", "title")) or "id"
-        direction = query_choice(q, "direction", ("asc", "desc")) or "asc"
+        q = query(request.scope)
+        page, per_page = limits.validate_page(query_whole(q, "page"), query_whole(q, "per_page"))
+        order, direction = limits.validate_order(q.get("order", "id"), q.get("direction", "asc"))
         items, total = await self.backend.list_namespaces(account_id, page, per_page, order, direction)
         info = {"count": len(items), "page": page, "per_page": per_page, "total_count": total}
         return _ok(envelope.success([namespace_json(n) for n in items], info))
@@ -130,107 +132,97 @@ class Handlers:
     async def create_namespace(self, request: Request) -> Response:
         account_id = await self._auth(request, write=True)
         title = await self._title(request)
-        ns = await self.backend.submit(CreateNamespaceOp(account_id, title))
+        ns = await self.backend.create_namespace(account_id, title)
         return _ok(envelope.success(namespace_json(ns)))
 
     async def get_namespace(self, request: Request) -> Response:
-        account_id = await self._auth(request, write=False)
-        ns = await self.backend.get_namespace(account_id, _namespace_id(request))
+        account_id, namespace_id = await target.namespace(self.backend, request, write=False)
+        ns = await self.backend.get_namespace(account_id, namespace_id)
         return _ok(envelope.success(namespace_json(ns)))
 
     async def rename_namespace(self, request: Request) -> Response:
-        account_id = await self._auth(request, write=True)
-        namespace_id = _namespace_id(request)
+        account_id, namespace_id = await target.namespace(self.backend, request, write=True)
         title = await self._title(request)
-        ns = await self.backend.submit(RenameNamespaceOp(account_id, namespace_id, title))
+        ns = await self.backend.rename_namespace(account_id, namespace_id, title)
         return _ok(envelope.success(namespace_json(ns)))
 
     async def delete_namespace(self, request: Request) -> Response:
         account_id = await self._auth(request, write=True)
-        await self.backend.submit(DeleteNamespaceOp(account_id, _namespace_id(request)))
+        await self.backend.delete_namespace(account_id, _namespace_id(request))
         return _ok(envelope.NULL_RESULT)
 
     # -- keys and values
 
     async def list_keys(self, request: Request) -> Response:
-        account_id = await self._auth(request, write=False)
-        namespace_id = _namespace_id(request)
-        q = request.query_params
-        limit = query_int(q, "limit", limits.MIN_LIST_LIMIT, limits.MAX_LIST_LIMIT)
+        account_id, namespace_id = await target.namespace(self.backend, request, write=False)
+        q = query(request.scope)
+        limit = limits.validate_list_limit(query_whole(q, "limit"))
         prefix = limits.validate_prefix(q.get("prefix") or "")
         cursor = q.get("cursor") or ""
-        page = await self.backend.list_keys(
-            account_id, namespace_id, prefix, limit or limits.DEFAULT_LIST_LIMIT, cursor
-        )
+        page = await self.backend.list_keys(account_id, namespace_id, prefix, limit, cursor)
         items = "[" + ",".join(key_info_json(k) for k in page.keys) + "]"
         return _ok(envelope.success_raw(items, {"count": len(page.keys), "cursor": page.cursor}))
 
+    async def get_value(self, request: Request) -> Response:
+        account_id, namespace_id, key = await target.key(self.backend, request, write=False)
+        strong = strong_read(query(request.scope))
+        result = await self.backend.get(account_id, namespace_id, key, strong=strong)
+        if self.hot is not None and result.source == "cache" and not strong:
+            self.hot.remember(request.scope, (account_id, namespace_id, key))
+        return RawResponse(200, value_headers(result, self._region), result.entry.value)
+
     async def get_metadata(self, request: Request) -> Response:
-        account_id = await self._auth(request, write=False)
-        namespace_id = _namespace_id(request)
-        key = key_from_raw_path(request.scope.get("raw_path") or request.url.path.encode())
-        strong = strong_read(request.query_params)
+        account_id, namespace_id, key = await target.key(self.backend, request, write=False)
+        strong = strong_read(query(request.scope))
         result = await self.backend.get(account_id, namespace_id, key, strong=strong, metadata_only=True)
         return _ok(envelope.success_raw(result.entry.metadata_json or "null"))
 
     async def put_value(self, request: Request) -> Response:
-        ctype = request.headers.get("content-type")
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        if not is_multipart(ctype):
-            # A raw value body: normally answered by the fast path in EdgeMiddleware.
-            status, headers, body = await write_value(self.backend, request.scope, request.receive, raw_path)
-            return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
-        assert ctype is not None
-        account_id = await self._auth(request, write=True)
-        namespace_id = _namespace_id(request)
-        key = key_from_raw_path(raw_path)
-        q = request.query_params
+        account_id, namespace_id, key = await target.key(self.backend, request, write=True)
+        q = query(request.scope)
         expiration = limits.resolve_expiration(
             self.backend.now(), query_number(q, "expiration"), query_number(q, "expiration_ttl")
         )
-        condition = parse_condition(request.headers.get("if-match"), request.headers.get("if-none-match"))
-        body = await read_capped(request.stream(), request.headers.get("content-length"), _PUT_BODY, "body")
-        upload = parse_multipart_value(ctype, body)
-        value, metadata_json = upload.value, upload.metadata_json
-        limits.validate_value(value)
+        condition = _condition(request)
+        ctype = header(request.scope, b"content-type")
+        if ctype is not None and is_multipart(ctype):
+            upload = parse_multipart_value(ctype, await _body(request, _PUT_BODY, "body"))
+            value, metadata_json = limits.validate_value(upload.value), client_metadata(upload.metadata)
+        else:  # the body is the value, capped as read (a larger Content-Length is refused unread)
+            value, metadata_json = await _body(request, limits.MAX_VALUE_BYTES, "value"), None
         item = WriteItem(key=key, value=value, metadata_json=metadata_json, expiration=expiration)
-        result = await self.backend.submit(PutOp(account_id, namespace_id, item, condition))
-        return _ok(envelope.NULL_RESULT, {"etag": f'"{result.seq}"'})
+        result = await self.backend.put(account_id, namespace_id, item, condition)
+        return _ok(envelope.NULL_RESULT, (b"etag", b'"%d"' % result.seq))
 
     async def delete_value(self, request: Request) -> Response:
-        account_id = await self._auth(request, write=True)
-        namespace_id = _namespace_id(request)
-        key = key_from_raw_path(request.scope.get("raw_path") or request.url.path.encode())
-        condition = parse_condition(request.headers.get("if-match"), request.headers.get("if-none-match"))
-        await self.backend.submit(DeleteOp(account_id, namespace_id, key, condition))
+        account_id, namespace_id, key = await target.key(self.backend, request, write=True)
+        condition = _condition(request)
+        await self.backend.delete(account_id, namespace_id, key, condition)
         return _ok(envelope.NULL_RESULT)
 
     # -- bulk
 
     async def bulk_put(self, request: Request) -> Response:
-        account_id = await self._auth(request, write=True)
-        namespace_id = _namespace_id(request)
+        account_id, namespace_id = await target.namespace(self.backend, request, write=True)
         body = await self._json(request, limits.MAX_BULK_BODY_BYTES, "body")
         if not isinstance(body, list):
             raise ValidationError("body: expected a JSON array of {key, value, ...} objects")
         limits.validate_bulk_count(len(body))
         now = self.backend.now()
         items = [_bulk_item(i, raw, now) for i, raw in enumerate(body)]
-        result = await self.backend.submit(BulkPutOp(account_id, namespace_id, items))
+        result = await self.backend.bulk_put(account_id, namespace_id, items)
         return _ok(envelope.success(_bulk_result(result.successful_key_count, result.unsuccessful_keys)))
 
     async def bulk_delete(self, request: Request) -> Response:
-        account_id = await self._auth(request, write=True)
-        namespace_id = _namespace_id(request)
+        account_id, namespace_id = await target.namespace(self.backend, request, write=True)
         body = await self._json(request, limits.MAX_BULK_BODY_BYTES, "body")
         keys = _key_list(body, "body")
         limits.validate_bulk_count(len(keys), "bulk delete")
-        result = await self.backend.submit(BulkDeleteOp(account_id, namespace_id, keys))
+        result = await self.backend.bulk_delete(account_id, namespace_id, keys)
         return _ok(envelope.success(_bulk_result(result.successful_key_count, result.unsuccessful_keys)))
 
     async def bulk_get(self, request: Request) -> Response:
-        account_id = await self._auth(request, write=False)
-        namespace_id = _namespace_id(request)
+        account_id, namespace_id = await target.namespace(self.backend, request, write=False)
         body = await self._json(request, _SMALL_BODY, "body")
         if not isinstance(body, dict) or "keys" not in body:
             raise ValidationError('body: expected {"keys": [...], "type"?, "withMetadata"?}')
@@ -291,7 +283,7 @@ def _bulk_item(i: int, raw: Any, now: float) -> WriteItem:
     expiration = limits.resolve_expiration(
         now, raw.get("expiration"), raw.get("expiration_ttl"), field_prefix=f"{where}."
     )
-    metadata_json = _metadata(raw.get("metadata"), f"{where}.metadata")
+    metadata_json = client_metadata(raw.get("metadata"), f"{where}.metadata")
     return WriteItem(key=key, value=value, metadata_json=metadata_json, expiration=expiration)
 
 

@@ -1,16 +1,20 @@
 """OpenAPI descriptions of our own routes (served at /openapi.json, shown at /docs).
 
 The handlers parse their input by hand (so every error is a Cloudflare envelope), so
-FastAPI cannot infer parameters or bodies; each route declares them here through
-`openapi_extra`. Shapes follow `cloudflare-kv-openapi.json`, written as OpenAPI 3.1
-(JSON Schema) since that is what FastAPI emits.
+each route declares its parameters, body and responses here, as data (`Route.doc`);
+`document` assembles them. Shapes follow `cloudflare-kv-openapi.json`, written as
+OpenAPI 3.1 (JSON Schema).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from kvcore import limits
+
+if TYPE_CHECKING:
+    from kvcore.rest.routing import Route
 
 Schema = dict[str, Any]
 
@@ -207,7 +211,7 @@ def operation(
     ok_content: dict[str, Any] | None = None,
     ok_headers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The `openapi_extra` of one route."""
+    """The OpenAPI operation of one route (without its operationId and tags)."""
     ok_response: Schema = {"description": "Success."}
     if ok_content is not None:
         ok_response["content"] = ok_content
@@ -260,3 +264,116 @@ VALUE_HEADERS = {
 VALUE_CONTENT = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 NO_RESULT = envelope({"type": "null"})
 RESULT_INFO_FIELDS = ("count", "page", "per_page", "total_count")
+
+
+# -- the KV operations (`kvcore.rest.app` pairs each with its path and endpoint)
+
+_NS = [ACCOUNT, NAMESPACE]
+_KEY = [ACCOUNT, NAMESPACE, KEY]
+_NS_RESULT = envelope(ref("Namespace"))
+_BULK_RESULT = envelope(ref("BulkResult"))
+_TITLE_BODY = json_body(ref("NamespaceTitle"))
+_DELETE_BODY = json_body(ref("BulkDelete"))
+
+
+def kv(operation_id: str, summary: str, params: list[Schema], ok: Schema | None, **kw: Any) -> Schema:
+    """One operation of the KV API (tag "kv")."""
+    return {"tags": ["kv"], "operationId": operation_id, **operation(summary, params, ok, **kw)}
+
+
+LIST_NAMESPACES = kv(
+    "workers-kv-namespace-list-namespaces",
+    "List namespaces",
+    [ACCOUNT, *NAMESPACE_LIST_PARAMS],
+    envelope(
+        {"type": "array", "items": ref("Namespace")},
+        {"type": "object", "properties": {k: {"type": "number"} for k in RESULT_INFO_FIELDS}},
+    ),
+)
+CREATE_NAMESPACE = kv(
+    "workers-kv-namespace-create-a-namespace", "Create a namespace", [ACCOUNT], _NS_RESULT, body=_TITLE_BODY
+)
+GET_NAMESPACE = kv("workers-kv-namespace-get-a-namespace", "Get a namespace", _NS, _NS_RESULT)
+RENAME_NAMESPACE = kv(
+    "workers-kv-namespace-rename-a-namespace", "Rename a namespace", _NS, _NS_RESULT, body=_TITLE_BODY
+)
+DELETE_NAMESPACE = kv(
+    "workers-kv-namespace-remove-a-namespace", "Remove a namespace and all its keys", _NS, NO_RESULT
+)
+BULK_PUT = kv(
+    "workers-kv-namespace-write-multiple-key-value-pairs",
+    "Write up to 10,000 key-value pairs (the whole body under 100 MB)",
+    _NS,
+    _BULK_RESULT,
+    body=json_body(ref("BulkWrite")),
+)
+BULK_DELETE = kv(
+    "workers-kv-namespace-delete-multiple-key-value-pairs",
+    "Delete up to 10,000 keys",
+    _NS,
+    _BULK_RESULT,
+    body=_DELETE_BODY,
+)
+BULK_DELETE_DEPRECATED = {
+    **kv(
+        "workers-kv-namespace-delete-multiple-key-value-pairs-deprecated",
+        "Delete up to 10,000 keys (deprecated form)",
+        _NS,
+        _BULK_RESULT,
+        body=_DELETE_BODY,
+    ),
+    "deprecated": True,
+}
+BULK_GET = kv(
+    "workers-kv-namespace-get-multiple-key-value-pairs",
+    "Read up to 100 keys",
+    _NS,
+    envelope(ref("BulkGetResult")),
+    body=json_body(ref("BulkGet")),
+)
+LIST_KEYS = kv(
+    "workers-kv-namespace-list-a-namespace'-s-keys",
+    "List a namespace's keys (cursor pagination)",
+    [*_NS, *KEYS_LIST_PARAMS],
+    envelope(
+        {"type": "array", "items": ref("Key")},
+        {"type": "object", "properties": {"count": {"type": "number"}, "cursor": {"type": "string"}}},
+    ),
+)
+GET_METADATA = kv(
+    "workers-kv-namespace-read-the-metadata-for-a-key",
+    "Read the metadata of a key",
+    [*_KEY, CONSISTENCY],
+    envelope(ANY),
+)
+GET_VALUE = kv(
+    "workers-kv-namespace-read-key-value-pair",
+    "Read a value (raw bytes)",
+    [*_KEY, CONSISTENCY],
+    None,
+    ok_content=VALUE_CONTENT,
+    ok_headers=VALUE_HEADERS,
+)
+PUT_VALUE = kv(
+    "workers-kv-namespace-write-key-value-pair-with-metadata",
+    "Write a value, with optional metadata and expiration",
+    [*_KEY, *EXPIRATION_PARAMS, IF_MATCH, IF_NONE_MATCH],
+    NO_RESULT,
+    body=VALUE_BODY,
+    ok_headers={"ETag": VALUE_HEADERS["ETag"]},
+)
+DELETE_VALUE = kv("workers-kv-namespace-delete-key-value-pair", "Delete a key", [*_KEY, IF_MATCH], NO_RESULT)
+
+
+def document(routes: Iterable[Route], *, title: str, version: str, description: str) -> Schema:
+    """The OpenAPI 3.1 document of `routes` (those with a `doc`), with our components."""
+    paths: dict[str, dict[str, Schema]] = {}
+    for route in routes:
+        if route.doc is not None:
+            paths.setdefault(route.openapi_path, {})[route.method.lower()] = route.doc
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "description": description, "version": version},
+        "paths": paths,
+        "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
+    }

@@ -1,7 +1,7 @@
 """Turning raw HTTP input into validated domain values, with Cloudflare-style 400s.
 
-Nothing here trusts a framework's coercion: keys are cut from the raw path and
-percent-decoded strictly, query numbers are parsed by hand, bodies are read with a
+Nothing here trusts a framework's coercion: path segments (cut from the raw path by
+`kvcore.rest.routing`) are percent-decoded strictly, query numbers are parsed by hand, bodies are read with a
 cap and multipart bodies are parsed from the capped bytes. Every failure is a
 `KVError` naming the field, so the app renders it as the failure envelope.
 """
@@ -12,23 +12,18 @@ import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from kvcore import limits
 from kvcore.errors import PayloadTooLarge, ValidationError
 from kvcore.model import NO_CONDITION, Condition
 
-# ---------------------------------------------------------------------------- keys
+# ---------------------------------------------------------------------------- path segments
 
-# The key is everything after `/values/` or `/metadata/` in the RAW path, so `%2F` in
-# a key is never confused with a separator (and a literal `/` stays part of the key).
-_KEY_PATH: Final = re.compile(
-    rb"/accounts/([^/]+)/storage/kv/namespaces/([^/]+)/(values|metadata)/(.*)\Z", re.DOTALL
-)
 _BAD_PERCENT: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
@@ -45,15 +40,25 @@ def decode_segment(raw: bytes, field: str) -> str:
         raise ValidationError(f"{field}: not valid UTF-8 after percent-decoding") from exc
 
 
-def key_from_raw_path(raw_path: bytes) -> str:
-    """The decoded, validated key of a `.../values/{key}` or `.../metadata/{key}` path."""
-    m = _KEY_PATH.search(raw_path)
-    if m is None:
-        raise ValidationError("key_name: missing from the path")
-    return limits.validate_key(decode_segment(m.group(4), "key_name"), in_url=True)
-
-
 # ---------------------------------------------------------------------------- query numbers
+
+
+def header(scope: Mapping[str, Any], name: bytes) -> str | None:
+    """A request header (`name` in lowercase, as ASGI gives them) as text, or None."""
+    for k, v in scope["headers"]:
+        if k == name:
+            return bytes(v).decode("latin-1")
+    return None
+
+
+_NO_QUERY: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+def query(scope: Mapping[str, Any]) -> Mapping[str, str]:
+    """A request's query parameters (the last of a repeated name wins, as in starlette)."""
+    qs: bytes = scope.get("query_string", b"")
+    return dict(parse_qsl(qs.decode("latin-1"), keep_blank_values=True)) if qs else _NO_QUERY
+
 
 _DECIMAL: Final = re.compile(r"[0-9]{1,24}(?:\.[0-9]{0,24})?\Z")
 _MAX_QUERY_NUMBER: Final = float(2**63)
@@ -75,14 +80,22 @@ def query_number(params: Mapping[str, str], name: str) -> float | None:
     return value
 
 
-def query_int(params: Mapping[str, str], name: str, lo: int, hi: int) -> int | None:
-    """A whole-number query parameter within [lo, hi] (`page`, `per_page`, `limit`), or None."""
+def query_whole(params: Mapping[str, str], name: str) -> int | None:
+    """A non-negative whole-number query parameter (`page`, `per_page`, `limit`), or None;
+    its bounds are `kvcore.limits`' to check."""
     value = query_number(params, name)
     if value is None:
         return None
     if value != int(value):
         raise ValidationError(f"{name}: must be a whole number")
-    n = int(value)
+    return int(value)
+
+
+def query_int(params: Mapping[str, str], name: str, lo: int, hi: int) -> int | None:
+    """A whole-number query parameter within [lo, hi], or None."""
+    n = query_whole(params, name)
+    if n is None:
+        return None
     if not lo <= n <= hi:
         raise ValidationError(f"{name}: {n} must be between {lo} and {hi}")
     return n
@@ -173,7 +186,7 @@ class _Part:
 @dataclass(frozen=True, slots=True)
 class ValueUpload:
     value: bytes
-    metadata_json: str | None
+    metadata: Any  # the parsed `metadata` part (None when absent); its limits are the caller's
 
 
 def parse_multipart_value(content_type: str, body: bytes) -> ValueUpload:
@@ -191,10 +204,7 @@ def parse_multipart_value(content_type: str, body: bytes) -> ValueUpload:
         parts.append(_Part({}, bytearray()))
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
-        part = parts[-1]
-        part.data += data[start:end]
-        if len(part.data) > limits.MAX_VALUE_BYTES:
-            raise PayloadTooLarge(f"value: exceeds the limit of {limits.MAX_VALUE_BYTES} bytes (25 MiB)")
+        parts[-1].data += data[start:end]
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         field.append(data[start:end])
@@ -233,10 +243,10 @@ def parse_multipart_value(content_type: str, body: bytes) -> ValueUpload:
     if "value" not in found:
         raise ValidationError("value: the multipart body has no 'value' part")
     meta = found.get("metadata")
-    return ValueUpload(value=bytes(found["value"].data), metadata_json=_metadata_part(meta) if meta else None)
+    return ValueUpload(value=bytes(found["value"].data), metadata=_metadata_part(meta) if meta else None)
 
 
-def _metadata_part(part: _Part) -> str | None:
+def _metadata_part(part: _Part) -> Any:
     """The `metadata` part is JSON text. The Python SDK sends a *string* metadata as a
     bare text/plain part (not JSON-quoted); accept that form as the string it is."""
     raw = bytes(part.data)
@@ -245,13 +255,9 @@ def _metadata_part(part: _Part) -> str | None:
     except UnicodeDecodeError as exc:
         raise ValidationError("metadata: not valid UTF-8") from exc
     try:
-        parsed = json.loads(text)
+        return json.loads(text)
     except (ValueError, RecursionError) as exc:
         ctype, _ = parse_options_header(part.headers.get(b"content-type", b""))
         if ctype == b"text/plain":
-            return limits.encode_metadata(text)
+            return text
         raise ValidationError("metadata: not valid JSON") from exc
-    try:
-        return limits.encode_metadata(parsed)
-    except (RecursionError, UnicodeEncodeError) as exc:
-        raise ValidationError("metadata: nested too deeply or not valid UTF-8") from exc

@@ -356,3 +356,32 @@ def test_docs_work_offline(live: Env, http: httpx.Client) -> None:
         assert r.status_code == 200 and len(r.content) > 100, asset
     process = http.get(f"{live.base_url}/metrics").text  # the process's own series, too
     assert "process_resident_memory_bytes" in process and "process_cpu_seconds_total" in process
+
+
+def test_a_bad_key_reads_alike_by_raw_put_multipart_put_and_bulk(
+    live: Env, http: httpx.Client, ns: str
+) -> None:
+    """One check of the key (kvcore.limits.validate_key, where the key enters): the raw and
+    multipart PUTs name the path's `key_name`, a bulk write names its item; the rule's
+    words are the same."""
+    h, p = live.headers(), f"{live.prefix}/{ns}"
+    mp, mp_type = _multipart([("value", b"v")])
+    seq = live.store.committed_seq
+    for url_key, body_key, status in [("%2E%2E", "..", 400), ("k" * 513, "k" * 513, 414)]:
+        raw = _fails(http.put(f"{p}/values/{url_key}", content=b"v", headers=h), status)
+        multipart = _fails(
+            http.put(f"{p}/values/{url_key}", content=mp, headers={**h, "Content-Type": mp_type}), status
+        )
+        bulk = _fails(http.put(f"{p}/bulk", json=[{"key": body_key, "value": "v"}], headers=h), 400)
+        assert raw == multipart
+        url_message, bulk_message = raw["errors"][0]["message"], bulk["errors"][0]["message"]
+        assert bulk_message == f"[0].key: {url_message.removeprefix('key_name: ')}"
+    assert live.store.committed_seq == seq
+
+
+def test_wrong_method_names_every_method_of_the_path(live: Env, http: httpx.Client, ns: str) -> None:
+    r = http.patch(f"{live.prefix}/{ns}/values/k", content=b"v", headers=live.headers())
+    _fails(r, 405, 10405)
+    assert sorted(r.headers["allow"].split(", ")) == ["DELETE", "GET", "PUT"]
+    text = http.get(f"{live.base_url}/metrics").text
+    assert 'edgekv_http_requests_total{code="405",method="PATCH",region="central",route="values"}' in text

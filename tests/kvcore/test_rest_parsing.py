@@ -1,24 +1,25 @@
-"""Unit tests of the REST app's input parsing, envelope and route labels."""
+"""Unit tests of the REST app's input parsing, envelope, route table and route labels."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rest_support import make_env
 
 from kvcore.errors import AuthenticationError, KeyTooLong, PayloadTooLarge, ValidationError
 from kvcore.limits import MAX_VALUE_BYTES
 from kvcore.model import Condition
 from kvcore.rest import envelope
 from kvcore.rest.auth import bearer_secret
-from kvcore.rest.fastpath import route_label
+from kvcore.rest.handlers import client_metadata
 from kvcore.rest.parsing import (
     decode_segment,
-    key_from_raw_path,
     parse_condition,
     parse_json_body,
     parse_multipart_value,
@@ -26,8 +27,31 @@ from kvcore.rest.parsing import (
     query_number,
     read_capped,
 )
+from kvcore.rest.routing import Route, RouteTable
+from kvcore.rest.target import key_name
 
 PATH = b"/client/v4/accounts/acc/storage/kv/namespaces/" + b"a" * 32
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouteTable]:
+    """The route table of a real app (central's)."""
+    env = make_env(tmp_path_factory.mktemp("table"))
+    yield env.app.table
+    env.store.close()
+
+
+def key_from_raw_path(table: RouteTable, raw_path: bytes) -> str:
+    """The key of a value or metadata path: cut by the route table, decoded by `target`."""
+    found = table.lookup(raw_path, "GET")
+    assert found is not None and found[2] is None, raw_path
+    return key_name(found[1]["key_name"])
+
+
+def route_label(table: RouteTable, path: str, method: str) -> str:
+    """The metrics label of a request: the name of the route that matched, else "other"."""
+    found = table.lookup(path.encode(), method)
+    return "other" if found is None else found[0].name
 
 
 def sdk_quote(key: str) -> str:
@@ -45,39 +69,39 @@ SPECIAL = ["a/b", "q?x", "100%", "#frag", "sp ace", "co:lon", "bang!", "ünï �
 
 @pytest.mark.parametrize("key", SPECIAL)
 @pytest.mark.parametrize("encode", [sdk_quote, uri_component])
-def test_key_round_trips_both_encodings(key: str, encode: object) -> None:
+def test_key_round_trips_both_encodings(table: RouteTable, key: str, encode: object) -> None:
     assert callable(encode)
     raw = PATH + b"/values/" + encode(key).encode("ascii")
-    assert key_from_raw_path(raw) == key
-    assert key_from_raw_path(PATH + b"/metadata/" + encode(key).encode("ascii")) == key
+    assert key_from_raw_path(table, raw) == key
+    assert key_from_raw_path(table, PATH + b"/metadata/" + encode(key).encode("ascii")) == key
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(min_size=1, max_size=100).filter(lambda k: k not in (".", "..")))
-def test_any_key_round_trips(key: str) -> None:
+def test_any_key_round_trips(table: RouteTable, key: str) -> None:
     try:
         key.encode("utf-8")
     except UnicodeEncodeError:
         return
     for encode in (sdk_quote, uri_component):
-        assert key_from_raw_path(PATH + b"/values/" + encode(key).encode("ascii")) == key
+        assert key_from_raw_path(table, PATH + b"/values/" + encode(key).encode("ascii")) == key
 
 
 @pytest.mark.parametrize("raw", [b"%", b"%2", b"%zz", b"a%G1", b"%FF", b"%C3%28", b"\xff"])
-def test_bad_percent_encoding_or_utf8_is_a_400_naming_the_key(raw: bytes) -> None:
+def test_bad_percent_encoding_or_utf8_is_a_400_naming_the_key(table: RouteTable, raw: bytes) -> None:
     with pytest.raises(ValidationError, match="key_name"):
-        key_from_raw_path(PATH + b"/values/" + raw)
+        key_from_raw_path(table, PATH + b"/values/" + raw)
 
 
 @pytest.mark.parametrize("raw", [b"", b".", b"..", b"%2E%2E"])
-def test_invalid_keys(raw: bytes) -> None:
+def test_invalid_keys(table: RouteTable, raw: bytes) -> None:
     with pytest.raises(ValidationError, match="key_name"):
-        key_from_raw_path(PATH + b"/values/" + raw)
+        key_from_raw_path(table, PATH + b"/values/" + raw)
 
 
-def test_a_key_over_512_bytes_in_the_path_is_cloudflares_414() -> None:
+def test_a_key_over_512_bytes_in_the_path_is_cloudflares_414(table: RouteTable) -> None:
     with pytest.raises(KeyTooLong, match=r"^UTF-8 encoded length of 1026 exceeds key length limit of 512\.$"):
-        key_from_raw_path(PATH + b"/values/" + quote("\u00e9" * 513).encode())
+        key_from_raw_path(table, PATH + b"/values/" + quote("\u00e9" * 513).encode())
 
 
 def test_decode_segment_literal_text() -> None:
@@ -152,13 +176,13 @@ def test_multipart_value_and_metadata() -> None:
         ]
     )
     upload = parse_multipart_value(CT, body)
-    assert upload.value == b"\x00bin\r\n--" and upload.metadata_json == '{"a":1}'
+    assert upload.value == b"\x00bin\r\n--" and client_metadata(upload.metadata) == '{"a":1}'
     text = parse_multipart_value(CT, _multipart([("value", b"text", None, None)]))
-    assert text.value == b"text" and text.metadata_json is None
+    assert text.value == b"text" and text.metadata is None
     plain = parse_multipart_value(
         CT, _multipart([("value", b"v", None, None), ("metadata", b"not json", None, "text/plain")])
     )
-    assert plain.metadata_json == '"not json"'
+    assert client_metadata(plain.metadata) == '"not json"'
 
 
 @pytest.mark.parametrize(
@@ -181,8 +205,11 @@ def test_multipart_needs_boundary_and_caps_metadata() -> None:
     with pytest.raises(ValidationError, match="boundary"):
         parse_multipart_value("multipart/form-data", _multipart([("value", b"v", None, None)]))
     big = json.dumps({"k": "x" * 1100}).encode()
-    with pytest.raises(PayloadTooLarge, match="metadata"):
-        parse_multipart_value(CT, _multipart([("value", b"v", None, None), ("metadata", big, None, None)]))
+    upload = parse_multipart_value(
+        CT, _multipart([("value", b"v", None, None), ("metadata", big, None, None)])
+    )
+    with pytest.raises(PayloadTooLarge, match=r"^metadata: "):
+        client_metadata(upload.metadata)  # what the value PUT does with it, as bulk writes do
 
 
 async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
@@ -244,5 +271,39 @@ def test_envelopes() -> None:
         ("/anything/else", "GET", "other"),
     ],
 )
-def test_route_labels(path: str, method: str, label: str) -> None:
-    assert route_label(path, method) == label
+def test_route_labels(table: RouteTable, path: str, method: str, label: str) -> None:
+    assert route_label(table, path, method) == label
+
+
+async def _endpoint(_: object) -> Any:
+    raise AssertionError("not called")
+
+
+def test_route_table_grammar() -> None:
+    """Templates in starlette's syntax, matched on the raw path: `{name}` is one segment,
+    `{name:path}` the rest (its `%2F` and `/` kept); literal segments match as written (a
+    percent-encoded literal is not the literal); a path with other methods is a 405."""
+    table = RouteTable(
+        [
+            Route("/a/{x}", _endpoint, "GET", "one"),
+            Route("/a/{x}/b/{rest:path}", _endpoint, "GET", "tail"),
+            Route("/a/{x}/b/{rest:path}", _endpoint, "PUT", "tail_put"),
+            Route("/a", _endpoint, "GET", "root"),
+        ]
+    )
+
+    def names(path: bytes, method: str = "GET") -> tuple[str, dict[str, bytes], str | None] | None:
+        found = table.lookup(path, method)
+        return None if found is None else (found[0].name, found[1], found[2])
+
+    assert names(b"/a") == ("root", {}, None)
+    assert names(b"/a/x%2Fy") == ("one", {"x": b"x%2Fy"}, None)
+    assert names(b"/a/1/b/k%2F/z") == ("tail", {"x": b"1", "rest": b"k%2F/z"}, None)
+    assert names(b"/a/1/b/k", "PUT") == ("tail_put", {"x": b"1", "rest": b"k"}, None)
+    assert names(b"/a/1/b/k", "PATCH") == ("tail", {"x": b"1", "rest": b"k"}, "GET, PUT")
+    for path in [b"/a/", b"/a/1/c", b"/%61", b"/a/1/%62/k", b"/b"]:
+        assert names(path) is None, path
+    with pytest.raises(ValueError, match="two routes"):
+        RouteTable([Route("/a", _endpoint, "GET", "x"), Route("/a", _endpoint, "GET", "y")])
+    with pytest.raises(ValueError, match="must come last"):
+        RouteTable([Route("/a/{p:path}/b", _endpoint, "GET", "x")])

@@ -1,4 +1,4 @@
-"""The REST hot path for repeat reads of a cached value (kvcore.rest.fastpath `_HOT` and
+"""The REST hot path for repeat reads of a cached value (kvcore.rest.fastpath `HotReads` and
 `ReplicaBackend.cached_read`), in process over ASGI: it answers exactly as the full
 path does, counts what the full path counts, and gives way to it whenever anything
 about the request or the token changed (a revoked token is refused at once)."""
@@ -22,7 +22,6 @@ from kvcore.model import (
     Token,
     token_hash,
 )
-from kvcore.rest import fastpath
 from kvcore.rest.app import create_app
 from replica.backend import ReplicaBackend
 from replica.edge import EdgeState
@@ -58,7 +57,7 @@ async def test_repeat_reads_answer_like_the_first_and_are_counted() -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
         first = await _get(c, SECRET)
         # The first read took the full path and left the memo the next ones use.
-        assert (PATH.encode(), f"Bearer {SECRET}".encode()) in fastpath._HOT
+        assert app.hot is not None and (PATH.encode(), f"Bearer {SECRET}".encode()) in app.hot
         freq = edge.cache.frequency((NS, "hot"))
         clock.advance(3)
         repeats = [await _get(c, SECRET) for _ in range(5)]
