@@ -27,7 +27,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import psycopg
@@ -37,15 +36,13 @@ from psycopg_pool.base import AttemptWithBackoff
 from kvcore import limits
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import NamespaceNotFound, Unavailable
-from kvcore.limits import MAX_METADATA_BYTES
-from kvcore.model import Change, ChangeKind, KeyPage, Namespace, Token
-from kvcore.settings import MAX_PUSH_VALUE_BYTES
+from kvcore.model import Change, KeyPage, Namespace, Token
 from kvcore.store import codec, scan
 from kvcore.store.base import LogTruncated, Store
-from kvcore.store.catalog import Catalog
 from kvcore.store.ops import TrimLogOp
 from kvcore.store.opstore import OpStore
-from kvcore.store.pg_engine import CatalogSync, PgEngine
+from kvcore.store.pg_catalog import CatalogSync, load_catalog
+from kvcore.store.pg_engine import PgEngine
 from kvcore.store.pg_follow import LogFollower
 from kvcore.store.pg_schema import MAINTENANCE_LOCK, migrate
 from kvcore.store.writer import GroupCommitWriter
@@ -62,8 +59,6 @@ CONNECT_TIMEOUT_S: Final = 5
 AttemptWithBackoff.INITIAL_DELAY = 0.2
 AttemptWithBackoff.DELAY_BACKOFF = 1.5
 CLOSE_DRAIN_S: Final = 5.0
-# An entry record is the value plus a header and at most the metadata limit.
-_RECORD_OVERHEAD_BYTES: Final = 64 + MAX_METADATA_BYTES
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -104,7 +99,7 @@ class PgStore(OpStore):
         self._timeout_s = timeout_s
         with self._connect() as conn:
             migrate(conn)
-            catalog, seq = _load_catalog(conn)
+            catalog, seq = load_catalog(conn)
         self._catalog = catalog
         self._sync = CatalogSync(catalog, seq)
         self._pool = ConnectionPool(
@@ -123,9 +118,7 @@ class PgStore(OpStore):
         self._readers = ThreadPoolExecutor(pool_size, thread_name_prefix="edgekv-store-read")
         self._engine = PgEngine(self._connect, self._sync)
         self._writer = GroupCommitWriter(self._engine, clock, seq=seq, on_commit=self._committed)
-        self._follower = LogFollower(
-            self._connect, self._read_log, self._deliver, self._resync, seq=seq, poll_s=poll_s
-        )
+        self._follower = LogFollower(self._connect, self._deliver, self._resync, seq=seq, poll_s=poll_s)
         self._stop = threading.Event()
         self._maintenance = threading.Thread(target=self._maintain, name="edgekv-store-purge", daemon=True)
         self._maintenance.start()
@@ -150,35 +143,11 @@ class PgStore(OpStore):
         self._pool.close()
 
     def _committed(self, changes: Sequence[Change]) -> None:
-        self._follower.poke()
+        self._follower.local(changes)
 
     def _deliver(self, changes: Sequence[Change]) -> None:
         self._sync.apply(changes, changes[-1].seq)
-        self._notify(self._with_create_values(changes))
-
-    def _with_create_values(self, changes: Sequence[Change]) -> Sequence[Change]:
-        """Creates carry their value when it is still that version and not big, fetched
-        for the whole page in one query here, so the hub does not read them one by one
-        on its event loop (it still applies its own size limit)."""
-        creates = {
-            codec.entry_key(codec.ns_bytes(c.namespace_id), c.key): c
-            for c in changes
-            if c.kind is ChangeKind.KEY_CREATE
-        }
-        if not creates:
-            return changes
-        with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT k, v FROM edgekv_entries WHERE k = ANY(%s) AND length(v) <= %s",
-                (list(creates), MAX_PUSH_VALUE_BYTES + _RECORD_OVERHEAD_BYTES),
-            ).fetchall()
-        valued: dict[int, Change] = {}
-        for k, v in rows:
-            change = creates[bytes(k)]
-            entry = codec.decode_entry(change.key, bytes(v))
-            if entry.version == change.seq:
-                valued[change.seq] = replace(change, value=entry.value, has_value=True)
-        return [valued.get(c.seq, c) for c in changes]
+        self._notify(changes)  # creates carry their value when small (pg_follow.py)
 
     # ---------------------------------------------------------------- catalog
 
@@ -186,20 +155,7 @@ class PgStore(OpStore):
         """Reload the catalog from the tables (the log lost records it needed); returns
         the seq the snapshot is at."""
         with self._connect() as conn:
-            fresh, seq = _load_catalog(conn)
-        with self._sync.lock:
-            for ns in self._catalog.all_namespaces():
-                if ns.id not in fresh.namespaces:
-                    self._catalog.set_namespace(ns.id, None)
-            for ns in fresh.all_namespaces():
-                self._catalog.set_namespace(ns.id, ns)
-            for token in self._catalog.all_tokens():
-                if token.id not in fresh.tokens:
-                    self._catalog.set_token(token.id, None)
-            for token in fresh.all_tokens():
-                self._catalog.set_token(token.id, token)
-            self._sync.seq = max(self._sync.seq, seq)
-        return seq
+            return self._sync.reload(conn)
 
     @_unavailable_on_db_errors
     def _refresh_catalog(self) -> None:
@@ -231,7 +187,7 @@ class PgStore(OpStore):
     def _raw_entries(self, entry_keys: Sequence[bytes]) -> list[bytes | None]:
         with self._pool.connection() as conn:
             sql = "SELECT k, v FROM edgekv_entries WHERE k = ANY(%s)"
-            rows = conn.execute(sql, (list(entry_keys),)).fetchall()
+            rows = conn.execute(sql, (list(entry_keys),), prepare=False).fetchall()
         found = {bytes(k): bytes(v) for k, v in rows}
         return [found.get(k) for k in entry_keys]
 
@@ -331,20 +287,6 @@ class PgStore(OpStore):
                 log.exception("store maintenance failed")
         if conn is not None:
             conn.close()
-
-
-def _load_catalog(conn: psycopg.Connection[Any]) -> tuple[Catalog, int]:
-    """Namespaces, tokens and the counter from one snapshot."""
-    with conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        namespaces = conn.execute("SELECT k, v FROM edgekv_namespaces").fetchall()
-        tokens = conn.execute("SELECT k, v FROM edgekv_tokens").fetchall()
-        row = conn.execute("SELECT last_seq FROM edgekv_seq WHERE id = 1").fetchone()
-    catalog = Catalog(
-        (codec.decode_namespace(bytes(k), bytes(v)) for k, v in namespaces),
-        (codec.decode_token(bytes(k), bytes(v)) for k, v in tokens),
-    )
-    return catalog, int(row[0]) if row else 0
 
 
 if TYPE_CHECKING:

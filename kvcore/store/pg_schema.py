@@ -6,7 +6,11 @@ Tables mirror RocksStore's column families and hold the same byte encodings
     edgekv_entries(k bytea, v bytea)            namespace id bytes + UTF-8 key -> entry record
     edgekv_namespaces, edgekv_namespace_titles, edgekv_tokens, edgekv_expiry, edgekv_meta
                                                 (k bytea, v bytea), as the column families
-    edgekv_change_log(seq bigint, kind smallint, v bytea)   the change log (kind for filters)
+    edgekv_change_log(seq bigint, kind smallint, v bytea, k bytea)
+                                                the change log: kind for filters; k is the
+                                                entry key of a create (else NULL), so a
+                                                follower reads a create's value in the same
+                                                query (pg_follow.py); schema version 2
     edgekv_seq(id = 1, last_seq bigint)         the commit-order counter (see pg_engine.py)
     edgekv_schema(version integer)              one row: the schema version
 
@@ -20,7 +24,8 @@ the schema current and does nothing.
 
 from __future__ import annotations
 
-from typing import Final
+import hashlib
+from typing import Any, Final
 
 import psycopg
 
@@ -30,7 +35,7 @@ from kvcore.store.txn import CF
 # Advisory lock keys (one 64-bit space per database); arbitrary but fixed.
 MIGRATION_LOCK: Final = 0x65646765_6B760001  # "edgekv" 1
 MAINTENANCE_LOCK: Final = 0x65646765_6B760002
-NOTIFY_CHANNEL: Final = "edgekv_log"
+WRITER_APP: Final = "edgekv-writer"  # application_name of each central's writer session
 
 TABLES: Final[dict[CF, str]] = {
     CF.DATA: "edgekv_entries",
@@ -52,8 +57,20 @@ MIGRATIONS: Final[list[list[str]]] = [
         "CREATE TABLE edgekv_seq (id smallint PRIMARY KEY CHECK (id = 1), last_seq bigint NOT NULL)",
         "INSERT INTO edgekv_seq VALUES (1, 0)",
     ],
+    # 2: creates name their entry; older rows keep NULL (their creates travel without a
+    # value, and the hub reads it). Adding a nullable column does not rewrite the table.
+    ["ALTER TABLE edgekv_change_log ADD COLUMN k bytea"],
 ]
 SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+def notify_channel(conn: psycopg.Connection[Any]) -> str:
+    """The NOTIFY channel of this schema's change log; payload: a seq up to which the
+    log is durable (pg_follow.py). Channels are per database and several edgekv schemas
+    may share one (the tests do), so the name carries a digest of the schema's."""
+    row = conn.execute("SELECT current_schema()").fetchone()
+    assert row is not None
+    return "edgekv_log_" + hashlib.sha1(str(row[0]).encode()).hexdigest()[:16]
 
 
 def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
