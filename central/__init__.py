@@ -1,1 +1,1 @@
-"""Central: the authority. gRPC API over the store, the fan-out hub, and the REST backend."""
+"""Central: the authority. gRPC API over the store, the change feed, and the REST backend."""

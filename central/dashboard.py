@@ -2,15 +2,15 @@
 copies are across them.
 
 Central learns the regions from the change stream: a replica announces its HTTP URL
-when it subscribes (`SubscribeRequest.http_url`, kept in `Hub.announced`).
+when it subscribes (`SubscribeRequest.http_url`, kept in `ChangeFeed.announced`).
 
 - `status`: central at a glance: committed seq, updates held for lazy propagation.
 - `regions`: every announced region, connected or not (as central sees its stream),
   with the replica's own `/ui/api/status` (connected, lag, hit ratio) fetched from it.
-- `locate`: central's live version of one key and the change the hub holds for it,
+- `locate`: central's live version of one key and the change the feed holds for it,
   and each region's copy from its `/ui/api/inspect` (which counts no read). A region
   has a newer version *on its way* when it caches a copy older than the newest change
-  central committed for the key: still held by the hub (then `arrives_in_s` says
+  central committed for the key: still held by the feed (then `arrives_in_s` says
   when it is flushed) or already on the stream.
 
 Replicas are asked concurrently with the browser's own Authorization header (each
@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from starlette.routing import BaseRoute
 
-from central.fanout import Hub
+from central.changefeed import ChangeFeed
 from kvcore.errors import KeyNotFound
 from kvcore.model import ChangeKind
 from kvcore.pb import edgekv_pb2 as pb
@@ -44,12 +44,12 @@ class CentralDashboard:
         self,
         *,
         backend: Backend,
-        hub: Hub,
+        feed: ChangeFeed,
         propagation_delay_s: float,
         probe_timeout_s: float = PROBE_TIMEOUT_S,
     ) -> None:
         self._backend = backend
-        self._hub = hub
+        self._feed = feed
         self._delay_s = propagation_delay_s
         self._http = httpx.AsyncClient(timeout=probe_timeout_s, follow_redirects=False)
         self.api = DashboardApi(
@@ -77,10 +77,10 @@ class CentralDashboard:
         """{region: "central", committed_seq, pending_updates, propagation_delay_s, subscribers}."""
         return {
             "region": "central",
-            "committed_seq": self._hub.ingested_seq,
-            "pending_updates": self._hub.pending_count,
+            "committed_seq": self._feed.committed_seq,
+            "pending_updates": len(self._feed.held),
             "propagation_delay_s": self._delay_s,
-            "subscribers": sum(self._hub.connected_regions().values()),
+            "subscribers": sum(self._feed.connected_regions().values()),
         }
 
     async def regions(self, req: UiRequest) -> dict[str, Any]:
@@ -106,7 +106,7 @@ class CentralDashboard:
             entry = (await self._backend.get(account_id, namespace_id, key, metadata_only=True)).entry
         except KeyNotFound:
             entry = None
-        held_change = self._hub.held((namespace_id, key))
+        held_change = self._feed.held.find((namespace_id, key))
         held = None
         newest = entry.version if entry is not None else 0
         if held_change is not None:
@@ -139,10 +139,10 @@ class CentralDashboard:
     # -- helpers
 
     def _region_rows(self) -> list[dict[str, Any]]:
-        connected = self._hub.connected_regions()
-        names = sorted(set(self._hub.announced) | set(connected))
+        connected = self._feed.connected_regions()
+        names = sorted(set(self._feed.announced) | set(connected))
         return [
-            {"region": n, "url": self._hub.announced.get(n, ""), "connected": connected.get(n, 0) > 0}
+            {"region": n, "url": self._feed.announced.get(n, ""), "connected": connected.get(n, 0) > 0}
             for n in names
         ]
 

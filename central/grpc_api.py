@@ -1,4 +1,4 @@
-"""Central's gRPC servicers: KV, Replication and Admin over the store and the hub.
+"""Central's gRPC servicers: KV and Admin over the store (Replication: replication_api.py).
 
 Thin by design: a write request is decoded (kvcore.wire) into the store's operation
 (kvcore.store.ops), validated once with kvcore.limits as it enters, and submitted;
@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 
-from central.fanout import Hub, Subscriber, chunked
 from kvcore import limits, wire
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import KVError, NamespaceNotFound, ValidationError
-from kvcore.model import ChangeBatch, ChangeKind, Permission, Snapshot
+from kvcore.model import Permission
 from kvcore.pb import edgekv_pb2 as pb
 from kvcore.pb import edgekv_pb2_grpc as pb_grpc
 from kvcore.rpc.errors import status_of, trailing_metadata_of
-from kvcore.rpc.liveness import HEARTBEAT_INTERVAL_S
-from kvcore.store.base import LogTruncated, Store, Writes
+from kvcore.store.base import Store, Writes
 from kvcore.store.ops import (
     CreateNamespaceOp,
     DeleteNamespaceOp,
@@ -35,11 +32,7 @@ from kvcore.store.ops import (
     RevokeTokenOp,
 )
 
-log = logging.getLogger("edgekv.central.grpc")
-
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-CATCH_UP_PAGE = 1000
-_KEY_KINDS = (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE)
 
 
 def _kv_errors(fn: F) -> F:
@@ -168,116 +161,6 @@ class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
             request.account_id, _ns(request.namespace_id), request.prefix, limit, request.cursor
         )
         return wire.key_page_to_pb(page)
-
-
-class ReplicationService(pb_grpc.ReplicationServicer):  # type: ignore[misc]
-    def __init__(self, store: Store, hub: Hub) -> None:
-        self._store = store
-        self._hub = hub
-
-    def _snapshot(self) -> Snapshot:
-        return Snapshot(namespaces=self._store.all_namespaces(), tokens=self._store.list_tokens())
-
-    async def Subscribe(self, request: pb.SubscribeRequest, context: Any) -> AsyncIterator[pb.ChangeBatch]:
-        region = request.region or "unknown"
-        sub = self._hub.subscribe(region, request.http_url)
-        log.info("subscriber %s (%s) from seq %d", sub.id, region, request.from_seq)
-        try:
-            async for batch in self._catch_up(sub, request.from_seq):
-                yield wire.batch_to_pb(batch)
-            while True:
-                try:
-                    # asyncio.timeout, not wait_for: no task per message (on 3.11 wait_for
-                    # wraps the get in a task, a few loop turns later than a plain await).
-                    async with asyncio.timeout(HEARTBEAT_INTERVAL_S):
-                        item = await sub.queue.get()
-                except TimeoutError:
-                    # Quiet: prove we are alive (the queue is empty, so everything up to
-                    # the subscriber's safe_seq has been sent).
-                    yield wire.batch_to_pb(self._heartbeat(sub))
-                    continue
-                if item is None:
-                    if not sub.needs_reset:
-                        return  # hub stopping
-                    async for batch in self._reset(sub):
-                        yield wire.batch_to_pb(batch)
-                    continue
-                self._hub.taken(sub, item)
-                yield wire.batch_to_pb(item)
-        finally:
-            self._hub.unsubscribe(sub)
-            log.info("subscriber %s (%s) gone", sub.id, region)
-
-    def _heartbeat(self, sub: Subscriber) -> ChangeBatch:
-        return ChangeBatch(
-            changes=[],
-            safe_seq=self._hub.subscriber_safe_seq(sub),
-            committed_seq=self._hub.ingested_seq,
-            heartbeat=True,
-        )
-
-    async def _catch_up(self, sub: Subscriber, from_seq: int) -> AsyncIterator[ChangeBatch]:
-        """Snapshot, then the log in (from_seq, sub.floor]; a reset if that is gone.
-
-        From seq 0 (a replica with nothing) the snapshot alone is the answer: replaying
-        the whole log to an empty cache would only cost time. Namespace and token
-        records are not replayed: the snapshot is at least as new as `floor`, and an
-        older record applied after it would undo it (a revoked token accepted again).
-        """
-        snapshot = self._snapshot()
-        if from_seq == 0 or from_seq > sub.floor or from_seq < self._store.oldest_retained_seq - 1:
-            yield ChangeBatch(
-                changes=[], safe_seq=sub.floor, committed_seq=sub.floor, reset=True, snapshot=snapshot
-            )
-            return
-        seq = from_seq
-        first = True
-        while seq < sub.floor:
-            try:
-                page = [c for c in self._store.changes_since(seq, CATCH_UP_PAGE) if c.seq <= sub.floor]
-            except LogTruncated:
-                yield ChangeBatch(
-                    changes=[], safe_seq=sub.floor, committed_seq=sub.floor, reset=True, snapshot=snapshot
-                )
-                return
-            if not page:
-                break
-            end = page[-1].seq
-            chunks = chunked(self._hub.with_create_values([c for c in page if c.kind in _KEY_KINDS]))
-            for i, chunk in enumerate(chunks):
-                # Safe up to this chunk's last change; the page's last chunk covers the
-                # whole page (its namespace and token records are in the snapshot).
-                yield ChangeBatch(
-                    changes=chunk,
-                    safe_seq=end if i == len(chunks) - 1 else chunk[-1].seq,
-                    committed_seq=self._hub.ingested_seq,
-                    snapshot=snapshot if first else None,
-                    replay=True,
-                )
-                first = False
-            seq = end
-        yield ChangeBatch(
-            changes=[],
-            safe_seq=sub.floor,
-            committed_seq=self._hub.ingested_seq,
-            snapshot=snapshot if first else None,
-        )
-
-    async def _reset(self, sub: Subscriber) -> AsyncIterator[ChangeBatch]:
-        sub.needs_reset = False
-        sub.floor = self._hub.ingested_seq
-        yield ChangeBatch(
-            changes=[],
-            safe_seq=self._hub.subscriber_safe_seq(sub),
-            committed_seq=self._hub.ingested_seq,
-            reset=True,
-            snapshot=self._snapshot(),
-        )
-
-    @_kv_errors
-    async def ReportHotKeys(self, request: pb.HotKeysReport, context: Any) -> pb.Empty:
-        self._hub.set_hot_keys(request.region, {(k.namespace_id, k.key) for k in request.keys})
-        return pb.Empty()
 
 
 class AdminService(pb_grpc.AdminServicer):  # type: ignore[misc]

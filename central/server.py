@@ -1,8 +1,8 @@
-"""The central process: the store, the gRPC API, the fan-out hub and the HTTP API.
+"""The central process: the store, the gRPC API, the change feed and the HTTP API.
 
 One event loop runs the gRPC server (KV, Replication, Admin, health) and uvicorn
 (the Cloudflare REST API, /metrics, /healthz, /readyz). The store's writer thread
-commits; the hub pushes what it committed.
+commits; the change feed pushes what it committed.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import grpc
 import psycopg
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from central.changefeed import ChangeFeed
 from central.dashboard import CentralDashboard, DashboardService
-from central.fanout import Hub
-from central.grpc_api import AdminService, KVService, ReplicationService
+from central.grpc_api import AdminService, KVService
+from central.replication_api import ReplicationService
 from central.rest_backend import StoreBackend
 from central.write_stream import WritesService
 from central.writes import MeteredWrites
@@ -102,24 +103,17 @@ async def serve(
         bootstrap(store, settings)
         metrics = Metrics("central")
         writes = MeteredWrites(store, metrics)
-        hub = Hub(
-            store,
-            clock=clock,
-            metrics=metrics,
-            propagation_delay_s=settings.propagation_delay_s,
-            push_value_max_bytes=settings.push_value_max_bytes,
-            queue_limit=settings.subscriber_queue_changes,
-        )
-        hub.start()
+        feed = ChangeFeed(store, settings, clock=clock, metrics=metrics)
+        feed.start()
         backend = StoreBackend(store, writes, clock=clock)
         dashboard = CentralDashboard(
-            backend=backend, hub=hub, propagation_delay_s=settings.propagation_delay_s
+            backend=backend, feed=feed, propagation_delay_s=settings.propagation_delay_s
         )
 
         interceptors = [ClusterSecretInterceptor(settings.cluster_secret)] if settings.cluster_secret else []
         grpc_server = grpc.aio.server(interceptors=interceptors, options=[*SERVER_OPTIONS, GRPC_NO_REUSEPORT])
         edgekv_pb2_grpc.add_KVServicer_to_server(KVService(store, writes, clock), grpc_server)
-        edgekv_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(store, hub), grpc_server)
+        edgekv_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(feed), grpc_server)
         edgekv_pb2_grpc.add_AdminServicer_to_server(AdminService(store), grpc_server)
         edgekv_pb2_grpc.add_WritesServicer_to_server(WritesService(writes, clock), grpc_server)
         edgekv_pb2_grpc.add_DashboardServicer_to_server(DashboardService(dashboard.api), grpc_server)
@@ -155,7 +149,7 @@ async def serve(
         finally:
             log.info("central stopping: draining HTTP, closing replica streams and the gRPC server")
             await health_servicer.enter_graceful_shutdown()
-            await hub.stop()
+            await feed.stop()
             await grpc_server.stop(grace=1.0)
             await dashboard.close()
         log.info("central stopped at seq %d", store.committed_seq)

@@ -8,6 +8,7 @@ import contextlib
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from kvcore.model import ChangeBatch, ChangeKind, Permission, WriteItem
@@ -197,6 +198,27 @@ async def test_stuck_subscriber_does_not_slow_writes(central_factory: Any) -> No
         assert healthy, "another subscriber must still be served"
         # Generous bound (shared, noisy machines): the stuck reader must not stall writers.
         assert loaded > baseline * 0.3
+
+
+async def test_a_closed_stream_unsubscribes_at_once(central_factory: Any) -> None:
+    """A replica that hangs up is no longer counted (nor queued for) a moment later."""
+    central = central_factory(propagation_delay=0)
+
+    async def subscribers() -> float:
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"{central.http}/metrics")).text
+        line = next(x for x in text.splitlines() if x.startswith("edgekv_replication_subscribers{"))
+        return float(line.rsplit(" ", 1)[1])
+
+    async with CentralClient(central.grpc) as client:
+        stream = client.subscribe("gone", 0)
+        await asyncio.wait_for(stream.__anext__(), 5)
+        assert await subscribers() == 1
+        await stream.aclose()
+        deadline = time.monotonic() + 5
+        while await subscribers() != 0:
+            assert time.monotonic() < deadline, "the closed stream is still subscribed"
+            await asyncio.sleep(0.05)
 
 
 async def test_tokens_and_admin(central_factory: Any) -> None:
