@@ -1,16 +1,19 @@
-"""Plumbing for command-line front ends of the client (`edgekv kv`): failures turned
-into one line on stderr and an exit code, a progress bar that only shows where it
-helps, and small formatting helpers. No commands live here."""
+"""Plumbing for command-line front ends (`edgekv kv`, `edgekv token`): failures turned
+into one line on stderr and an exit code, options shared by many commands declared
+once (`option_group`), a progress bar that only shows where it helps, and small
+formatting helpers. No commands live here."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import functools
+import inspect
 import json
 import os
-from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, ParamSpec, TypeVar
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
 import httpx
 import typer
@@ -22,6 +25,7 @@ from kvcore.errors import KVError
 
 P = ParamSpec("P")
 R = TypeVar("R")
+G = TypeVar("G")
 
 EXIT_API = 1  # the API refused, or could not be reached
 EXIT_USAGE = 2  # bad arguments or a malformed input file (click's own usage errors are 2 too)
@@ -65,6 +69,47 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_API)
 
     return wrapper
+
+
+def option(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
+    """One option of a group: a typer `Annotated[...]` type and its default."""
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def option_group(
+    build: Callable[..., G], params: Sequence[inspect.Parameter]
+) -> Callable[[Callable[Concatenate[G, P], R]], Callable[..., R]]:
+    """Decorates a command whose first parameter is a group of options, `G`: typer sees
+    the command's own parameters, then `params` (in that order, as `--help` lists them);
+    the command gets those as one value, `build(**their values)`. So options many
+    commands take (`--endpoint`, `--token`, ...) are declared once."""
+
+    def decorate(fn: Callable[Concatenate[G, P], R]) -> Callable[..., R]:
+        signature = inspect.signature(fn, eval_str=True)
+        shown = [*list(signature.parameters.values())[1:], *params]
+        names = [p.name for p in params]
+
+        @functools.wraps(fn)
+        def command(*args: Any, **kwargs: Any) -> R:
+            group = build(**{name: kwargs.pop(name) for name in names})
+            return fn(group, *args, **kwargs)
+
+        command.__signature__ = signature.replace(parameters=shown)  # type: ignore[attr-defined]
+        annotations = {p.name: p.annotation for p in shown}
+        command.__annotations__ = annotations | {"return": signature.return_annotation}
+        return command
+
+    return decorate
+
+
+def confirm(question: str) -> bool:
+    """wrangler's `confirm()` (workers-sdk `src/dialogs.ts`): asked on a terminal, default
+    yes; elsewhere (stdin not a terminal, or CI set: its `isNonInteractiveOrCI`) the
+    fallback answer, yes, is printed and used."""
+    if sys.stdin.isatty() and not os.environ.get("CI"):
+        return typer.confirm(question, default=True, err=True)
+    typer.echo(f"? {question}\nUsing fallback value in non-interactive context: yes", err=True)
+    return True
 
 
 def print_json(doc: Any) -> None:

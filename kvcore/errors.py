@@ -122,6 +122,15 @@ class InvalidApiToken(AuthenticationError):
     default_message = "Invalid API Token"
 
 
+class TokenNotRecognised(AuthenticationError):
+    """Cloudflare's 9106, authentication failed (wrangler `core/handle-errors.ts`). edgekv
+    never answers it; it is here so the HTTP client maps Cloudflare's own answer back.
+    Not in ALL_ERRORS: no edgekv peer sends it over gRPC."""
+
+    code = 9106
+    default_message = "Authentication error"
+
+
 class Unauthorized(PermissionDenied):
     """Cloudflare's 9109, for a resource the token may not read (edgekv: `/user`, since
     an edgekv token belongs to an account, not to a user)."""

@@ -7,9 +7,13 @@
 
 Errors are the `kvcore.errors` classes the server raised, rebuilt from the Cloudflare
 error envelope (code and HTTP status); an unreachable endpoint is `Unavailable`.
+
+This module is the curated surface (`__all__`, guarded by a test). Behind it, private
+modules: `_http` (requests and responses, no I/O), `_errors` (response -> error class,
+derived from the tree), `_transport` (the sync and async httpx senders).
 """
 
-from kvcore.client._wire import normalize_endpoint
+from kvcore.client._http import normalize_endpoint
 from kvcore.client.admin import KVClient, split_batches
 from kvcore.client.binding import AsyncKVNamespace, KVNamespace
 from kvcore.client.types import BulkResult, KeyInfo, ListResult, Namespace

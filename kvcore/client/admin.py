@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 
-from kvcore.client import _wire as w
+from kvcore.client import _http as h
+from kvcore.client._transport import SyncTransport
 from kvcore.client.binding import KVNamespace
 from kvcore.client.types import (
     BulkResult,
@@ -62,8 +63,10 @@ def split_batches(
         yield batch
 
 
-class KVClient:
-    """Account-level client (sync). Close it (or use `with`) when done."""
+class KVClient(SyncTransport):
+    """Account-level client (sync). Close it (or use `with`) when done.
+
+    `timeout` is in seconds per request; a lent `http_client` is left open by `close()`."""
 
     def __init__(
         self,
@@ -71,28 +74,16 @@ class KVClient:
         account_id: str,
         token: str,
         *,
-        timeout: float = w.DEFAULT_TIMEOUT_S,
+        timeout: float = h.DEFAULT_TIMEOUT_S,
         http_client: httpx.Client | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        super().__init__(h.auth_headers(token), timeout, http_client)
         self.clock = clock
         self.endpoint = endpoint
         self.account_id = account_id
         self._token = token
-        self._paths = w.Paths(endpoint, account_id)
-        self._headers = w.auth_headers(token)
-        self._owns = http_client is None
-        self._http = http_client or httpx.Client(timeout=timeout)
-
-    def close(self) -> None:
-        if self._owns:
-            self._http.close()
-
-    def __enter__(self) -> KVClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._paths = h.Paths(endpoint, account_id)
 
     def namespace(self, namespace_id: str) -> KVNamespace:
         """A binding to one namespace sharing this client's connections."""
@@ -105,20 +96,14 @@ class KVClient:
             clock=self.clock,
         )
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        headers = {**self._headers, **kwargs.pop("headers", {})}
-        try:
-            return self._http.request(method, url, headers=headers, **kwargs)
-        except httpx.TransportError as exc:
-            raise w.transport_error(exc, url) from exc
-
     def _call(self, method: str, url: str, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        return w.envelope(self._request(method, url, **kwargs))
+        """`(result, result_info)` of one enveloped request (`kwargs`: `Call`'s fields)."""
+        return h.envelope(self._send(h.Call(method, url, **kwargs)))
 
     # -- namespaces -------------------------------------------------------------------
 
     def create_namespace(self, title: str) -> Namespace:
-        result, _ = self._call("POST", self._paths.namespaces, json={"title": title})
+        result, _ = self._call("POST", self._paths.namespaces, json_body={"title": title})
         return parse_namespace(result)
 
     def get_namespace(self, namespace_id: str) -> Namespace:
@@ -147,7 +132,7 @@ class KVClient:
         raise NamespaceNotFound(f"no namespace titled {title!r}")
 
     def rename_namespace(self, namespace_id: str, title: str) -> Namespace:
-        result, _ = self._call("PUT", self._paths.namespace(namespace_id), json={"title": title})
+        result, _ = self._call("PUT", self._paths.namespace(namespace_id), json_body={"title": title})
         if isinstance(result, dict) and "id" in result:
             return parse_namespace(result)
         return Namespace(id=namespace_id, title=title)  # older servers answer no result
@@ -165,14 +150,7 @@ class KVClient:
         cursor = ""
         seen: set[str] = set()
         while True:
-            params: dict[str, str] = {}
-            if prefix:
-                params["prefix"] = prefix
-            if limit is not None:
-                params["limit"] = str(limit)
-            if cursor:
-                params["cursor"] = cursor
-            result, info = self._call("GET", url, params=params)
+            result, info = self._call("GET", url, params=h.list_params(prefix, limit, cursor))
             for item in result or []:
                 yield parse_key_info(item)
             cursor = str(info.get("cursor") or "")
@@ -232,13 +210,13 @@ class KVClient:
     ) -> BulkResult:
         total = BulkResult()
         for batch in split_batches(items, batch_size, max_bytes):
-            outcome = parse_bulk_result(self._call(method, url, json=batch)[0], len(batch))
+            outcome = parse_bulk_result(self._call(method, url, json_body=batch)[0], len(batch))
             for _ in range(_BULK_RETRIES):
                 if not outcome.unsuccessful_keys:
                     break
                 failed = set(outcome.unsuccessful_keys)
                 retry = [item for item in batch if key_of(item) in failed]
-                again = parse_bulk_result(self._call(method, url, json=retry)[0], len(retry))
+                again = parse_bulk_result(self._call(method, url, json_body=retry)[0], len(retry))
                 outcome = BulkResult(
                     outcome.successful_key_count + again.successful_key_count, again.unsuccessful_keys
                 )
@@ -265,7 +243,7 @@ class KVClient:
             body: dict[str, Any] = {"keys": chunk, "type": type}
             if with_metadata:
                 body["withMetadata"] = True
-            result, _ = self._call("POST", url, json=body)
+            result, _ = self._call("POST", url, json_body=body)
             values = result.get("values") if isinstance(result, dict) else None
             if not isinstance(values, dict):
                 raise InternalError("bulk get: response has no 'values' object")

@@ -18,11 +18,12 @@ differ (a write landed between the two reads), the pair is read again.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypedDict, Unpack, overload
 
 import httpx
 
-from kvcore.client import _wire as w
+from kvcore.client import _http as h
+from kvcore.client._transport import AsyncTransport, H, SyncTransport, Transport
 from kvcore.client.types import KeyInfo, ListResult, parse_key_info
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import KeyNotFound
@@ -32,92 +33,97 @@ PutValue = str | bytes | bytearray | memoryview | dict[str, Any] | list[Any]
 _METADATA_RETRIES = 3
 
 
+class PutOptions(TypedDict, total=False):
+    """The keyword options of `put`, in both flavours (all optional):
+
+    - `expiration`: epoch seconds, at least floor(now) + 60;
+    - `expiration_ttl`: seconds from now, at least 60 (either ends by 2^31 - 1);
+    - `metadata`: any JSON value (the body is then multipart);
+    - `if_match`: the version (`ETag`) the key must have for the write to happen;
+    - `if_none_match`: True to write only if the key does not exist.
+    """
+
+    expiration: int | float | None
+    expiration_ttl: int | float | None
+    metadata: Any
+    if_match: str | int | None
+    if_none_match: bool
+
+
 class _Calls:
     """Request builders and response parsers of one namespace (no I/O)."""
 
-    def __init__(
-        self, endpoint: str, account_id: str, namespace_id: str, token: str, clock: Clock = SYSTEM_CLOCK
-    ) -> None:
+    def __init__(self, endpoint: str, account_id: str, namespace_id: str, clock: Clock) -> None:
         self.clock = clock
-        self.paths = w.Paths(endpoint, account_id)
+        self.paths = h.Paths(endpoint, account_id)
         self.namespace_id = namespace_id
-        self.headers = w.auth_headers(token)
 
-    def get(self, key: str, consistency: w.Consistency | None) -> w.Call:
+    def get(self, key: str, consistency: h.Consistency | None) -> h.Call:
         params = {"consistency": str(consistency)} if consistency else None
-        return w.Call("GET", self.paths.value(self.namespace_id, key), params=params)
+        return h.Call("GET", self.paths.value(self.namespace_id, key), params=params)
 
-    def metadata(self, key: str, consistency: w.Consistency | None) -> w.Call:
+    def metadata(self, key: str, consistency: h.Consistency | None) -> h.Call:
         params = {"consistency": str(consistency)} if consistency else None
-        return w.Call("GET", self.paths.metadata(self.namespace_id, key), params=params)
+        return h.Call("GET", self.paths.metadata(self.namespace_id, key), params=params)
 
     def put(
         self,
         key: str,
         value: PutValue,
-        expiration: int | float | None,
-        expiration_ttl: int | float | None,
-        metadata: Any,
-        if_match: str | int | None,
-        if_none_match: bool,
-    ) -> w.Call:
-        body = w.encode_value(value)
-        params = w.expiration_params(expiration, expiration_ttl, self.clock.now()) or None
-        headers = w.condition_headers(if_match, if_none_match)
+        *,
+        expiration: int | float | None = None,
+        expiration_ttl: int | float | None = None,
+        metadata: Any = None,
+        if_match: str | int | None = None,
+        if_none_match: bool = False,
+    ) -> h.Call:
+        """The request of `put(key, value, **options)`, its options checked (`PutOptions`)."""
+        body = h.encode_value(value)
+        params = h.expiration_params(expiration, expiration_ttl, self.clock.now()) or None
+        headers = h.condition_headers(if_match, if_none_match)
         url = self.paths.value(self.namespace_id, key)
         metadata_json = encode_metadata(metadata)
         if metadata_json is None:
             headers["Content-Type"] = "application/octet-stream"
-            return w.Call("PUT", url, params=params, headers=headers, content=body)
-        files: w.MultipartFiles = {
+            return h.Call("PUT", url, params=params, headers=headers, content=body)
+        files: h.MultipartFiles = {
             "value": ("value", body, "application/octet-stream"),
             "metadata": (None, metadata_json, "application/json"),
         }
-        return w.Call("PUT", url, params=params, headers=headers or None, files=files)
+        return h.Call("PUT", url, params=params, headers=headers or None, files=files)
 
-    def delete(self, key: str, if_match: str | int | None) -> w.Call:
-        headers = w.condition_headers(if_match, False) or None
-        return w.Call("DELETE", self.paths.value(self.namespace_id, key), headers=headers)
+    def delete(self, key: str, if_match: str | int | None) -> h.Call:
+        headers = h.condition_headers(if_match, False) or None
+        return h.Call("DELETE", self.paths.value(self.namespace_id, key), headers=headers)
 
-    def list_keys(self, prefix: str | None, limit: int | None, cursor: str | None) -> w.Call:
-        params: dict[str, str] = {}
-        if prefix:
-            params["prefix"] = prefix
-        if limit is not None:
-            params["limit"] = str(limit)
-        if cursor:
-            params["cursor"] = cursor
-        return w.Call("GET", f"{self.paths.namespace(self.namespace_id)}/keys", params=params or None)
-
-    def request_kwargs(self, call: w.Call) -> dict[str, Any]:
-        kwargs = call.send_kwargs()
-        kwargs["headers"] = {**self.headers, **(call.headers or {})}
-        return kwargs
+    def list_keys(self, prefix: str | None, limit: int | None, cursor: str | None) -> h.Call:
+        params = h.list_params(prefix, limit, cursor) or None
+        return h.Call("GET", f"{self.paths.namespace(self.namespace_id)}/keys", params=params)
 
     # -- parsers ----------------------------------------------------------------------
 
     @staticmethod
-    def value_or_none(resp: httpx.Response, type: w.ValueType) -> tuple[Any, str | None]:
+    def value_or_none(resp: httpx.Response, type: h.ValueType) -> tuple[Any, str | None]:
         """`(value, version)`, or `(None, None)` for a missing key."""
         try:
-            w.check(resp)
+            h.check(resp)
         except KeyNotFound:
             return None, None
-        return w.decode_value(resp.content, type), w.parse_etag(resp.headers.get("etag"))
+        return h.decode_value(resp.content, type), h.parse_etag(resp.headers.get("etag"))
 
     @staticmethod
     def metadata_or_missing(resp: httpx.Response) -> tuple[bool, Any, str | None]:
         """`(found, metadata, version)`."""
         try:
-            result, _ = w.envelope(resp)
+            result, _ = h.envelope(resp)
         except KeyNotFound:
             return False, None, None
-        return True, result, w.parse_etag(resp.headers.get("etag"))
+        return True, result, h.parse_etag(resp.headers.get("etag"))
 
     @staticmethod
     def deleted(resp: httpx.Response, conditional: bool) -> None:
         try:
-            w.check(resp)
+            h.check(resp)
         except KeyNotFound:
             # Deleting a missing key succeeds, as with the Workers binding. With a
             # condition a missing key does not match: keep the error.
@@ -126,7 +132,7 @@ class _Calls:
 
     @staticmethod
     def list_result(resp: httpx.Response) -> ListResult:
-        result, info = w.envelope(resp)
+        result, info = h.envelope(resp)
         keys: list[KeyInfo] = [parse_key_info(item) for item in (result or [])]
         cursor = info.get("cursor") or None
         return ListResult(keys=keys, list_complete=cursor is None, cursor=cursor)
@@ -145,8 +151,8 @@ def _consistent_pair(
     return False, value, metadata
 
 
-class KVNamespace:
-    """A synchronous binding to one namespace. Close it (or use `with`) when done."""
+class _Binding(Transport[H]):
+    """What both flavours share: the namespace, its `_Calls` and the transport's client."""
 
     def __init__(
         self,
@@ -155,57 +161,48 @@ class KVNamespace:
         namespace_id: str,
         token: str,
         *,
-        timeout: float = w.DEFAULT_TIMEOUT_S,
-        http_client: httpx.Client | None = None,
+        timeout: float = h.DEFAULT_TIMEOUT_S,
+        http_client: H | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._calls = _Calls(endpoint, account_id, namespace_id, token, clock)
-        self._owns = http_client is None
-        self._http = http_client or httpx.Client(timeout=timeout)
+        self._calls = _Calls(endpoint, account_id, namespace_id, clock)
+        super().__init__(h.auth_headers(token), timeout, http_client)
 
     @property
     def namespace_id(self) -> str:
         return self._calls.namespace_id
 
-    def close(self) -> None:
-        if self._owns:
-            self._http.close()
 
-    def __enter__(self) -> KVNamespace:
-        return self
+class KVNamespace(_Binding[httpx.Client], SyncTransport):
+    """A synchronous binding to one namespace. Close it (or use `with`) when done.
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _send(self, call: w.Call) -> httpx.Response:
-        try:
-            return self._http.request(call.method, call.url, **self._calls.request_kwargs(call))
-        except httpx.TransportError as exc:
-            raise w.transport_error(exc, call.url) from exc
+    `KVNamespace(endpoint, account_id, namespace_id, token, *, timeout=30.0,
+    http_client=None, clock=SYSTEM_CLOCK)`: `timeout` in seconds per request; a lent
+    `http_client` is left open by `close()`."""
 
     @overload
     def get(
-        self, key: str, type: Literal["text"] = "text", consistency: w.Consistency | None = None
+        self, key: str, type: Literal["text"] = "text", consistency: h.Consistency | None = None
     ) -> str | None: ...
     @overload
     def get(
-        self, key: str, type: Literal["bytes"], consistency: w.Consistency | None = None
+        self, key: str, type: Literal["bytes"], consistency: h.Consistency | None = None
     ) -> bytes | None: ...
     @overload
-    def get(self, key: str, type: Literal["json"], consistency: w.Consistency | None = None) -> Any: ...
-    def get(self, key: str, type: w.ValueType = "text", consistency: w.Consistency | None = None) -> Any:
+    def get(self, key: str, type: Literal["json"], consistency: h.Consistency | None = None) -> Any: ...
+    def get(self, key: str, type: h.ValueType = "text", consistency: h.Consistency | None = None) -> Any:
         """The value decoded as `type` ("text", "json" or "bytes"), or None when missing.
         `consistency="strong"` makes a replica answer from central."""
         return self.get_with_version(key, type, consistency)[0]
 
     def get_with_version(
-        self, key: str, type: w.ValueType = "text", consistency: w.Consistency | None = None
+        self, key: str, type: h.ValueType = "text", consistency: h.Consistency | None = None
     ) -> tuple[Any, str | None]:
         """`(value, version)`: the version is the `ETag`, to pass back as `if_match`."""
         return self._calls.value_or_none(self._send(self._calls.get(key, consistency)), type)
 
     def get_with_metadata(
-        self, key: str, type: w.ValueType = "text", consistency: w.Consistency | None = None
+        self, key: str, type: h.ValueType = "text", consistency: h.Consistency | None = None
     ) -> tuple[Any, Any]:
         """`(value, metadata)`; `(None, None)` for a missing key."""
         value: Any = None
@@ -222,23 +219,12 @@ class KVNamespace:
                 break
         return value, metadata
 
-    def put(
-        self,
-        key: str,
-        value: PutValue,
-        *,
-        expiration: int | float | None = None,
-        expiration_ttl: int | float | None = None,
-        metadata: Any = None,
-        if_match: str | int | None = None,
-        if_none_match: bool = False,
-    ) -> None:
+    def put(self, key: str, value: PutValue, **options: Unpack[PutOptions]) -> None:
         """Write a value: str as UTF-8, bytes as is, dict/list as JSON. The body is raw
-        (`application/octet-stream`), or multipart when `metadata` is given. `expiration`
-        (epoch seconds, at least floor(now) + 60) and `expiration_ttl` (seconds, at least
-        60) end by 2^31-1; out of bounds, `ValidationError` before anything is sent."""
-        call = self._calls.put(key, value, expiration, expiration_ttl, metadata, if_match, if_none_match)
-        w.check(self._send(call))
+        (`application/octet-stream`), or multipart when `metadata` is given. The keyword
+        options are `PutOptions`. A bad expiration is `ValidationError` before anything is
+        sent; an unmet condition is `PreconditionFailed`."""
+        h.check(self._send(self._calls.put(key, value, **options)))
 
     def delete(self, key: str, *, if_match: str | int | None = None) -> None:
         """Delete a key; a missing key is not an error unless `if_match` is given."""
@@ -251,66 +237,31 @@ class KVNamespace:
         return self._calls.list_result(self._send(self._calls.list_keys(prefix, limit, cursor)))
 
 
-class AsyncKVNamespace:
+class AsyncKVNamespace(_Binding[httpx.AsyncClient], AsyncTransport):
     """The asyncio flavour of `KVNamespace`. Close it (or use `async with`) when done."""
-
-    def __init__(
-        self,
-        endpoint: str,
-        account_id: str,
-        namespace_id: str,
-        token: str,
-        *,
-        timeout: float = w.DEFAULT_TIMEOUT_S,
-        http_client: httpx.AsyncClient | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self._calls = _Calls(endpoint, account_id, namespace_id, token, clock)
-        self._owns = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=timeout)
-
-    @property
-    def namespace_id(self) -> str:
-        return self._calls.namespace_id
-
-    async def aclose(self) -> None:
-        if self._owns:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncKVNamespace:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def _send(self, call: w.Call) -> httpx.Response:
-        try:
-            return await self._http.request(call.method, call.url, **self._calls.request_kwargs(call))
-        except httpx.TransportError as exc:
-            raise w.transport_error(exc, call.url) from exc
 
     @overload
     async def get(
-        self, key: str, type: Literal["text"] = "text", consistency: w.Consistency | None = None
+        self, key: str, type: Literal["text"] = "text", consistency: h.Consistency | None = None
     ) -> str | None: ...
     @overload
     async def get(
-        self, key: str, type: Literal["bytes"], consistency: w.Consistency | None = None
+        self, key: str, type: Literal["bytes"], consistency: h.Consistency | None = None
     ) -> bytes | None: ...
     @overload
-    async def get(self, key: str, type: Literal["json"], consistency: w.Consistency | None = None) -> Any: ...
+    async def get(self, key: str, type: Literal["json"], consistency: h.Consistency | None = None) -> Any: ...
     async def get(
-        self, key: str, type: w.ValueType = "text", consistency: w.Consistency | None = None
+        self, key: str, type: h.ValueType = "text", consistency: h.Consistency | None = None
     ) -> Any:
         return (await self.get_with_version(key, type, consistency))[0]
 
     async def get_with_version(
-        self, key: str, type: w.ValueType = "text", consistency: w.Consistency | None = None
+        self, key: str, type: h.ValueType = "text", consistency: h.Consistency | None = None
     ) -> tuple[Any, str | None]:
         return self._calls.value_or_none(await self._send(self._calls.get(key, consistency)), type)
 
     async def get_with_metadata(
-        self, key: str, type: w.ValueType = "text", consistency: w.Consistency | None = None
+        self, key: str, type: h.ValueType = "text", consistency: h.Consistency | None = None
     ) -> tuple[Any, Any]:
         value: Any = None
         metadata: Any = None
@@ -326,19 +277,8 @@ class AsyncKVNamespace:
                 break
         return value, metadata
 
-    async def put(
-        self,
-        key: str,
-        value: PutValue,
-        *,
-        expiration: int | float | None = None,
-        expiration_ttl: int | float | None = None,
-        metadata: Any = None,
-        if_match: str | int | None = None,
-        if_none_match: bool = False,
-    ) -> None:
-        call = self._calls.put(key, value, expiration, expiration_ttl, metadata, if_match, if_none_match)
-        w.check(await self._send(call))
+    async def put(self, key: str, value: PutValue, **options: Unpack[PutOptions]) -> None:
+        h.check(await self._send(self._calls.put(key, value, **options)))
 
     async def delete(self, key: str, *, if_match: str | int | None = None) -> None:
         self._calls.deleted(await self._send(self._calls.delete(key, if_match)), if_match is not None)

@@ -164,3 +164,20 @@ def test_unexpected_errors_are_one_line(api: FakeAPI, monkeypatch: pytest.Monkey
     monkeypatch.setattr(KVClient, "list_namespaces", boom)
     res = run("namespace", "list")
     assert res.exit_code == 1 and res.stderr == "error: unexpected RuntimeError: kaput second line\n"
+
+
+def test_help_lists_own_options_then_the_shared_ones(api: FakeAPI) -> None:
+    """The shared options are declared once (edgekv.kv's _command) and spliced in after
+    each command's own, in a fixed order, each with its environment variable."""
+    res = CliRunner().invoke(kv_cli.kv_app, ["key", "put", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    flags = ["--path", "--ttl", "--expiration", "--metadata", "--namespace-id", "--namespace,--binding"]
+    flags += ["--endpoint", "--token", "--account", "--timeout"]
+    at = [res.stdout.index(flag) for flag in flags]
+    assert at == sorted(at), res.stdout
+    for env in ("EDGEKV_NAMESPACE_ID", "EDGEKV_ENDPOINT", "EDGEKV_API_TOKEN", "EDGEKV_ACCOUNT_ID"):
+        assert env in res.stdout
+    bulk = CliRunner().invoke(kv_cli.kv_app, ["bulk", "get", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "[default: 60.0]" in bulk and "Print JSON for scripts" not in bulk
+    listing = CliRunner().invoke(kv_cli.kv_app, ["key", "list", "--help"], env={"COLUMNS": "200"}).stdout
+    assert listing.index("--timeout") < listing.index("--json")

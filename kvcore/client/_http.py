@@ -1,9 +1,11 @@
-"""The wire layer shared by the sync and async clients: URLs, request shapes, and
-turning responses (Cloudflare envelopes) back into values or `kvcore.errors` classes.
+"""The HTTP requests and responses of the REST API, for the sync and async clients:
+URLs, request shapes (`Call`), values, versions, and Cloudflare envelopes read back into
+results or `kvcore.errors` classes (which class: `kvcore.client._errors`).
 
 Nothing here performs I/O. Each client method builds a `Call`, hands it to its
-transport (`httpx.Client` or `httpx.AsyncClient`), and parses the `httpx.Response`
-with the functions below, so the two flavours cannot drift apart.
+transport (`kvcore.client._transport`), and parses the `httpx.Response` with the
+functions below, so the two flavours cannot drift apart. (`kvcore.wire` is another
+thing: protobuf <-> domain, for gRPC.)
 """
 
 from __future__ import annotations
@@ -15,22 +17,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
-from kvcore.errors import (
-    AuthenticationError,
-    DuplicateTitle,
-    InternalError,
-    KeyNotFound,
-    KVError,
-    MethodNotAllowed,
-    NamespaceNotFound,
-    NotFoundRoute,
-    PayloadTooLarge,
-    PermissionDenied,
-    PreconditionFailed,
-    TooManyNamespaces,
-    Unavailable,
-    ValidationError,
-)
+from kvcore.client._errors import error_from_response, first_error, for_code
+from kvcore.errors import InternalError, ValidationError
 from kvcore.limits import resolve_expiration, validate_key
 
 API_PREFIX = "/client/v4"
@@ -89,12 +77,11 @@ class Call:
     json_body: Any = None
     files: MultipartFiles | None = None
 
-    def send_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
+    def send_kwargs(self, base_headers: dict[str, str]) -> dict[str, Any]:
+        """The keyword arguments of `httpx.Client.request`: this call's headers over `base_headers`."""
+        kwargs: dict[str, Any] = {"headers": {**base_headers, **(self.headers or {})}}
         if self.params:
             kwargs["params"] = self.params
-        if self.headers:
-            kwargs["headers"] = self.headers
         if self.content is not None:
             kwargs["content"] = self.content
         if self.json_body is not None:
@@ -122,79 +109,20 @@ class Paths:
         return f"{self.namespace(namespace_id)}/metadata/{quote_key(key)}"
 
 
-# -- errors -----------------------------------------------------------------------------
-
-_BY_STATUS: dict[int, type[KVError]] = {
-    401: AuthenticationError,
-    403: PermissionDenied,
-    405: MethodNotAllowed,
-    412: PreconditionFailed,
-    413: PayloadTooLarge,  # code 10011, which a 400 uses too (a malformed namespace id)
-    503: Unavailable,
-}
-
-_BY_CODE: dict[int, type[KVError]] = {
-    10009: KeyNotFound,
-    10013: NamespaceNotFound,
-    10014: DuplicateTitle,
-    10030: PreconditionFailed,
-    10026: TooManyNamespaces,
-    10043: Unavailable,
-    7003: NotFoundRoute,
-    10405: MethodNotAllowed,
-    10002: InternalError,
-    10001: ValidationError,
-    9106: AuthenticationError,
-}
-
-
-def _first_error(body: bytes) -> tuple[int | None, str | None]:
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None, None
-    if not isinstance(doc, dict):
-        return None, None
-    errors = doc.get("errors")
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        code = errors[0].get("code")
-        message = errors[0].get("message")
-        return (code if isinstance(code, int) else None), (str(message) if message is not None else None)
-    return None, None
-
-
-def error_from_response(status: int, body: bytes) -> KVError:
-    """Map a failed response to the `kvcore.errors` class the server raised.
-
-    Status decides first for the classes that have a status of their own (401, 403, 412,
-    503...), because Cloudflare reuses codes across them (10000 is both 401 and 403).
-    Otherwise the Cloudflare code decides; a 404 with an unknown code reads as a missing
-    key, anything else by its status class.
-    """
-    code, message = _first_error(body)
-    if message is None:
-        snippet = body[:200].decode("utf-8", "replace").strip()
-        message = f"HTTP {status}" + (f": {snippet}" if snippet else "")
-    cls = _BY_STATUS.get(status)
-    if cls is None and code is not None:
-        cls = _BY_CODE.get(code)
-    if cls is None:
-        if status == 404:
-            cls = NotFoundRoute if code == 7003 else KeyNotFound
-        elif status >= 500:
-            cls = InternalError
-        else:
-            cls = ValidationError
-    return cls(message)
-
-
-def transport_error(exc: httpx.TransportError, url: str) -> Unavailable:
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
-    where = urlsplit(url).netloc or url
-    return Unavailable(f"request to {where} {kind}: {exc or type(exc).__name__}")
+def list_params(prefix: str | None, limit: int | None, cursor: str | None) -> dict[str, str]:
+    """The query of one page of a key listing (empty parts left out)."""
+    params: dict[str, str] = {}
+    if prefix:
+        params["prefix"] = prefix
+    if limit is not None:
+        params["limit"] = str(limit)
+    if cursor:
+        params["cursor"] = cursor
+    return params
 
 
 def check(resp: httpx.Response) -> httpx.Response:
+    """The response itself when it succeeded; else raises the error it reports."""
     if resp.is_success:
         return resp
     raise error_from_response(resp.status_code, resp.content)
@@ -208,8 +136,8 @@ def envelope(resp: httpx.Response) -> tuple[Any, dict[str, Any]]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise InternalError(f"HTTP {resp.status_code}: response is not JSON") from exc
     if not isinstance(doc, dict) or doc.get("success") is not True:
-        code, message = _first_error(resp.content)
-        raise (_BY_CODE.get(code or 0) or InternalError)(message or "request failed")
+        code, message = first_error(resp.content)
+        raise (for_code(code) or InternalError)(message or "request failed")
     info = doc.get("result_info")
     return doc.get("result"), (info if isinstance(info, dict) else {})
 

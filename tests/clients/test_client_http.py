@@ -1,4 +1,5 @@
-"""Pure parts of the clients: endpoints, key encoding, error mapping, batching, bulk files."""
+"""Pure parts of the clients: endpoints, key encoding, values, batching, bulk files.
+(Error mapping: test_client_errors.py.)"""
 
 from __future__ import annotations
 
@@ -8,14 +9,7 @@ import pytest
 
 from kvcore import errors
 from kvcore.client import normalize_endpoint, split_batches
-from kvcore.client._wire import (
-    condition_headers,
-    decode_value,
-    encode_value,
-    error_from_response,
-    parse_etag,
-    quote_key,
-)
+from kvcore.client._http import condition_headers, decode_value, encode_value, parse_etag, quote_key
 from kvcore.client.bulkfile import BulkFileError, load_json, parse_keys, parse_put_items
 
 pytestmark = pytest.mark.timeout(10)
@@ -49,44 +43,6 @@ def test_keys_are_one_escaped_path_segment() -> None:
     for bad in ("", ".", "..", "x" * 513):
         with pytest.raises(errors.ValidationError):
             quote_key(bad)
-
-
-def _envelope(code: int, message: str = "m") -> bytes:
-    return json.dumps(
-        {"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None}
-    ).encode()
-
-
-@pytest.mark.parametrize(
-    ("status", "code", "cls"),
-    [
-        (404, 10009, errors.KeyNotFound),
-        (404, 10013, errors.NamespaceNotFound),
-        (400, 10014, errors.DuplicateTitle),
-        (401, 10000, errors.AuthenticationError),
-        (403, 10000, errors.PermissionDenied),
-        (412, 10030, errors.PreconditionFailed),
-        (503, 10043, errors.Unavailable),
-        (413, 10011, errors.PayloadTooLarge),
-        (400, 10011, errors.ValidationError),  # a malformed namespace id (Cloudflare's code)
-        (414, 10001, errors.ValidationError),  # a key over 512 bytes in the URL
-        (400, 10001, errors.ValidationError),
-        (404, 7003, errors.NotFoundRoute),
-        (500, 10002, errors.InternalError),
-        (400, 10026, errors.TooManyNamespaces),
-    ],
-)
-def test_error_envelopes_map_to_the_error_tree(status: int, code: int, cls: type[errors.KVError]) -> None:
-    err = error_from_response(status, _envelope(code, "the message"))
-    assert type(err) is cls
-    assert err.message == "the message"
-
-
-def test_errors_without_an_envelope_map_by_status() -> None:
-    assert type(error_from_response(502, b"<html>bad gateway</html>")) is errors.InternalError
-    assert type(error_from_response(412, b"")) is errors.PreconditionFailed
-    assert type(error_from_response(404, b"nope")) is errors.KeyNotFound
-    assert "HTTP 418" in error_from_response(418, b"").message
 
 
 def test_values_and_versions() -> None:
