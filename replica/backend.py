@@ -12,26 +12,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kvcore import limits
 from kvcore.clock import Clock
 from kvcore.errors import KeyNotFound, Unavailable
-from kvcore.model import (
-    BulkResult,
-    Condition,
-    Entry,
-    KeyPage,
-    Namespace,
-    ReadResult,
-    Token,
-    WriteItem,
-    WriteResult,
+from kvcore.model import Entry, KeyPage, Namespace, ReadResult, Token
+from kvcore.store.ops import (
+    BulkDeleteOp,
+    BulkPutOp,
+    CreateNamespaceOp,
+    DeleteNamespaceOp,
+    DeleteOp,
+    InNamespace,
+    Op,
+    PutOp,
+    RenameNamespaceOp,
 )
-from kvcore.rpc.client import CentralClient
 from replica.edge import EdgeState, KeyRef
+from replica.link import CentralLink
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # Once the stream has been down this long, calls to central are not attempted.
 FAIL_FAST_AFTER_S = 3.0
@@ -44,7 +46,7 @@ class ReplicaBackend:
         self,
         *,
         edge: EdgeState,
-        central: CentralClient,
+        central: CentralLink,
         clock: Clock,
         timeout_s: float,
         stream_down_for: Callable[[], float] = lambda: 0.0,
@@ -92,11 +94,6 @@ class ReplicaBackend:
 
     # ------------------------------------------------------------------ namespaces
 
-    async def create_namespace(self, account_id: str, title: str) -> Namespace:
-        ns = await self._central_call(lambda: self._central.create_namespace(account_id, title))
-        self._edge.add_namespace(ns)
-        return ns
-
     async def get_namespace(self, account_id: str, namespace_id: str) -> Namespace:
         local = self._edge.local_namespace(account_id, namespace_id)
         try:
@@ -125,17 +122,6 @@ class ReplicaBackend:
             mine.sort(key=lambda n: n.title if order == "title" else n.id, reverse=direction == "desc")
             start = (page - 1) * per_page
             return mine[start : start + per_page], len(mine)
-
-    async def rename_namespace(self, account_id: str, namespace_id: str, title: str) -> Namespace:
-        self._edge.local_namespace(account_id, namespace_id)
-        ns = await self._central_call(lambda: self._central.rename_namespace(account_id, namespace_id, title))
-        self._edge.add_namespace(ns)
-        return ns
-
-    async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
-        self._edge.local_namespace(account_id, namespace_id)
-        await self._central_call(lambda: self._central.delete_namespace(account_id, namespace_id))
-        self._edge.drop_namespace(namespace_id)
 
     # ------------------------------------------------------------------ reads
 
@@ -226,39 +212,26 @@ class ReplicaBackend:
 
     # ------------------------------------------------------------------ writes
 
-    async def put(
-        self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition
-    ) -> WriteResult:
-        self._edge.local_namespace(account_id, namespace_id)
-        size = len(item.value) + len(item.metadata_json or "")
-        result = await self._central_call(
-            lambda: self._central.put(account_id, namespace_id, item, condition), self._write_deadline(size)
-        )
-        self._edge.apply_own_put((namespace_id, item.key), item, result)
+    async def submit(self, op: Op[R]) -> R:
+        """Forward `op` to central; once acknowledged, apply it to this region's cache
+        (C3) and return central's result."""
+        if isinstance(op, InNamespace):
+            self._edge.local_namespace(op.account_id, op.namespace_id)
+        result = await self._central_call(lambda: self._central.submit(op), self._write_deadline(op.size))
+        self._apply_own(op, result)
         return result
 
-    async def delete(self, account_id: str, namespace_id: str, key: str, condition: Condition) -> WriteResult:
-        self._edge.local_namespace(account_id, namespace_id)
-        result = await self._central_call(
-            lambda: self._central.delete(account_id, namespace_id, key, condition), self._write_deadline(0)
-        )
-        self._edge.apply_own_delete((namespace_id, key), result)
-        return result
-
-    async def bulk_put(self, account_id: str, namespace_id: str, items: Sequence[WriteItem]) -> BulkResult:
-        self._edge.local_namespace(account_id, namespace_id)
-        size = sum(len(i.value) + len(i.key) + len(i.metadata_json or "") for i in items)
-        result = await self._central_call(
-            lambda: self._central.bulk_put(account_id, namespace_id, items), self._write_deadline(size)
-        )
-        self._edge.apply_own_bulk(namespace_id, [i.key for i in items], result, deleted=False)
-        return result
-
-    async def bulk_delete(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> BulkResult:
-        self._edge.local_namespace(account_id, namespace_id)
-        size = sum(len(k) for k in keys)
-        result = await self._central_call(
-            lambda: self._central.bulk_delete(account_id, namespace_id, keys), self._write_deadline(size)
-        )
-        self._edge.apply_own_bulk(namespace_id, keys, result, deleted=True)
-        return result
+    def _apply_own(self, op: Op[Any], result: Any) -> None:
+        edge = self._edge
+        if isinstance(op, PutOp):
+            edge.apply_own_put((op.namespace_id, op.item.key), op.item, result)
+        elif isinstance(op, DeleteOp):
+            edge.apply_own_delete((op.namespace_id, op.key), result)
+        elif isinstance(op, BulkPutOp | BulkDeleteOp):
+            deleted = isinstance(op, BulkDeleteOp)
+            keys = op.keys if isinstance(op, BulkDeleteOp) else [i.key for i in op.items]
+            edge.apply_own_bulk(op.namespace_id, keys, result, deleted=deleted)
+        elif isinstance(op, CreateNamespaceOp | RenameNamespaceOp):
+            edge.add_namespace(result)
+        elif isinstance(op, DeleteNamespaceOp):
+            edge.drop_namespace(op.namespace_id)

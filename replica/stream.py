@@ -29,9 +29,9 @@ from kvcore.clock import Clock
 from kvcore.errors import KVError
 from kvcore.metrics import Metrics
 from kvcore.model import ChangeBatch
-from kvcore.rpc.client import CentralClient
 from kvcore.rpc.liveness import SILENCE_BOUND_S
 from replica.edge import EdgeState
+from replica.link import CentralLink
 from replica.state import ReplicaState
 
 log = logging.getLogger("edgekv.replica.stream")
@@ -48,7 +48,7 @@ class StreamSubscriber:
     def __init__(
         self,
         *,
-        client: CentralClient,
+        client: CentralLink,
         edge: EdgeState,
         state: ReplicaState,
         region: str,
