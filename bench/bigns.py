@@ -22,6 +22,7 @@ from bench.common import Budget, Proc, metric_value, rss_mib, summary_ms
 from bench.context import Ctx, keys_path, value_prefix
 from kvcore.model import WriteItem
 from kvcore.rpc.client import CentralClient
+from kvcore.store.ops import BulkPutOp
 
 KEY_FORMAT = "key-%07d"
 VALUE_BYTES = 64
@@ -48,7 +49,7 @@ async def _load(ctx: Ctx, central: Proc, account: str, ns: str, n: int, budget_s
                 next_batch += 1
                 items = [WriteItem(KEY_FORMAT % i, _value(i)) for i in range(b * BATCH, (b + 1) * BATCH)]
                 t0 = time.perf_counter()
-                res = await client.bulk_put(account, ns, items)
+                res = await client.submit(BulkPutOp(account, ns, items))
                 batch_s.append(time.perf_counter() - t0)
                 loaded += BATCH
                 del res

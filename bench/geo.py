@@ -49,6 +49,7 @@ from bench.common import (
 from bench.context import Ctx, value_prefix
 from kvcore.model import WriteItem
 from kvcore.rpc.client import CentralClient
+from kvcore.store.ops import BulkPutOp
 
 LATENCY_S = 0.040
 KEY_FORMAT = "geo-%06d"
@@ -197,7 +198,7 @@ async def _load(central: Proc, account: str, ns: str) -> None:
     async with CentralClient(central.grpc) as client:
         for lo in range(0, KEYS, 5_000):
             items = [WriteItem(KEY_FORMAT % i, VALUE) for i in range(lo, min(KEYS, lo + 5_000))]
-            res = await client.bulk_put(account, ns, items)
+            res = await client.submit(BulkPutOp(account, ns, items))
             if res.unsuccessful_keys:
                 raise RuntimeError(f"geo: load failed for {len(res.unsuccessful_keys)} keys")
 

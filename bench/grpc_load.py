@@ -3,7 +3,7 @@ one channel, each putting distinct keys back to back for `seconds`. Prints JSON.
 
     python -m bench.grpc_load --target H:P --account A --ns N --clients 32 --seconds 8 --tag t [--stream]
 
-With --stream the client is `CentralClient(stream_writes=True)`: the same `put` calls,
+With --stream the client is `CentralClient(stream_writes=True)`: the same `submit(PutOp)` calls,
 carried many per message on the write stream (as replicas forward writes).
 """
 
@@ -16,6 +16,7 @@ import time
 
 from kvcore.model import WriteItem
 from kvcore.rpc.client import CentralClient
+from kvcore.store.ops import PutOp
 
 VALUE = b"v" * 100
 
@@ -34,7 +35,7 @@ async def main() -> None:
     errors = 0
     # (no keyword without --stream: the same script measures code from before the stream)
     async with CentralClient(a.target, **({"stream_writes": True} if a.stream else {})) as client:
-        await client.put(a.account, a.ns, WriteItem(f"{a.tag}-warm", VALUE))
+        await client.submit(PutOp(a.account, a.ns, WriteItem(f"{a.tag}-warm", VALUE)))
         stop = time.monotonic() + a.seconds
 
         async def run(w: int) -> None:
@@ -43,7 +44,7 @@ async def main() -> None:
             while time.monotonic() < stop:
                 t0 = time.perf_counter()
                 try:
-                    await client.put(a.account, a.ns, WriteItem(f"{a.tag}-{w}-{n}", VALUE))
+                    await client.submit(PutOp(a.account, a.ns, WriteItem(f"{a.tag}-{w}-{n}", VALUE)))
                 except Exception:
                     errors += 1
                 lat.append(time.perf_counter() - t0)

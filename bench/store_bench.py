@@ -16,6 +16,7 @@ import threading
 import time
 
 from kvcore.model import WriteItem
+from kvcore.store.ops import BulkPutOp, CreateNamespaceOp, PutOp
 from kvcore.store.rocks import RocksStore
 
 ACCT = "bench"
@@ -29,7 +30,7 @@ def writes_threads(store: RocksStore, ns: str, writers: int, seconds: float, tag
     def run(w: int) -> None:
         n = 0
         while time.monotonic() < stop:
-            store.put(ACCT, ns, WriteItem(f"{tag}-{w}-{n}", VALUE))
+            store.run(PutOp(ACCT, ns, WriteItem(f"{tag}-{w}-{n}", VALUE)))
             n += 1
         counts[w] = n
 
@@ -50,7 +51,7 @@ def writes_tasks(store: RocksStore, ns: str, writers: int, seconds: float, tag: 
         async def run(w: int) -> None:
             n = 0
             while time.monotonic() < stop:
-                await store.aput(ACCT, ns, WriteItem(f"{tag}-{w}-{n}", VALUE))
+                await store.submit(PutOp(ACCT, ns, WriteItem(f"{tag}-{w}-{n}", VALUE)))
                 n += 1
             counts[w] = n
 
@@ -79,11 +80,11 @@ def main() -> None:
     s = args.seconds
 
     with tempfile.TemporaryDirectory(prefix="edgekv-bench-") as path, RocksStore(path, sync=True) as store:
-        ns = store.create_namespace(ACCT, "bench").id
+        ns = store.run(CreateNamespaceOp(ACCT, "bench")).id
         one = writes_threads(store, ns, 1, s, "one")
         many = writes_threads(store, ns, 64, s, "thr")
         many_async = writes_tasks(store, ns, 64, s, "aio")
-        store.bulk_put(ACCT, ns, [WriteItem(f"read-{i:06d}", VALUE) for i in range(10_000)])
+        store.run(BulkPutOp(ACCT, ns, [WriteItem(f"read-{i:06d}", VALUE) for i in range(10_000)]))
         read_keys = [f"read-{i:06d}" for i in range(0, 10_000, 7)]
         point = reads(store, ns, read_keys, s)
 

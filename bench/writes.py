@@ -19,6 +19,7 @@ from typing import Any
 from bench import wrk
 from bench.common import Proc, metric_value, profile, summary_ms
 from bench.context import Ctx, value_prefix
+from kvcore.store.ops import CreateNamespaceOp
 
 BODY = b"v" * 100
 
@@ -148,7 +149,7 @@ def store_baseline(ctx: Ctx) -> None:
     secs = ctx.secs(4, 2)
     ctx.log("writes: RocksStore in-process baseline, 1 and 64 asyncio writers")
     with _tf.TemporaryDirectory(prefix="store-", dir=ctx.tmp) as path, RocksStore(path, sync=True) as store:
-        ns = store.create_namespace(ACCT, "bench").id
+        ns = store.run(CreateNamespaceOp(ACCT, "bench")).id
         one = writes_tasks(store, ns, 1, secs, "one")
         many = writes_tasks(store, ns, 64, secs, "many")
         gil = _gil_share_during_sync_writes(path + "-gil")

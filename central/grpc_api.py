@@ -1,8 +1,9 @@
 """Central's gRPC servicers: KV and Admin over the store (Replication: replication_api.py).
 
-Thin by design: requests are validated with kvcore.limits and converted with
-kvcore.wire, the store does the work, and any KVError becomes a gRPC status through
-the table in kvcore.rpc.errors.
+Thin by design: a write request is decoded (kvcore.wire) into the store's operation
+(kvcore.store.ops), validated once with kvcore.limits as it enters, and submitted;
+reads go to the store; any KVError becomes a gRPC status through the table in
+kvcore.rpc.errors.
 """
 
 from __future__ import annotations
@@ -14,15 +15,22 @@ from typing import Any, TypeVar
 
 import grpc
 
-from central.writes import MeteredWrites
 from kvcore import limits, wire
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import KVError, NamespaceNotFound, ValidationError
-from kvcore.model import Permission, WriteItem
+from kvcore.model import Permission
 from kvcore.pb import edgekv_pb2 as pb
 from kvcore.pb import edgekv_pb2_grpc as pb_grpc
 from kvcore.rpc.errors import status_of, trailing_metadata_of
-from kvcore.store.base import Store
+from kvcore.store.base import Store, Writes
+from kvcore.store.ops import (
+    CreateNamespaceOp,
+    DeleteNamespaceOp,
+    DeleteOp,
+    PutOp,
+    RenameNamespaceOp,
+    RevokeTokenOp,
+)
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -47,26 +55,34 @@ def _ns(namespace_id: str) -> str:
     return namespace_id
 
 
-def _item(msg: pb.WriteItem, now: float, field: str = "item") -> WriteItem:
-    item = wire.write_item_from_pb(msg)
-    limits.validate_key(item.key, f"{field}.key")
-    limits.validate_value(item.value, f"{field}.value")
-    if item.metadata_json is not None:
-        limits.check_metadata_json(item.metadata_json, f"{field}.metadata")
-    limits.check_forwarded_expiration(now, item.expiration, f"{field}.expiration")
-    return item
+def put_op(msg: pb.PutRequest, now: float) -> PutOp:
+    """The validated operation of a put request (unary or streamed); `now` is central's
+    wall clock (epoch seconds) for the expiration bounds."""
+    op = wire.put_from_pb(msg)
+    limits.validate_write_item(op.item, now)
+    _ns(op.namespace_id)
+    return op
+
+
+def delete_op(msg: pb.DeleteRequest) -> DeleteOp:
+    """The validated operation of a delete request (unary or streamed)."""
+    op = wire.delete_from_pb(msg)
+    limits.validate_point_key(op.key)
+    _ns(op.namespace_id)
+    return op
 
 
 class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
-    def __init__(self, store: Store, writes: MeteredWrites, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, store: Store, writes: Writes, clock: Clock = SYSTEM_CLOCK) -> None:
         self._store = store
         self._writes = writes
         self._clock = clock
 
     @_kv_errors
     async def CreateNamespace(self, request: pb.CreateNamespaceRequest, context: Any) -> pb.Namespace:
-        title = limits.validate_title(request.title)
-        return wire.namespace_to_pb(await self._writes.acreate_namespace(request.account_id, title))
+        limits.validate_account_id(request.account_id)
+        op = CreateNamespaceOp(request.account_id, limits.validate_title(request.title))
+        return wire.namespace_to_pb(await self._writes.submit(op))
 
     @_kv_errors
     async def GetNamespace(self, request: pb.NamespaceRef, context: Any) -> pb.Namespace:
@@ -86,19 +102,17 @@ class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
     @_kv_errors
     async def RenameNamespace(self, request: pb.RenameNamespaceRequest, context: Any) -> pb.Namespace:
         title = limits.validate_title(request.title)
-        ns = await self._writes.arename_namespace(request.account_id, _ns(request.namespace_id), title)
-        return wire.namespace_to_pb(ns)
+        op = RenameNamespaceOp(request.account_id, _ns(request.namespace_id), title)
+        return wire.namespace_to_pb(await self._writes.submit(op))
 
     @_kv_errors
     async def DeleteNamespace(self, request: pb.NamespaceRef, context: Any) -> pb.Empty:
-        await self._writes.adelete_namespace(request.account_id, _ns(request.namespace_id))
+        await self._writes.submit(DeleteNamespaceOp(request.account_id, _ns(request.namespace_id)))
         return pb.Empty()
 
     @_kv_errors
     async def Put(self, request: pb.PutRequest, context: Any) -> pb.WriteResponse:
-        item = _item(request.item, self._clock.now())
-        cond = wire.condition_from_pb(request.condition)
-        res = await self._writes.aput(request.account_id, _ns(request.namespace_id), item, cond)
+        res = await self._writes.submit(put_op(request, self._clock.now()))
         return wire.write_result_to_pb(res)
 
     @_kv_errors
@@ -111,25 +125,26 @@ class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
 
     @_kv_errors
     async def Delete(self, request: pb.DeleteRequest, context: Any) -> pb.WriteResponse:
-        limits.validate_key(request.key, "key")
-        cond = wire.condition_from_pb(request.condition)
-        res = await self._writes.adelete(request.account_id, _ns(request.namespace_id), request.key, cond)
-        return wire.write_result_to_pb(res)
+        return wire.write_result_to_pb(await self._writes.submit(delete_op(request)))
 
     @_kv_errors
     async def BulkPut(self, request: pb.BulkPutRequest, context: Any) -> pb.BulkWriteResponse:
         limits.validate_bulk_count(len(request.items))
+        op = wire.bulk_put_from_pb(request)
         now = self._clock.now()
-        items = [_item(m, now, f"items[{i}]") for i, m in enumerate(request.items)]
-        res = await self._writes.abulk_put(request.account_id, _ns(request.namespace_id), items)
-        return wire.bulk_result_to_pb(res)
+        for i, item in enumerate(op.items):
+            limits.validate_write_item(item, now, f"[{i}].")
+        _ns(op.namespace_id)
+        return wire.bulk_result_to_pb(await self._writes.submit(op))
 
     @_kv_errors
     async def BulkDelete(self, request: pb.BulkDeleteRequest, context: Any) -> pb.BulkWriteResponse:
         limits.validate_bulk_count(len(request.keys), "bulk delete")
-        keys = [limits.validate_key(k, f"keys[{i}]") for i, k in enumerate(request.keys)]
-        res = await self._writes.abulk_delete(request.account_id, _ns(request.namespace_id), keys)
-        return wire.bulk_result_to_pb(res)
+        op = wire.bulk_delete_from_pb(request)
+        for i, key in enumerate(op.keys):
+            limits.validate_key(key, f"body[{i}]")
+        _ns(op.namespace_id)
+        return wire.bulk_result_to_pb(await self._writes.submit(op))
 
     @_kv_errors
     async def BulkGet(self, request: pb.BulkGetRequest, context: Any) -> pb.BulkGetResponse:
@@ -171,5 +186,5 @@ class AdminService(pb_grpc.AdminServicer):  # type: ignore[misc]
 
     @_kv_errors
     async def RevokeToken(self, request: pb.RevokeTokenRequest, context: Any) -> pb.Empty:
-        await asyncio.to_thread(self._store.revoke_token, request.token_id)
+        await self._store.submit(RevokeTokenOp(request.token_id))
         return pb.Empty()

@@ -105,7 +105,7 @@ async def serve(
         writes = MeteredWrites(store, metrics)
         feed = ChangeFeed(store, settings, clock=clock, metrics=metrics)
         feed.start()
-        backend = StoreBackend(writes, clock=clock)
+        backend = StoreBackend(store, writes, clock=clock)
         dashboard = CentralDashboard(
             backend=backend, feed=feed, propagation_delay_s=settings.propagation_delay_s
         )

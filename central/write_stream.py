@@ -1,12 +1,13 @@
 """Central's `Writes.WriteStream`: many forwarded point writes per message (issue 15).
 
 A replica sends every point write its region takes on one long-lived stream. Each
-request message becomes one `awrite_many` (one group-commit operation, so its writes
-share one WAL sync with whatever else is queued); each write is validated exactly as
-the unary Put/Delete validates it, and fails alone. The response for a message is
-sent once its group is durable (C6), one result per write, tagged with the write's
-id. Messages are not awaited one by one: the next is read and queued while earlier
-ones commit, so a busy replica keeps the writer's queue full.
+request message becomes one `GroupOp` of `PutOp`s and `DeleteOp`s (one group-commit
+operation, so its writes share one WAL sync with whatever else is queued); each write
+is decoded and validated by the unary Put/Delete's own functions, and fails alone.
+The response for a message is sent once its group is durable (C6), one result per
+write, tagged with the write's id. Messages are not awaited one by one: the next is
+read and queued while earlier ones commit, so a busy replica keeps the writer's queue
+full.
 
 Why a stream: per write, a unary grpc.aio call costs central a call object, a
 servicer task and several event-loop callbacks, and the replica a call of its own;
@@ -19,33 +20,27 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from central.grpc_api import _item, _ns
-from central.writes import MeteredWrites
-from kvcore import limits, wire
+from central.grpc_api import delete_op, put_op
+from kvcore import wire
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import InternalError, KVError
 from kvcore.model import WriteResult
 from kvcore.pb import edgekv_pb2 as pb
 from kvcore.pb import edgekv_pb2_grpc as pb_grpc
-from kvcore.store.base import PointWrite
+from kvcore.store.base import Writes
+from kvcore.store.ops import DeleteOp, GroupOp, PutOp
 
 _Outcome = WriteResult | KVError
 
 
-def point_write(msg: pb.StreamedWrite, now: float) -> PointWrite:
-    """The domain write of one streamed write, validated as the unary calls validate
-    (`now`: central's wall clock, for the expiration bounds)."""
+def point_op(msg: pb.StreamedWrite, now: float) -> PutOp | DeleteOp:
+    """The validated operation of one streamed write (`now`: central's wall clock, for
+    the expiration bounds)."""
     which = msg.WhichOneof("op")
     if which == "put":
-        put = msg.put
-        item = _item(put.item, now)
-        return PointWrite(
-            put.account_id, _ns(put.namespace_id), item.key, item, wire.condition_from_pb(put.condition)
-        )
+        return put_op(msg.put, now)
     if which == "delete":
-        d = msg.delete
-        key = limits.validate_key(d.key, "key")
-        return PointWrite(d.account_id, _ns(d.namespace_id), key, None, wire.condition_from_pb(d.condition))
+        return delete_op(msg.delete)
     raise InternalError("streamed write with neither put nor delete")
 
 
@@ -58,26 +53,26 @@ def result_to_pb(write_id: int, outcome: _Outcome) -> pb.StreamedWriteResult:
 
 
 class WritesService(pb_grpc.WritesServicer):  # type: ignore[misc]
-    def __init__(self, writes: MeteredWrites, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, writes: Writes, clock: Clock = SYSTEM_CLOCK) -> None:
         self._writes = writes
         self._clock = clock
 
     async def _commit(self, request: pb.WriteBatchRequest) -> pb.WriteBatchResponse:
         ids: list[int] = []
-        writes: list[PointWrite] = []
+        ops: list[PutOp | DeleteOp] = []
         results: list[pb.StreamedWriteResult] = []
         now = self._clock.now()
         for msg in request.writes:
             try:
-                writes.append(point_write(msg, now))
+                ops.append(point_op(msg, now))
                 ids.append(msg.id)
             except KVError as exc:
                 results.append(result_to_pb(msg.id, exc))
-        if writes:
+        if ops:
             try:
-                outcomes: list[_Outcome] = await self._writes.awrite_many(writes)
+                outcomes: list[_Outcome] = await self._writes.submit(GroupOp(ops))
             except KVError as exc:  # the store is closing: every write fails alike
-                outcomes = [exc] * len(writes)
+                outcomes = [exc] * len(ops)
             results.extend(result_to_pb(i, o) for i, o in zip(ids, outcomes, strict=True))
         return pb.WriteBatchResponse(results=results)
 

@@ -12,6 +12,7 @@ import re
 from typing import Any, Final
 
 from kvcore.errors import KeyTooLong, MalformedNamespaceId, PayloadTooLarge, ValidationError
+from kvcore.model import WriteItem
 
 MAX_KEY_BYTES: Final = 512
 MAX_VALUE_BYTES: Final = 25 * 1024 * 1024  # 26,214,400
@@ -60,6 +61,29 @@ def validate_key(key: str, field: str = "key_name", *, in_url: bool = False) -> 
     if key in (".", ".."):
         raise ValidationError(f"{field}: must not be '.' or '..'")
     return key
+
+
+def validate_point_key(key: str) -> str:
+    """The key of a single-key write or read, as the REST path names it (`key_name`, 414
+    over 512 bytes): the same field and message whether it came by URL or by gRPC."""
+    return validate_key(key, "key_name", in_url=True)
+
+
+def validate_write_item(item: WriteItem, now: float, where: str = "") -> WriteItem:
+    """A written item as it enters a process from another (gRPC `Put`/`BulkPut`, the
+    write stream): its key (`validate_point_key`, or `{where}key` in a bulk), value and
+    metadata sizes, and an absolute expiration as `check_forwarded_expiration` takes it
+    at `now` (epoch seconds). Field names follow the REST API's: `value`, `metadata`,
+    `expiration`, prefixed with `where` (a bulk's "[3]."). Raises the KVError naming it."""
+    if where:
+        validate_key(item.key, f"{where}key")
+    else:
+        validate_point_key(item.key)
+    validate_value(item.value, f"{where}value")
+    if item.metadata_json is not None:
+        check_metadata_json(item.metadata_json, f"{where}metadata")
+    check_forwarded_expiration(now, item.expiration, f"{where}expiration")
+    return item
 
 
 def check_key_length(size: int, field: str, *, in_url: bool) -> None:

@@ -9,6 +9,7 @@ JSON text with a `has_metadata` flag, Condition.if_match 0 = unset.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from kvcore.model import (
     BulkResult,
@@ -27,6 +28,15 @@ from kvcore.model import (
     WriteResult,
 )
 from kvcore.pb import edgekv_pb2 as pb
+from kvcore.store.ops import (
+    BulkDeleteOp,
+    BulkPutOp,
+    CreateNamespaceOp,
+    DeleteOp,
+    InNamespace,
+    PutOp,
+    RenameNamespaceOp,
+)
 
 
 def _exp_out(expiration: int | None) -> int:
@@ -39,6 +49,11 @@ def _exp_in(expiration: int) -> int | None:
 
 def _meta_in(has: bool, text: str) -> str | None:
     return text if has else None
+
+
+def _meta_out(metadata_json: str | None) -> dict[str, Any]:
+    """The two wire fields of optional metadata (JSON text and whether there is any)."""
+    return {"metadata_json": metadata_json or "", "has_metadata": metadata_json is not None}
 
 
 # -- namespaces
@@ -55,50 +70,44 @@ def namespace_from_pb(msg: pb.Namespace) -> Namespace:
 # -- entries and writes
 
 
-def entry_to_pb(entry: Entry, *, with_value: bool = True) -> pb.Entry:
-    return pb.Entry(
-        key=entry.key,
-        value=entry.value if with_value else b"",
-        metadata_json=entry.metadata_json or "",
-        has_metadata=entry.metadata_json is not None,
-        expiration=_exp_out(entry.expiration),
-        version=entry.version,
-    )
-
-
-def entry_from_pb(msg: pb.Entry) -> Entry:
-    return Entry(
-        key=msg.key,
-        value=msg.value,
-        metadata_json=_meta_in(msg.has_metadata, msg.metadata_json),
-        expiration=_exp_in(msg.expiration),
-        version=msg.version,
-    )
-
-
-def get_response(entry: Entry | None, as_of_seq: int, *, with_value: bool = True) -> pb.GetResponse:
-    if entry is None:
-        return pb.GetResponse(found=False, as_of_seq=as_of_seq)
-    return pb.GetResponse(found=True, entry=entry_to_pb(entry, with_value=with_value), as_of_seq=as_of_seq)
-
-
 def write_item_to_pb(item: WriteItem) -> pb.WriteItem:
     return pb.WriteItem(
         key=item.key,
         value=item.value,
-        metadata_json=item.metadata_json or "",
-        has_metadata=item.metadata_json is not None,
+        **_meta_out(item.metadata_json),
         expiration=_exp_out(item.expiration),
     )
 
 
-def write_item_from_pb(msg: pb.WriteItem) -> WriteItem:
+def write_item_from_pb(msg: pb.WriteItem | pb.Entry) -> WriteItem:
+    """The item of a write (an `Entry` message has the same fields, and a version)."""
     return WriteItem(
         key=msg.key,
         value=msg.value,
         metadata_json=_meta_in(msg.has_metadata, msg.metadata_json),
         expiration=_exp_in(msg.expiration),
     )
+
+
+def entry_to_pb(entry: Entry, *, with_value: bool = True) -> pb.Entry:
+    return pb.Entry(
+        key=entry.key,
+        value=entry.value if with_value else b"",
+        **_meta_out(entry.metadata_json),
+        expiration=_exp_out(entry.expiration),
+        version=entry.version,
+    )
+
+
+def entry_from_pb(msg: pb.Entry) -> Entry:
+    item = write_item_from_pb(msg)
+    return Entry(item.key, item.value, item.metadata_json, item.expiration, msg.version)
+
+
+def get_response(entry: Entry | None, as_of_seq: int, *, with_value: bool = True) -> pb.GetResponse:
+    if entry is None:
+        return pb.GetResponse(found=False, as_of_seq=as_of_seq)
+    return pb.GetResponse(found=True, entry=entry_to_pb(entry, with_value=with_value), as_of_seq=as_of_seq)
 
 
 def condition_to_pb(cond: Condition) -> pb.Condition:
@@ -109,24 +118,65 @@ def condition_from_pb(msg: pb.Condition) -> Condition:
     return Condition(if_match=msg.if_match or None, if_none_match=msg.if_none_match)
 
 
-def put_request(
-    account_id: str, namespace_id: str, item: WriteItem, condition: Condition | None
-) -> pb.PutRequest:
-    """A put on the wire (unary `KV.Put` and the write stream); no condition when unset."""
-    req = pb.PutRequest(account_id=account_id, namespace_id=namespace_id, item=write_item_to_pb(item))
-    if condition is not None and condition.is_set:
-        req.condition.CopyFrom(condition_to_pb(condition))
+# -- writes: the store's operations (kvcore.store.ops) as requests, both ways. Decoding
+# does not validate: the servicer checks what enters with kvcore.limits.
+
+
+def put_to_pb(op: PutOp) -> pb.PutRequest:
+    """Unary `KV.Put` and the write stream; no condition when unset."""
+    req = pb.PutRequest(
+        account_id=op.account_id, namespace_id=op.namespace_id, item=write_item_to_pb(op.item)
+    )
+    if op.condition.is_set:
+        req.condition.CopyFrom(condition_to_pb(op.condition))
     return req
 
 
-def delete_request(
-    account_id: str, namespace_id: str, key: str, condition: Condition | None
-) -> pb.DeleteRequest:
-    """A delete on the wire (unary `KV.Delete` and the write stream); no condition when unset."""
-    req = pb.DeleteRequest(account_id=account_id, namespace_id=namespace_id, key=key)
-    if condition is not None and condition.is_set:
-        req.condition.CopyFrom(condition_to_pb(condition))
+def put_from_pb(msg: pb.PutRequest) -> PutOp:
+    item = write_item_from_pb(msg.item)
+    return PutOp(msg.account_id, msg.namespace_id, item, condition_from_pb(msg.condition))
+
+
+def delete_to_pb(op: DeleteOp) -> pb.DeleteRequest:
+    """Unary `KV.Delete` and the write stream; no condition when unset."""
+    req = pb.DeleteRequest(account_id=op.account_id, namespace_id=op.namespace_id, key=op.key)
+    if op.condition.is_set:
+        req.condition.CopyFrom(condition_to_pb(op.condition))
     return req
+
+
+def delete_from_pb(msg: pb.DeleteRequest) -> DeleteOp:
+    return DeleteOp(msg.account_id, msg.namespace_id, msg.key, condition_from_pb(msg.condition))
+
+
+def bulk_put_to_pb(op: BulkPutOp) -> pb.BulkPutRequest:
+    items = [write_item_to_pb(i) for i in op.items]
+    return pb.BulkPutRequest(account_id=op.account_id, namespace_id=op.namespace_id, items=items)
+
+
+def bulk_put_from_pb(msg: pb.BulkPutRequest) -> BulkPutOp:
+    return BulkPutOp(msg.account_id, msg.namespace_id, [write_item_from_pb(m) for m in msg.items])
+
+
+def bulk_delete_to_pb(op: BulkDeleteOp) -> pb.BulkDeleteRequest:
+    return pb.BulkDeleteRequest(account_id=op.account_id, namespace_id=op.namespace_id, keys=list(op.keys))
+
+
+def bulk_delete_from_pb(msg: pb.BulkDeleteRequest) -> BulkDeleteOp:
+    return BulkDeleteOp(msg.account_id, msg.namespace_id, list(msg.keys))
+
+
+def create_namespace_to_pb(op: CreateNamespaceOp) -> pb.CreateNamespaceRequest:
+    return pb.CreateNamespaceRequest(account_id=op.account_id, title=op.title)
+
+
+def rename_namespace_to_pb(op: RenameNamespaceOp) -> pb.RenameNamespaceRequest:
+    return pb.RenameNamespaceRequest(account_id=op.account_id, namespace_id=op.namespace_id, title=op.title)
+
+
+def namespace_ref_to_pb(op: InNamespace) -> pb.NamespaceRef:
+    """`KV.DeleteNamespace` of a `DeleteNamespaceOp` (and `KV.GetNamespace`)."""
+    return pb.NamespaceRef(account_id=op.account_id, namespace_id=op.namespace_id)
 
 
 def write_result_to_pb(res: WriteResult) -> pb.WriteResponse:
@@ -157,8 +207,7 @@ def key_page_to_pb(page: KeyPage) -> pb.ListKeysResponse:
             pb.KeyInfo(
                 name=k.name,
                 expiration=_exp_out(k.expiration),
-                metadata_json=k.metadata_json or "",
-                has_metadata=k.metadata_json is not None,
+                **_meta_out(k.metadata_json),
             )
             for k in page.keys
         ],
@@ -215,8 +264,7 @@ def change_to_pb(change: Change) -> pb.Change:
         account_id=change.account_id,
         key=change.key,
         expiration=_exp_out(change.expiration),
-        metadata_json=change.metadata_json or "",
-        has_metadata=change.metadata_json is not None,
+        **_meta_out(change.metadata_json),
         title=change.title,
         has_value=change.has_value,
     )

@@ -13,24 +13,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kvcore.errors import Unavailable
-from kvcore.model import (
-    BulkResult,
-    Condition,
-    Entry,
-    KeyPage,
-    Namespace,
-    ReadResult,
-    Token,
-    WriteItem,
-    WriteResult,
+from kvcore.model import Entry, KeyPage, Namespace, ReadResult, Token
+from kvcore.store.ops import (
+    BulkDeleteOp,
+    BulkPutOp,
+    CreateNamespaceOp,
+    DeleteNamespaceOp,
+    DeleteOp,
+    InNamespace,
+    Op,
+    PutOp,
+    RenameNamespaceOp,
 )
-from kvcore.rpc.client import CentralClient
 from replica.edge import EdgeState, ReadThrough
+from replica.link import CentralLink
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # Once the stream has been down this long, calls to central are not attempted.
 FAIL_FAST_AFTER_S = 3.0
@@ -60,7 +62,7 @@ class Deadline:
 
 
 class ReplicaBackend:
-    def __init__(self, *, edge: EdgeState, central: CentralClient, deadline: Deadline, region: str) -> None:
+    def __init__(self, *, edge: EdgeState, central: CentralLink, deadline: Deadline, region: str) -> None:
         self._edge = edge
         self._central = central
         self._deadline = deadline
@@ -103,11 +105,6 @@ class ReplicaBackend:
 
     # ------------------------------------------------------------------ namespaces
 
-    async def create_namespace(self, account_id: str, title: str) -> Namespace:
-        ns = await self._central_call(lambda: self._central.create_namespace(account_id, title))
-        self._edge.add_namespace(ns)
-        return ns
-
     async def get_namespace(self, account_id: str, namespace_id: str) -> Namespace:
         self._edge.local_namespace(account_id, namespace_id)
         return await self._central_or_local(
@@ -125,17 +122,6 @@ class ReplicaBackend:
             lambda: self._central.list_namespaces(account_id, page, per_page, order, direction),
             lambda: self._edge.directory.listing(account_id, page, per_page, order, direction),
         )
-
-    async def rename_namespace(self, account_id: str, namespace_id: str, title: str) -> Namespace:
-        self._edge.local_namespace(account_id, namespace_id)
-        ns = await self._central_call(lambda: self._central.rename_namespace(account_id, namespace_id, title))
-        self._edge.add_namespace(ns)
-        return ns
-
-    async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
-        self._edge.local_namespace(account_id, namespace_id)
-        await self._central_call(lambda: self._central.delete_namespace(account_id, namespace_id))
-        self._edge.drop_namespace(namespace_id)
 
     # ------------------------------------------------------------------ reads
 
@@ -175,39 +161,26 @@ class ReplicaBackend:
 
     # ------------------------------------------------------------------ writes
 
-    async def put(
-        self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition
-    ) -> WriteResult:
-        self._edge.local_namespace(account_id, namespace_id)
-        size = len(item.value) + len(item.metadata_json or "")
-        result = await self._central_call(
-            lambda: self._central.put(account_id, namespace_id, item, condition), size
-        )
-        self._edge.apply_own_put((namespace_id, item.key), item, result)
+    async def submit(self, op: Op[R]) -> R:
+        """Forward `op` to central; once acknowledged, apply it to this region's cache
+        (C3) and return central's result."""
+        if isinstance(op, InNamespace):
+            self._edge.local_namespace(op.account_id, op.namespace_id)
+        result = await self._central_call(lambda: self._central.submit(op), op.size)
+        self._apply_own(op, result)
         return result
 
-    async def delete(self, account_id: str, namespace_id: str, key: str, condition: Condition) -> WriteResult:
-        self._edge.local_namespace(account_id, namespace_id)
-        result = await self._central_call(
-            lambda: self._central.delete(account_id, namespace_id, key, condition)
-        )
-        self._edge.apply_own_delete((namespace_id, key), result)
-        return result
-
-    async def bulk_put(self, account_id: str, namespace_id: str, items: Sequence[WriteItem]) -> BulkResult:
-        self._edge.local_namespace(account_id, namespace_id)
-        size = sum(len(i.value) + len(i.key) + len(i.metadata_json or "") for i in items)
-        result = await self._central_call(
-            lambda: self._central.bulk_put(account_id, namespace_id, items), size
-        )
-        self._edge.apply_own_bulk(namespace_id, [i.key for i in items], result, deleted=False)
-        return result
-
-    async def bulk_delete(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> BulkResult:
-        self._edge.local_namespace(account_id, namespace_id)
-        size = sum(len(k) for k in keys)
-        result = await self._central_call(
-            lambda: self._central.bulk_delete(account_id, namespace_id, keys), size
-        )
-        self._edge.apply_own_bulk(namespace_id, keys, result, deleted=True)
-        return result
+    def _apply_own(self, op: Op[Any], result: Any) -> None:
+        edge = self._edge
+        if isinstance(op, PutOp):
+            edge.apply_own_put((op.namespace_id, op.item.key), op.item, result)
+        elif isinstance(op, DeleteOp):
+            edge.apply_own_delete((op.namespace_id, op.key), result)
+        elif isinstance(op, BulkPutOp | BulkDeleteOp):
+            deleted = isinstance(op, BulkDeleteOp)
+            keys = op.keys if isinstance(op, BulkDeleteOp) else [i.key for i in op.items]
+            edge.apply_own_bulk(op.namespace_id, keys, result, deleted=deleted)
+        elif isinstance(op, CreateNamespaceOp | RenameNamespaceOp):
+            edge.add_namespace(result)
+        elif isinstance(op, DeleteNamespaceOp):
+            edge.drop_namespace(op.namespace_id)

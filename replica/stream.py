@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from kvcore.clock import Clock
 from kvcore.errors import KVError
 from kvcore.model import ChangeBatch
-from kvcore.rpc.client import CentralClient
 from kvcore.rpc.liveness import SILENCE_BOUND_S
 from replica.edge import EdgeState
+from replica.link import CentralLink
 from replica.resume import ResumePoint
 
 log = logging.getLogger("edgekv.replica.stream")
@@ -83,7 +83,7 @@ class StreamSubscriber:
     def __init__(
         self,
         *,
-        client: CentralClient,
+        client: CentralLink,
         subscription: Subscription,
         edge: EdgeState,
         resume: ResumePoint,

@@ -1,8 +1,10 @@
 """What the REST app needs from the process serving it.
 
 Central implements it over its `Store`; a replica over its hot-key cache, read-through
-and write forwarding to central. The app does parsing, auth, validation and rendering;
-a backend only answers domain questions with domain types and raises `KVError`s.
+and write forwarding to central. The app does parsing, auth, validation and rendering,
+and turns every write into one operation of the store's vocabulary (kvcore.store.ops:
+`PutOp`, `BulkDeleteOp`, `CreateNamespaceOp`, ...) for the one write verb, `submit`; a
+backend only answers domain questions with domain types and raises `KVError`s.
 Account scoping is the backend's job too: a namespace of another account is
 `NamespaceNotFound`, never a hint that it exists.
 """
@@ -10,22 +12,35 @@ Account scoping is the backend's job too: a namespace of another account is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from kvcore.model import (
-    BulkResult,
-    Condition,
-    Entry,
-    KeyPage,
-    Namespace,
-    ReadResult,
-    Token,
-    WriteItem,
-    WriteResult,
-)
+from kvcore.model import Entry, KeyPage, Namespace, ReadResult, Token
+from kvcore.store.ops import Op
+
+R = TypeVar("R")
 
 
-class Backend(Protocol):
+class KVCalls(Protocol):
+    """The calls a REST backend answers and central's gRPC API carries alike (a replica's
+    link to central, replica/link.py, is these plus its own read and the stream)."""
+
+    async def submit(self, op: Op[R]) -> R:
+        """Commit a write (validated where it entered) and return its result once durable."""
+        ...
+
+    async def get_namespace(self, account_id: str, namespace_id: str) -> Namespace: ...
+    async def list_namespaces(
+        self, account_id: str, page: int, per_page: int, order: str, direction: str
+    ) -> tuple[list[Namespace], int]: ...
+    async def bulk_get(
+        self, account_id: str, namespace_id: str, keys: Sequence[str]
+    ) -> list[Entry | None]: ...
+    async def list_keys(
+        self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
+    ) -> KeyPage: ...
+
+
+class Backend(KVCalls, Protocol):
     @property
     def region(self) -> str:
         """'central' or the replica's region name (metrics label, response header)."""
@@ -39,17 +54,6 @@ class Backend(Protocol):
         """The token whose secret hashes (SHA-256, hex) to this, or None."""
         ...
 
-    async def create_namespace(self, account_id: str, title: str) -> Namespace: ...
-    async def get_namespace(self, account_id: str, namespace_id: str) -> Namespace: ...
-    async def list_namespaces(
-        self, account_id: str, page: int, per_page: int, order: str, direction: str
-    ) -> tuple[list[Namespace], int]: ...
-    async def rename_namespace(self, account_id: str, namespace_id: str, title: str) -> Namespace: ...
-    async def delete_namespace(self, account_id: str, namespace_id: str) -> None: ...
-
-    async def put(
-        self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition
-    ) -> WriteResult: ...
     async def get(
         self,
         account_id: str,
@@ -61,20 +65,6 @@ class Backend(Protocol):
     ) -> ReadResult:
         """Raises KeyNotFound for a key with no live value, NamespaceNotFound for the namespace."""
         ...
-
-    async def delete(
-        self, account_id: str, namespace_id: str, key: str, condition: Condition
-    ) -> WriteResult: ...
-    async def bulk_put(
-        self, account_id: str, namespace_id: str, items: Sequence[WriteItem]
-    ) -> BulkResult: ...
-    async def bulk_delete(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> BulkResult: ...
-    async def bulk_get(
-        self, account_id: str, namespace_id: str, keys: Sequence[str]
-    ) -> list[Entry | None]: ...
-    async def list_keys(
-        self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
-    ) -> KeyPage: ...
 
     async def ready(self) -> tuple[bool, str]:
         """For /readyz: (ready, reason)."""

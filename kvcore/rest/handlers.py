@@ -36,6 +36,15 @@ from kvcore.rest.parsing import (
     strong_read,
 )
 from kvcore.rest.routing import RawResponse
+from kvcore.store.ops import (
+    BulkDeleteOp,
+    BulkPutOp,
+    CreateNamespaceOp,
+    DeleteNamespaceOp,
+    DeleteOp,
+    PutOp,
+    RenameNamespaceOp,
+)
 
 _JSON_TYPE = (b"content-type", envelope.JSON_CONTENT_TYPE)
 _SMALL_BODY = 1024 * 1024  # namespace titles, bulk get (100 keys)
@@ -132,7 +141,7 @@ class Handlers:
     async def create_namespace(self, request: Request) -> Response:
         account_id = await self._auth(request, write=True)
         title = await self._title(request)
-        ns = await self.backend.create_namespace(account_id, title)
+        ns = await self.backend.submit(CreateNamespaceOp(account_id, title))
         return _ok(envelope.success(namespace_json(ns)))
 
     async def get_namespace(self, request: Request) -> Response:
@@ -143,12 +152,12 @@ class Handlers:
     async def rename_namespace(self, request: Request) -> Response:
         account_id, namespace_id = await target.namespace(self.backend, request, write=True)
         title = await self._title(request)
-        ns = await self.backend.rename_namespace(account_id, namespace_id, title)
+        ns = await self.backend.submit(RenameNamespaceOp(account_id, namespace_id, title))
         return _ok(envelope.success(namespace_json(ns)))
 
     async def delete_namespace(self, request: Request) -> Response:
         account_id = await self._auth(request, write=True)
-        await self.backend.delete_namespace(account_id, _namespace_id(request))
+        await self.backend.submit(DeleteNamespaceOp(account_id, _namespace_id(request)))
         return _ok(envelope.NULL_RESULT)
 
     # -- keys and values
@@ -191,13 +200,13 @@ class Handlers:
         else:  # the body is the value, capped as read (a larger Content-Length is refused unread)
             value, metadata_json = await _body(request, limits.MAX_VALUE_BYTES, "value"), None
         item = WriteItem(key=key, value=value, metadata_json=metadata_json, expiration=expiration)
-        result = await self.backend.put(account_id, namespace_id, item, condition)
+        result = await self.backend.submit(PutOp(account_id, namespace_id, item, condition))
         return _ok(envelope.NULL_RESULT, (b"etag", b'"%d"' % result.seq))
 
     async def delete_value(self, request: Request) -> Response:
         account_id, namespace_id, key = await target.key(self.backend, request, write=True)
         condition = _condition(request)
-        await self.backend.delete(account_id, namespace_id, key, condition)
+        await self.backend.submit(DeleteOp(account_id, namespace_id, key, condition))
         return _ok(envelope.NULL_RESULT)
 
     # -- bulk
@@ -210,7 +219,7 @@ class Handlers:
         limits.validate_bulk_count(len(body))
         now = self.backend.now()
         items = [_bulk_item(i, raw, now) for i, raw in enumerate(body)]
-        result = await self.backend.bulk_put(account_id, namespace_id, items)
+        result = await self.backend.submit(BulkPutOp(account_id, namespace_id, items))
         return _ok(envelope.success(_bulk_result(result.successful_key_count, result.unsuccessful_keys)))
 
     async def bulk_delete(self, request: Request) -> Response:
@@ -218,7 +227,7 @@ class Handlers:
         body = await self._json(request, limits.MAX_BULK_BODY_BYTES, "body")
         keys = _key_list(body, "body")
         limits.validate_bulk_count(len(keys), "bulk delete")
-        result = await self.backend.bulk_delete(account_id, namespace_id, keys)
+        result = await self.backend.submit(BulkDeleteOp(account_id, namespace_id, keys))
         return _ok(envelope.success(_bulk_result(result.successful_key_count, result.unsuccessful_keys)))
 
     async def bulk_get(self, request: Request) -> Response:

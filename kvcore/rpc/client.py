@@ -7,37 +7,49 @@ cut off from central fails fast (C7) instead of hanging a request.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import grpc
 
 from kvcore import wire
-from kvcore.errors import KVError, Unavailable
-from kvcore.model import (
-    BulkResult,
-    ChangeBatch,
-    Condition,
-    Entry,
-    KeyPage,
-    Namespace,
-    Permission,
-    Token,
-    WriteItem,
-    WriteResult,
-)
+from kvcore.errors import InternalError, KVError, Unavailable
+from kvcore.model import ChangeBatch, Entry, KeyPage, Namespace, Permission, Token
 from kvcore.pb import edgekv_pb2 as pb
 from kvcore.pb import edgekv_pb2_grpc as pb_grpc
 from kvcore.rpc.errors import from_rpc_error
 from kvcore.rpc.failover import central_channel
 from kvcore.rpc.security import SECRET_KEY, speaks_tls
 from kvcore.rpc.write_stream import MAX_STREAMED_VALUE_BYTES, StreamedWrites
+from kvcore.store.ops import (
+    BulkDeleteOp,
+    BulkPutOp,
+    CreateNamespaceOp,
+    DeleteNamespaceOp,
+    DeleteOp,
+    Op,
+    PutOp,
+    RenameNamespaceOp,
+)
 
-T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_TIMEOUT_S = 5.0
 # Large writes (a 25 MiB value, a 10,000-item bulk) get more time than point reads.
 WRITE_TIMEOUT_S = 30.0
+
+# The one place an operation of the store's vocabulary (kvcore.store.ops) meets the RPC
+# that carries it: op type -> (KV method, request encoder, response decoder, deadline
+# in seconds; None = the client's `timeout_s`).
+_WRITE_RPCS: dict[type, tuple[str, Callable[[Any], Any], Callable[[Any], Any], float | None]] = {
+    PutOp: ("Put", wire.put_to_pb, wire.write_result_from_pb, WRITE_TIMEOUT_S),
+    DeleteOp: ("Delete", wire.delete_to_pb, wire.write_result_from_pb, WRITE_TIMEOUT_S),
+    BulkPutOp: ("BulkPut", wire.bulk_put_to_pb, wire.bulk_result_from_pb, WRITE_TIMEOUT_S),
+    BulkDeleteOp: ("BulkDelete", wire.bulk_delete_to_pb, wire.bulk_result_from_pb, WRITE_TIMEOUT_S),
+    CreateNamespaceOp: ("CreateNamespace", wire.create_namespace_to_pb, wire.namespace_from_pb, None),
+    RenameNamespaceOp: ("RenameNamespace", wire.rename_namespace_to_pb, wire.namespace_from_pb, None),
+    DeleteNamespaceOp: ("DeleteNamespace", wire.namespace_ref_to_pb, lambda _: None, None),
+}
 # A dashboard call waits for central, which asks every region (about 1.5 s at worst).
 RELAY_TIMEOUT_S = 5.0
 
@@ -52,7 +64,7 @@ class CentralClient:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         stream_writes: bool = False,
     ) -> None:
-        """`stream_writes`: `put` and `delete` travel on the shared write stream (many
+        """`stream_writes`: point writes (`PutOp`, `DeleteOp`) travel on the shared write stream (many
         writes per message, see kvcore.rpc.write_stream) instead of one unary call each;
         same results and errors. Replicas forward their region's writes this way."""
         self.target = target
@@ -94,13 +106,28 @@ class CentralClient:
         except grpc.aio.AioRpcError as err:
             raise await self._error(err) from None
 
-    # -- namespaces
+    # -- writes
 
-    async def create_namespace(self, account_id: str, title: str) -> Namespace:
-        msg = await self._call(
-            self._kv.CreateNamespace, pb.CreateNamespaceRequest(account_id=account_id, title=title)
-        )
-        return wire.namespace_from_pb(msg)
+    async def submit(self, op: Op[R]) -> R:
+        """Commit `op` at central and return its result (as `Store.submit` does there);
+        raises the KVError central answered with. With `stream_writes`, a `PutOp` (of a
+        value up to `MAX_STREAMED_VALUE_BYTES`) or `DeleteOp` travels on the shared write
+        stream, with no deadline of its own (callers bound the wait: the replica does)."""
+        big = isinstance(op, PutOp) and len(op.item.value) > MAX_STREAMED_VALUE_BYTES
+        if self.stream_writes and isinstance(op, PutOp | DeleteOp) and not big:
+            return cast(R, await self._streamed.submit(op))
+        try:
+            method, encode, decode, timeout_s = _WRITE_RPCS[type(op)]
+        except KeyError:
+            raise InternalError(f"no RPC carries a {type(op).__name__}") from None
+        return cast(R, decode(await self._call(getattr(self._kv, method), encode(op), timeout_s)))
+
+    @property
+    def stream_batches_sent(self) -> int:
+        """Messages sent on the write stream so far (tests, benchmarks)."""
+        return self._streamed.batches_sent
+
+    # -- reads
 
     async def get_namespace(self, account_id: str, namespace_id: str) -> Namespace:
         msg = await self._call(
@@ -119,54 +146,6 @@ class CentralClient:
         )
         return [wire.namespace_from_pb(n) for n in msg.namespaces], msg.total_count
 
-    async def rename_namespace(self, account_id: str, namespace_id: str, title: str) -> Namespace:
-        msg = await self._call(
-            self._kv.RenameNamespace,
-            pb.RenameNamespaceRequest(account_id=account_id, namespace_id=namespace_id, title=title),
-        )
-        return wire.namespace_from_pb(msg)
-
-    async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
-        await self._call(
-            self._kv.DeleteNamespace, pb.NamespaceRef(account_id=account_id, namespace_id=namespace_id)
-        )
-
-    # -- entries
-
-    async def put(
-        self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition | None = None
-    ) -> WriteResult:
-        if self.stream_writes:
-            return await self.put_streamed(account_id, namespace_id, item, condition)
-        return await self._unary_put(account_id, namespace_id, item, condition)
-
-    async def _unary_put(
-        self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition | None
-    ) -> WriteResult:
-        req = wire.put_request(account_id, namespace_id, item, condition)
-        return wire.write_result_from_pb(await self._call(self._kv.Put, req, WRITE_TIMEOUT_S))
-
-    async def put_streamed(
-        self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition | None = None
-    ) -> WriteResult:
-        """`put` over the shared write stream (many writes per message; the same result
-        and errors); values over `MAX_STREAMED_VALUE_BYTES` take the unary call. No
-        deadline of its own: callers bound the wait (the replica does)."""
-        if len(item.value) > MAX_STREAMED_VALUE_BYTES:
-            return await self._unary_put(account_id, namespace_id, item, condition)
-        return await self._streamed.put(account_id, namespace_id, item, condition)
-
-    async def delete_streamed(
-        self, account_id: str, namespace_id: str, key: str, condition: Condition | None = None
-    ) -> WriteResult:
-        """`delete` over the shared write stream."""
-        return await self._streamed.delete(account_id, namespace_id, key, condition)
-
-    @property
-    def stream_batches_sent(self) -> int:
-        """Messages sent on the write stream so far (tests, benchmarks)."""
-        return self._streamed.batches_sent
-
     async def get(
         self, account_id: str, namespace_id: str, key: str, *, metadata_only: bool = False
     ) -> tuple[Entry | None, int]:
@@ -178,24 +157,6 @@ class CentralClient:
             ),
         )
         return (wire.entry_from_pb(msg.entry) if msg.found else None), msg.as_of_seq
-
-    async def delete(
-        self, account_id: str, namespace_id: str, key: str, condition: Condition | None = None
-    ) -> WriteResult:
-        if self.stream_writes:
-            return await self.delete_streamed(account_id, namespace_id, key, condition)
-        req = wire.delete_request(account_id, namespace_id, key, condition)
-        return wire.write_result_from_pb(await self._call(self._kv.Delete, req, WRITE_TIMEOUT_S))
-
-    async def bulk_put(self, account_id: str, namespace_id: str, items: Sequence[WriteItem]) -> BulkResult:
-        req = pb.BulkPutRequest(
-            account_id=account_id, namespace_id=namespace_id, items=[wire.write_item_to_pb(i) for i in items]
-        )
-        return wire.bulk_result_from_pb(await self._call(self._kv.BulkPut, req, WRITE_TIMEOUT_S))
-
-    async def bulk_delete(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> BulkResult:
-        req = pb.BulkDeleteRequest(account_id=account_id, namespace_id=namespace_id, keys=list(keys))
-        return wire.bulk_result_from_pb(await self._call(self._kv.BulkDelete, req, WRITE_TIMEOUT_S))
 
     async def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
         msg = await self._call(

@@ -1,6 +1,6 @@
 """`StreamedWrites`: point writes to central over one long-lived `Writes.WriteStream`.
 
-Callers `await put(...)` / `await delete(...)` as with the unary calls; underneath,
+Callers `await submit(op)` with a `PutOp` or `DeleteOp`, as with the unary calls; underneath,
 every write queued since the last message went out travels in the next message (up
 to `MAX_BATCH_WRITES` writes or `MAX_BATCH_BYTES`), and results come back tagged with
 each write's id. Nothing waits to fill a batch: a write queued while the stream is
@@ -29,10 +29,11 @@ import grpc
 
 from kvcore import wire
 from kvcore.errors import KVError, Unavailable, error_from_code
-from kvcore.model import Condition, WriteItem, WriteResult
+from kvcore.model import WriteResult
 from kvcore.pb import edgekv_pb2 as pb
 from kvcore.pb import edgekv_pb2_grpc as pb_grpc
 from kvcore.rpc.errors import from_rpc_error
+from kvcore.store.ops import DeleteOp, PutOp
 
 log = logging.getLogger("edgekv.rpc.writes")
 
@@ -60,17 +61,12 @@ class StreamedWrites:
         self._task: asyncio.Task[None] | None = None
         self.batches_sent = 0  # messages sent (tests, benchmarks)
 
-    async def put(
-        self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition | None
-    ) -> WriteResult:
-        req = wire.put_request(account_id, namespace_id, item, condition)
-        return await self._submit(pb.StreamedWrite(put=req), len(item.value) + len(item.key) + 128)
-
-    async def delete(
-        self, account_id: str, namespace_id: str, key: str, condition: Condition | None
-    ) -> WriteResult:
-        req = wire.delete_request(account_id, namespace_id, key, condition)
-        return await self._submit(pb.StreamedWrite(delete=req), len(key) + 128)
+    async def submit(self, op: PutOp | DeleteOp) -> WriteResult:
+        """The op's result once central has it durable; its KVError if it failed."""
+        if isinstance(op, PutOp):
+            write = pb.StreamedWrite(put=wire.put_to_pb(op))
+            return await self._send(write, len(op.item.value) + len(op.item.key) + 128)
+        return await self._send(pb.StreamedWrite(delete=wire.delete_to_pb(op)), len(op.key) + 128)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -82,7 +78,7 @@ class StreamedWrites:
 
     # -- internals
 
-    async def _submit(self, write: pb.StreamedWrite, nbytes: int) -> WriteResult:
+    async def _send(self, write: pb.StreamedWrite, nbytes: int) -> WriteResult:
         self._next_id += 1
         write.id = wid = self._next_id
         fut: asyncio.Future[WriteResult | KVError] = asyncio.get_running_loop().create_future()

@@ -1,10 +1,15 @@
-"""The write operations the writer thread applies, one class per kind.
+"""The write vocabulary: one class per kind of write, used end to end.
+
+An operation is a value: the REST handlers and central's gRPC servicers build one from
+their request (validated there, with kvcore.limits, where the input enters), a replica
+forwards it to central (`kvcore.rpc.client.CentralClient.submit`), and the store
+commits it (`Store.submit`), as etcd's client sends `Do(ctx, OpPut(...))`. `Op[R]` is
+an operation whose result is an `R`; `kind` is its `edgekv_writes_total{op}` label.
 
 Each `apply` runs on the writer thread against a `Txn`: it decides against the state
 as of this point in the group (create vs update, conditions, titles), stages writes
-and change-log records, and returns the caller's result or raises a KVError.
-Inputs are validated before an operation is queued (see rocks.py), so here only
-state-dependent rules are checked.
+and change-log records, and returns the caller's result or raises a KVError. Only
+state-dependent rules are checked here.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import ClassVar, Final, Protocol, TypeVar
 
 from kvcore.errors import (
     DuplicateTitle,
@@ -42,6 +47,26 @@ from kvcore.store.txn import CF, Txn
 log = logging.getLogger(__name__)
 
 _OP_OVERHEAD: Final = 128  # bytes counted per item towards the group bound
+
+R_co = TypeVar("R_co", covariant=True)
+
+
+class Op(Protocol[R_co]):
+    """One write whose result is an `R_co`."""
+
+    @property
+    def kind(self) -> str:
+        """What it is, as the `op` label of `edgekv_writes_total` ("put", "namespace_create"...)."""
+        ...
+
+    @property
+    def size(self) -> int:
+        """Approximate bytes this operation adds to a batch (for the group bound)."""
+        ...
+
+    def apply(self, txn: Txn) -> R_co:
+        """Stage the operation's writes in `txn`; raise KVError to fail it alone."""
+        ...
 
 
 def _namespace(txn: Txn, account_id: str, namespace_id: str) -> Namespace:
@@ -102,83 +127,79 @@ def _delete_one(txn: Txn, ns: Namespace, nsb: bytes, key: str, condition: Condit
     return txn.log(ChangeKind.KEY_DELETE, namespace_id=ns.id, account_id=ns.account_id, key=key)
 
 
+@dataclass(slots=True)
+class InNamespace:
+    """The part every operation on an existing namespace shares: which one, of whose."""
+
+    account_id: str
+    namespace_id: str
+
+    def _ns(self, txn: Txn) -> tuple[Namespace, bytes]:
+        """The namespace (NamespaceNotFound unless it is the account's) and its key prefix."""
+        ns = _namespace(txn, self.account_id, self.namespace_id)
+        return ns, codec.ns_bytes(ns.id)
+
+
 # ---------------------------------------------------------------- entries
 
 
 @dataclass(slots=True)
-class PutOp:
-    account_id: str
-    namespace_id: str
+class PutOp(InNamespace):
     item: WriteItem
     condition: Condition = NO_CONDITION
+    kind: ClassVar[str] = "put"
 
     @property
     def size(self) -> int:
         return len(self.item.value) + _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> WriteResult:
-        ns = _namespace(txn, self.account_id, self.namespace_id)
-        change = _put_one(txn, ns, codec.ns_bytes(ns.id), self.item, self.condition)
+        change = _put_one(txn, *self._ns(txn), self.item, self.condition)
         return WriteResult(change.seq, change.kind is ChangeKind.KEY_CREATE, txn.now)
 
 
 @dataclass(slots=True)
-class DeleteOp:
-    account_id: str
-    namespace_id: str
+class DeleteOp(InNamespace):
     key: str
     condition: Condition = NO_CONDITION
-
-    @property
-    def size(self) -> int:
-        return _OP_OVERHEAD
+    kind: ClassVar[str] = "delete"
+    size: ClassVar[int] = _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> WriteResult:
-        ns = _namespace(txn, self.account_id, self.namespace_id)
-        change = _delete_one(txn, ns, codec.ns_bytes(ns.id), self.key, self.condition)
+        change = _delete_one(txn, *self._ns(txn), self.key, self.condition)
         return WriteResult(change.seq if change else 0, False, txn.now)
 
 
 @dataclass(slots=True)
-class BulkPutOp:
+class BulkPutOp(InNamespace):
     """Every item in the same batch: all are written or (on error) none."""
 
-    account_id: str
-    namespace_id: str
     items: Sequence[WriteItem]
-    size: int = field(init=False)
+    kind: ClassVar[str] = "bulk_put"
 
-    def __post_init__(self) -> None:
-        self.size = sum(len(i.value) + _OP_OVERHEAD for i in self.items)
+    @property
+    def size(self) -> int:
+        return sum(len(i.value) + _OP_OVERHEAD for i in self.items)
 
     def apply(self, txn: Txn) -> BulkResult:
-        ns = _namespace(txn, self.account_id, self.namespace_id)
-        nsb = codec.ns_bytes(ns.id)
-        seq = 0
-        for item in self.items:
-            seq = _put_one(txn, ns, nsb, item, NO_CONDITION).seq
-        return BulkResult(len(self.items), [], seq)
+        ns, nsb = self._ns(txn)
+        changes = [_put_one(txn, ns, nsb, item, NO_CONDITION) for item in self.items]
+        return BulkResult(len(self.items), [], changes[-1].seq if changes else 0)
 
 
 @dataclass(slots=True)
-class BulkDeleteOp:
-    account_id: str
-    namespace_id: str
+class BulkDeleteOp(InNamespace):
     keys: Sequence[str]
+    kind: ClassVar[str] = "bulk_delete"
 
     @property
     def size(self) -> int:
         return len(self.keys) * _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> BulkResult:
-        ns = _namespace(txn, self.account_id, self.namespace_id)
-        nsb = codec.ns_bytes(ns.id)
-        seq = 0
-        for key in self.keys:
-            change = _delete_one(txn, ns, nsb, key, NO_CONDITION)
-            if change is not None:
-                seq = change.seq
-        return BulkResult(len(self.keys), [], seq)
+        ns, nsb = self._ns(txn)
+        seqs = [c.seq for key in self.keys if (c := _delete_one(txn, ns, nsb, key, NO_CONDITION))]
+        return BulkResult(len(self.keys), [], seqs[-1] if seqs else 0)
 
 
 @dataclass(slots=True)
@@ -190,6 +211,7 @@ class GroupOp:
 
     ops: Sequence[PutOp | DeleteOp]
     size: int = field(init=False)
+    kind: ClassVar[str] = "group"  # metered per member, by the member's kind
 
     def __post_init__(self) -> None:
         self.size = sum(op.size for op in self.ops)
@@ -220,7 +242,8 @@ class GroupOp:
 class CreateNamespaceOp:
     account_id: str
     title: str
-    size: int = _OP_OVERHEAD
+    kind: ClassVar[str] = "namespace_create"
+    size: ClassVar[int] = _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> Namespace:
         if txn.catalog.title_owner(self.account_id, self.title) is not None:
@@ -239,14 +262,13 @@ class CreateNamespaceOp:
 
 
 @dataclass(slots=True)
-class RenameNamespaceOp:
-    account_id: str
-    namespace_id: str
+class RenameNamespaceOp(InNamespace):
     title: str
-    size: int = _OP_OVERHEAD
+    kind: ClassVar[str] = "namespace_rename"
+    size: ClassVar[int] = _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> Namespace:
-        ns = _namespace(txn, self.account_id, self.namespace_id)
+        ns, nsb = self._ns(txn)
         owner = txn.catalog.title_owner(self.account_id, self.title)
         if owner is not None and owner != ns.id:
             raise DuplicateTitle()
@@ -254,22 +276,20 @@ class RenameNamespaceOp:
             return ns  # nothing changes, so nothing to log
         renamed = Namespace(ns.id, ns.account_id, self.title)
         txn.delete(CF.TITLES, codec.title_key(ns.account_id, ns.title))
-        txn.put(CF.TITLES, codec.title_key(ns.account_id, self.title), codec.ns_bytes(ns.id))
-        txn.put(CF.NAMESPACES, codec.ns_bytes(ns.id), codec.encode_namespace(renamed))
+        txn.put(CF.TITLES, codec.title_key(ns.account_id, self.title), nsb)
+        txn.put(CF.NAMESPACES, nsb, codec.encode_namespace(renamed))
         txn.catalog.set_namespace(ns.id, renamed)
         txn.log(ChangeKind.NAMESPACE_RENAME, namespace_id=ns.id, account_id=ns.account_id, title=self.title)
         return renamed
 
 
 @dataclass(slots=True)
-class DeleteNamespaceOp:
-    account_id: str
-    namespace_id: str
-    size: int = _OP_OVERHEAD
+class DeleteNamespaceOp(InNamespace):
+    kind: ClassVar[str] = "namespace_delete"
+    size: ClassVar[int] = _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> None:
-        ns = _namespace(txn, self.account_id, self.namespace_id)
-        nsb = codec.ns_bytes(ns.id)
+        ns, nsb = self._ns(txn)
         # One range tombstone for every key; the expiry index keeps stale pointers that
         # the purge drops when it finds no matching entry.
         txn.delete_range(CF.DATA, *codec.namespace_range(nsb))
@@ -285,7 +305,8 @@ class DeleteNamespaceOp:
 @dataclass(slots=True)
 class PutTokenOp:
     token: Token
-    size: int = _OP_OVERHEAD
+    kind: ClassVar[str] = "token_put"
+    size: ClassVar[int] = _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> Token:
         txn.put(CF.TOKENS, self.token.id.encode("ascii"), codec.encode_token(self.token))
@@ -297,7 +318,8 @@ class PutTokenOp:
 @dataclass(slots=True)
 class RevokeTokenOp:
     token_id: str
-    size: int = _OP_OVERHEAD
+    kind: ClassVar[str] = "token_revoke"
+    size: ClassVar[int] = _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> None:
         token = txn.catalog.token(self.token_id)
@@ -317,7 +339,8 @@ class PurgeOp:
     readers already hide expired values, replicas check expirations themselves."""
 
     expired: Sequence[bytes]  # expiry-index keys with expiration <= now, read by the caller
-    size: int = _OP_OVERHEAD
+    kind: ClassVar[str] = "purge"
+    size: ClassVar[int] = _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> int:
         purged = 0
@@ -341,7 +364,8 @@ class TrimLogOp:
     """Drop change-log records older than `oldest` (one range tombstone)."""
 
     oldest: int
-    size: int = _OP_OVERHEAD
+    kind: ClassVar[str] = "trim_log"
+    size: ClassVar[int] = _OP_OVERHEAD
 
     def apply(self, txn: Txn) -> int:
         txn.delete_range(CF.LOG, codec.u64(0), codec.u64(self.oldest))

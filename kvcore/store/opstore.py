@@ -1,9 +1,10 @@
 """`OpStore`: the engine-independent half of a store, shared by RocksDB and PostgreSQL.
 
-Everything here turns a call into a validated operation (ops.py) and hands it to the
-group-commit writer (writer.py), or answers from the in-memory catalog of namespaces
-and tokens (catalog.py). An engine subclass (`RocksStore`, `PgStore`) supplies the
-writer and catalog, the entry and log reads, and maintenance. `_namespace` is the one
+Writes are operations (ops.py) handed as they are to the group-commit writer
+(writer.py) by the one verb, `submit` (or `run`, its blocking twin); reads answer
+from the engine or from the in-memory catalog of namespaces and tokens (catalog.py).
+An engine subclass (`RocksStore`, `PgStore`) supplies the writer and catalog, the
+entry and log reads, and maintenance. `_namespace` is the one
 hook an engine may widen: a PostgreSQL central refreshes its catalog on a miss, since
 another central may have just created the namespace.
 """
@@ -14,45 +15,31 @@ import abc
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 from kvcore import limits
 from kvcore.clock import Clock
-from kvcore.errors import KVError, NamespaceNotFound, ValidationError
+from kvcore.errors import NamespaceNotFound, ValidationError
 from kvcore.model import (
     MIN_TOKEN_SECRET_CHARS,
-    NO_CONDITION,
-    BulkResult,
     Change,
-    Condition,
     Entry,
     KeyPage,
     Namespace,
     Permission,
     Token,
-    WriteItem,
-    WriteResult,
     token_hash,
 )
 from kvcore.store import codec
-from kvcore.store.base import ChangeListener, PointWrite
+from kvcore.store.base import ChangeListener
 from kvcore.store.catalog import Catalog
-from kvcore.store.ops import (
-    BulkDeleteOp,
-    BulkPutOp,
-    CreateNamespaceOp,
-    DeleteNamespaceOp,
-    DeleteOp,
-    GroupOp,
-    PutOp,
-    PutTokenOp,
-    RenameNamespaceOp,
-    RevokeTokenOp,
-)
-from kvcore.store.writer import GroupCommitWriter, Op
+from kvcore.store.ops import Op, PurgeOp, PutTokenOp
+from kvcore.store.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
+PURGE_BATCH: Final = 1000  # expired entries deleted per operation
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class OpStore(abc.ABC):
@@ -62,15 +49,25 @@ class OpStore(abc.ABC):
     _catalog: Catalog
     _writer: GroupCommitWriter
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock, log_retention: int, purge_interval_s: float) -> None:
+        """`log_retention`: change-log records kept (at least 1); `purge_interval_s`: how
+        often maintenance purges expired entries and trims the log."""
+        if log_retention < 1:
+            raise ValueError("log_retention must be at least 1")
         self._listeners: list[ChangeListener] = []
+        self._clock = clock
+        self._log_retention = log_retention
+        self._purge_interval_s = purge_interval_s
 
-    def _submit(self, op: Op) -> Any:
-        return self._writer.submit(op).result()
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop maintenance and the writer (every queued write answered), release the engine."""
 
-    async def _asubmit(self, op: Op) -> Any:
-        # No thread per waiter: the writer resolves this loop's futures in one callback.
-        return await self._writer.submit_async(op)
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _notify(self, changes: Sequence[Change]) -> None:
         for listener in list(self._listeners):
@@ -82,6 +79,30 @@ class OpStore(abc.ABC):
     def add_listener(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
 
+    # ---------------------------------------------------------------- writes
+
+    @abc.abstractmethod
+    def _expired_index_keys(self, limit: int) -> list[bytes]:
+        """Up to `limit` expiry-index keys with an expiration at or before now, in order."""
+
+    def purge_expired(self) -> int:
+        """Delete every entry expired as of the clock's now; returns how many."""
+        total = 0
+        while True:
+            expired = self._expired_index_keys(PURGE_BATCH)
+            if not expired:
+                return total
+            total += self.run(PurgeOp(expired))
+            if len(expired) < PURGE_BATCH:
+                return total
+
+    async def submit(self, op: Op[R]) -> R:
+        # No thread per waiter: the writer resolves this loop's futures in one callback.
+        return await self._writer.submit_async(op)
+
+    def run(self, op: Op[R]) -> R:
+        return self._writer.submit(op).result()
+
     # ---------------------------------------------------------------- namespaces
 
     def _namespace(self, account_id: str, namespace_id: str) -> Namespace:
@@ -89,20 +110,6 @@ class OpStore(abc.ABC):
         if ns is None or ns.account_id != account_id:
             raise NamespaceNotFound()
         return ns
-
-    @staticmethod
-    def _check_account(account_id: str) -> None:
-        limits.validate_account_id(account_id)
-
-    def create_namespace(self, account_id: str, title: str) -> Namespace:
-        self._check_account(account_id)
-        result: Namespace = self._submit(CreateNamespaceOp(account_id, limits.validate_title(title)))
-        return result
-
-    async def acreate_namespace(self, account_id: str, title: str) -> Namespace:
-        self._check_account(account_id)
-        result: Namespace = await self._asubmit(CreateNamespaceOp(account_id, limits.validate_title(title)))
-        return result
 
     def get_namespace(self, account_id: str, namespace_id: str) -> Namespace:
         return self._namespace(account_id, namespace_id)
@@ -121,115 +128,6 @@ class OpStore(abc.ABC):
 
     def all_namespaces(self) -> list[Namespace]:
         return self._catalog.all_namespaces()
-
-    def rename_namespace(self, account_id: str, namespace_id: str, title: str) -> Namespace:
-        op = RenameNamespaceOp(account_id, namespace_id, limits.validate_title(title))
-        result: Namespace = self._submit(op)
-        return result
-
-    async def arename_namespace(self, account_id: str, namespace_id: str, title: str) -> Namespace:
-        op = RenameNamespaceOp(account_id, namespace_id, limits.validate_title(title))
-        result: Namespace = await self._asubmit(op)
-        return result
-
-    def delete_namespace(self, account_id: str, namespace_id: str) -> None:
-        self._submit(DeleteNamespaceOp(account_id, namespace_id))
-
-    async def adelete_namespace(self, account_id: str, namespace_id: str) -> None:
-        await self._asubmit(DeleteNamespaceOp(account_id, namespace_id))
-
-    # ---------------------------------------------------------------- entries: writes
-
-    @staticmethod
-    def _check_item(item: WriteItem, field: str = "") -> WriteItem:
-        # Callers validate with kvcore.limits already; checking again here is cheap and
-        # keeps a bad item from ever reaching a batch (one bad item fails the whole bulk).
-        limits.validate_key(item.key, f"{field}key" if field else "key_name")
-        limits.validate_value(item.value, f"{field}value")
-        if item.metadata_json is not None:
-            limits.check_metadata_json(item.metadata_json, f"{field}metadata")
-        exp = item.expiration
-        if exp is not None and (not isinstance(exp, int) or not 0 < exp <= limits.MAX_EXPIRATION_EPOCH_S):
-            raise ValidationError(f"{field}expiration: {item.expiration} is out of range")
-        return item
-
-    def _put_op(self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition) -> PutOp:
-        self._namespace(account_id, namespace_id)  # fail fast; the writer checks again
-        return PutOp(account_id, namespace_id, self._check_item(item), condition)
-
-    def put(
-        self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition = NO_CONDITION
-    ) -> WriteResult:
-        result: WriteResult = self._submit(self._put_op(account_id, namespace_id, item, condition))
-        return result
-
-    async def aput(
-        self, account_id: str, namespace_id: str, item: WriteItem, condition: Condition = NO_CONDITION
-    ) -> WriteResult:
-        result: WriteResult = await self._asubmit(self._put_op(account_id, namespace_id, item, condition))
-        return result
-
-    def _delete_op(self, account_id: str, namespace_id: str, key: str, condition: Condition) -> DeleteOp:
-        self._namespace(account_id, namespace_id)
-        return DeleteOp(account_id, namespace_id, limits.validate_key(key), condition)
-
-    def delete(
-        self, account_id: str, namespace_id: str, key: str, condition: Condition = NO_CONDITION
-    ) -> WriteResult:
-        result: WriteResult = self._submit(self._delete_op(account_id, namespace_id, key, condition))
-        return result
-
-    async def adelete(
-        self, account_id: str, namespace_id: str, key: str, condition: Condition = NO_CONDITION
-    ) -> WriteResult:
-        result: WriteResult = await self._asubmit(self._delete_op(account_id, namespace_id, key, condition))
-        return result
-
-    async def awrite_many(self, writes: Sequence[PointWrite]) -> list[WriteResult | KVError]:
-        out: list[WriteResult | KVError | None] = []
-        ops: list[PutOp | DeleteOp] = []
-        for w in writes:
-            try:
-                if w.item is not None:
-                    ops.append(self._put_op(w.account_id, w.namespace_id, w.item, w.condition))
-                else:
-                    ops.append(self._delete_op(w.account_id, w.namespace_id, w.key, w.condition))
-                out.append(None)
-            except KVError as exc:
-                out.append(exc)
-        if ops:
-            results: list[WriteResult | KVError] = await self._asubmit(GroupOp(ops))
-            it = iter(results)
-            out = [next(it) if r is None else r for r in out]
-        return [r for r in out if r is not None]
-
-    def _bulk_put_op(self, account_id: str, namespace_id: str, items: Sequence[WriteItem]) -> BulkPutOp:
-        self._namespace(account_id, namespace_id)
-        limits.validate_bulk_count(len(items))
-        checked = [self._check_item(item, f"[{n}].") for n, item in enumerate(items)]
-        return BulkPutOp(account_id, namespace_id, checked)
-
-    def bulk_put(self, account_id: str, namespace_id: str, items: Sequence[WriteItem]) -> BulkResult:
-        result: BulkResult = self._submit(self._bulk_put_op(account_id, namespace_id, items))
-        return result
-
-    async def abulk_put(self, account_id: str, namespace_id: str, items: Sequence[WriteItem]) -> BulkResult:
-        result: BulkResult = await self._asubmit(self._bulk_put_op(account_id, namespace_id, items))
-        return result
-
-    def _bulk_delete_op(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> BulkDeleteOp:
-        self._namespace(account_id, namespace_id)
-        limits.validate_bulk_count(len(keys), "bulk delete")
-        checked = [limits.validate_key(key, f"[{n}]") for n, key in enumerate(keys)]
-        return BulkDeleteOp(account_id, namespace_id, checked)
-
-    def bulk_delete(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> BulkResult:
-        result: BulkResult = self._submit(self._bulk_delete_op(account_id, namespace_id, keys))
-        return result
-
-    async def abulk_delete(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> BulkResult:
-        result: BulkResult = await self._asubmit(self._bulk_delete_op(account_id, namespace_id, keys))
-        return result
 
     # ---------------------------------------------------------------- entries: reads
 
@@ -300,7 +198,7 @@ class OpStore(abc.ABC):
     def create_token(
         self, account_id: str, permission: Permission, secret: str | None = None
     ) -> tuple[Token, str]:
-        self._check_account(account_id)
+        limits.validate_account_id(account_id)
         try:
             perm = Permission(permission)
         except ValueError as exc:
@@ -316,16 +214,13 @@ class OpStore(abc.ABC):
             secret_hash=token_hash(secret),
             created=self._clock.now(),
         )
-        self._submit(PutTokenOp(token))
+        self.run(PutTokenOp(token))
         return token, secret
 
     def list_tokens(self, account_id: str | None = None) -> list[Token]:
         tokens = [t for t in self._catalog.all_tokens() if account_id is None or t.account_id == account_id]
         tokens.sort(key=lambda t: (t.created, t.id))
         return tokens
-
-    def revoke_token(self, token_id: str) -> None:
-        self._submit(RevokeTokenOp(token_id))
 
     def token_by_hash(self, secret_hash: str) -> Token | None:
         return self._catalog.by_hash.get(secret_hash)

@@ -39,7 +39,7 @@ from kvcore.errors import NamespaceNotFound, Unavailable
 from kvcore.model import Change, KeyPage, Namespace, Token
 from kvcore.store import codec, scan
 from kvcore.store.base import LogTruncated, Store
-from kvcore.store.ops import PurgeOp, TrimLogOp
+from kvcore.store.ops import TrimLogOp
 from kvcore.store.opstore import OpStore
 from kvcore.store.pg_catalog import CatalogSync, load_catalog
 from kvcore.store.pg_engine import PgEngine
@@ -49,7 +49,6 @@ from kvcore.store.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
 
-PURGE_BATCH: Final = 1000
 LIST_PAGE_ROWS: Final = 1000
 CONNECT_TIMEOUT_S: Final = 5
 
@@ -94,13 +93,8 @@ class PgStore(OpStore):
     ) -> None:
         """`timeout_s`: how long a connect, or a read waiting for a pooled connection,
         may take before the call fails with Unavailable."""
-        if log_retention < 1:
-            raise ValueError("log_retention must be at least 1")
-        super().__init__()
+        super().__init__(clock=clock, log_retention=log_retention, purge_interval_s=purge_interval_s)
         self._url = url
-        self._clock = clock
-        self._log_retention = log_retention
-        self._purge_interval_s = purge_interval_s
         self._closed = False
         self._timeout_s = timeout_s
         with self._connect() as conn:
@@ -147,12 +141,6 @@ class PgStore(OpStore):
         self._follower.close()
         self._readers.shutdown(wait=True)
         self._pool.close()
-
-    def __enter__(self) -> PgStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _committed(self, changes: Sequence[Change]) -> None:
         self._follower.local(changes)
@@ -258,21 +246,13 @@ class PgStore(OpStore):
 
     # ---------------------------------------------------------------- maintenance
 
-    def purge_expired(self) -> int:
-        """Delete every entry expired as of the clock's now; returns how many."""
-        total = 0
-        while True:
-            upto = codec.u64(int(self._clock.now()) + 1)
-            with self._pool.connection() as conn:
-                rows = conn.execute(
-                    "SELECT k FROM edgekv_expiry WHERE k < %s ORDER BY k LIMIT %s", (upto, PURGE_BATCH)
-                ).fetchall()
-            expired = [bytes(r[0]) for r in rows]
-            if not expired:
-                return total
-            total += int(self._submit(PurgeOp(expired)))
-            if len(expired) < PURGE_BATCH:
-                return total
+    def _expired_index_keys(self, limit: int) -> list[bytes]:
+        upto = codec.u64(int(self._clock.now()) + 1)
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT k FROM edgekv_expiry WHERE k < %s ORDER BY k LIMIT %s", (upto, limit)
+            ).fetchall()
+        return [bytes(r[0]) for r in rows]
 
     def trim_log(self) -> int:
         """Drop change-log records beyond the newest `log_retention`; returns the oldest kept."""
@@ -282,7 +262,7 @@ class PgStore(OpStore):
         oldest = int(row[0]) - self._log_retention + 1
         current = self.oldest_retained_seq
         if oldest > current:
-            self._submit(TrimLogOp(oldest))
+            self.run(TrimLogOp(oldest))
             return oldest
         return current
 

@@ -126,7 +126,7 @@ class _Table:
         return bytes(row[0]) if row else None
 
 
-def _entry_keys(ops: Sequence[Op]) -> list[bytes]:
+def _entry_keys(ops: Sequence[Op[Any]]) -> list[bytes]:
     keys: list[bytes] = []
     for op in ops:
         if isinstance(op, GroupOp):  # a replica's streamed point writes
@@ -225,7 +225,7 @@ class PgEngine:
                         HUNG_WRITER_S,
                     )
 
-    def begin(self, now: float, ops: Sequence[Op]) -> Txn:
+    def begin(self, now: float, ops: Sequence[Op[Any]]) -> Txn:
         conn = self._connection()
         locked_seq, self._locked_seq = self._locked_seq, None
         try:

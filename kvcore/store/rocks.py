@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from rocksdict import Options, Rdict, WriteOptions
 
@@ -24,16 +25,15 @@ from kvcore.model import Change, KeyPage
 from kvcore.store import codec, scan
 from kvcore.store.base import LogTruncated, Store
 from kvcore.store.catalog import Catalog
-from kvcore.store.ops import PurgeOp, TrimLogOp
+from kvcore.store.ops import TrimLogOp
 from kvcore.store.opstore import OpStore
 from kvcore.store.txn import CF, Txn
 from kvcore.store.writer import GroupCommitWriter, Op
 
 log = logging.getLogger(__name__)
 
-PURGE_BATCH: Final = 1000
 
-
+@dataclass(slots=True)
 class RocksEngine:
     """Commit groups against RocksDB: reads through the column families, one batch, one sync.
 
@@ -45,28 +45,26 @@ class RocksEngine:
     syncs every WAL file written so far, and nothing is acknowledged before it returns.
     """
 
-    def __init__(
-        self, db: Any, cfs: dict[CF, Any], handles: dict[CF, Any], catalog: Catalog, *, seq: int, sync: bool
-    ) -> None:
-        self._db = db
-        self._cfs = cfs
-        self._handles = handles
-        self._catalog = catalog
-        self._seq = seq
-        self._sync = sync
-        self._write_options = WriteOptions()  # unsynced: the sync is flush_wal, GIL released
+    db: Any  # the Rdict
+    cfs: dict[CF, Any]  # column family -> its Rdict
+    handles: dict[CF, Any]  # column family -> its handle, for write batches
+    catalog: Catalog
+    seq: int  # the last committed seq
+    sync: bool  # sync the WAL before acknowledging (False only in tests and benchmarks)
+    # Unsynced: the sync is flush_wal, with the GIL released.
+    write_options: Any = field(default_factory=WriteOptions)
 
-    def begin(self, now: float, ops: Sequence[Op]) -> Txn:
-        return Txn(self._cfs, self._catalog, self._seq, now)
+    def begin(self, now: float, ops: Sequence[Op[Any]]) -> Txn:
+        return Txn(self.cfs, self.catalog, self.seq, now)
 
     def commit(self, txn: Txn) -> None:
         if txn.empty:
             return
-        self._db.write(txn.build_batch(self._handles), self._write_options)
-        if self._sync:
-            self._db.flush_wal(True)
+        self.db.write(txn.build_batch(self.handles), self.write_options)
+        if self.sync:
+            self.db.flush_wal(True)
         txn.catalog.publish()
-        self._seq = txn.seq
+        self.seq = txn.seq
 
 
 class RocksStore(OpStore):
@@ -79,12 +77,7 @@ class RocksStore(OpStore):
         purge_interval_s: float = 1.0,
         sync: bool = True,
     ) -> None:
-        if log_retention < 1:
-            raise ValueError("log_retention must be at least 1")
-        super().__init__()
-        self._clock = clock
-        self._log_retention = log_retention
-        self._purge_interval_s = purge_interval_s
+        super().__init__(clock=clock, log_retention=log_retention, purge_interval_s=purge_interval_s)
 
         options = Options(raw_mode=True)
         options.create_if_missing(True)
@@ -137,12 +130,6 @@ class RocksStore(OpStore):
         del self._data
         self._db.close()
 
-    def __enter__(self) -> RocksStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # ---------------------------------------------------------------- entries: reads
 
     def _raw_entries(self, entry_keys: Sequence[bytes]) -> list[bytes | None]:
@@ -181,16 +168,8 @@ class RocksStore(OpStore):
 
     # ---------------------------------------------------------------- maintenance
 
-    def purge_expired(self) -> int:
-        """Delete every entry expired as of the clock's now; returns how many."""
-        total = 0
-        while True:
-            expired = scan.expired_index_keys(self._cfs[CF.EXPIRY], self._clock.now(), PURGE_BATCH)
-            if not expired:
-                return total
-            total += int(self._submit(PurgeOp(expired)))
-            if len(expired) < PURGE_BATCH:
-                return total
+    def _expired_index_keys(self, limit: int) -> list[bytes]:
+        return scan.expired_index_keys(self._cfs[CF.EXPIRY], self._clock.now(), limit)
 
     def trim_log(self) -> int:
         """Drop change-log records beyond the newest `log_retention`; returns the oldest kept."""
@@ -198,7 +177,7 @@ class RocksStore(OpStore):
         if oldest > self._oldest:
             # Raise the floor first: a reader racing the trim gets LogTruncated, never a gap.
             self._oldest = oldest
-            self._submit(TrimLogOp(oldest))
+            self.run(TrimLogOp(oldest))
         return self._oldest
 
     def _maintain(self) -> None:

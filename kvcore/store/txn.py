@@ -11,13 +11,14 @@ batch until the group is complete.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
-
-from rocksdict import WriteBatch
+from typing import TYPE_CHECKING, Any
 
 from kvcore.model import Change, ChangeKind, Token
 from kvcore.store import codec
 from kvcore.store.catalog import Catalog, CatalogView
+
+if TYPE_CHECKING:
+    from rocksdict import WriteBatch
 
 
 class CF(StrEnum):
@@ -167,6 +168,10 @@ class Txn:
         return ranges, points
 
     def build_batch(self, handles: dict[CF, Any]) -> WriteBatch:
+        # Imported here: the operations (ops.py) are the write vocabulary of processes
+        # that never open RocksDB (a replica's REST app), and import this module.
+        from rocksdict import WriteBatch
+
         batch = WriteBatch(raw_mode=True)
         for op, cf, key, value in self._writes:
             handle = handles[cf]

@@ -25,34 +25,26 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from kvcore.clock import Clock
 from kvcore.errors import InternalError, KVError, Unavailable
 from kvcore.model import Change
+from kvcore.store.ops import Op
 from kvcore.store.txn import Txn
 
 log = logging.getLogger(__name__)
 
 MAX_GROUP_OPS: Final = 1000
 MAX_GROUP_BYTES: Final = 16 * 1024 * 1024
-
-
-class Op(Protocol):
-    @property
-    def size(self) -> int:
-        """Approximate bytes this operation adds to a batch (for the group bound)."""
-        ...
-
-    def apply(self, txn: Txn) -> Any:
-        """Stage the operation's writes in `txn`; raise KVError to fail it alone."""
-        ...
+R = TypeVar("R")
+__all__ = ["Engine", "GroupCommitWriter", "Op"]
 
 
 class Engine(Protocol):
     """Where a group's state is read and its writes made durable (writer thread only)."""
 
-    def begin(self, now: float, ops: Sequence[Op]) -> Txn:
+    def begin(self, now: float, ops: Sequence[Op[Any]]) -> Txn:
         """A new group's Txn as of `now` (seconds since the epoch) for `ops` (an engine
         may prefetch what they will read); may raise to fail the whole group."""
         ...
@@ -68,7 +60,7 @@ class Engine(Protocol):
 # per group rather than one per future: each of those is a self-pipe write and a loop
 # wake-up, which otherwise costs the writer more than applying the operations.
 _Waiter = Future[Any] | asyncio.Future[Any]
-_Pending = tuple[Op, _Waiter]
+_Pending = tuple[Op[Any], _Waiter]
 _Outcome = tuple[_Waiter, bool, Any]
 _STOP: Final = object()
 
@@ -97,18 +89,19 @@ class GroupCommitWriter:
         """The last seq this writer committed (durable)."""
         return self._seq
 
-    def submit(self, op: Op) -> Future[Any]:
-        fut: Future[Any] = Future()
+    def submit(self, op: Op[R]) -> Future[R]:
+        """Queue from a thread; block on the returned future for the durable result."""
+        fut: Future[R] = Future()
         self._enqueue(op, fut)
         return fut
 
-    def submit_async(self, op: Op) -> asyncio.Future[Any]:
+    def submit_async(self, op: Op[R]) -> asyncio.Future[R]:
         """Queue from a coroutine; the returned future belongs to the running loop."""
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._enqueue(op, fut)
         return fut
 
-    def _enqueue(self, op: Op, fut: _Waiter) -> None:
+    def _enqueue(self, op: Op[Any], fut: _Waiter) -> None:
         # The lock makes "closed" and "queued before the stop marker" one decision, so
         # no operation is left in the queue unanswered after close.
         with self._close_lock:

@@ -52,6 +52,7 @@ from kvcore.rest.envelope import dumps
 from kvcore.rest.fastpath import body_chunks
 from kvcore.rest.handlers import _bulk_value, _key_list  # the REST bulk get's own rules
 from kvcore.rest.parsing import decode_segment, parse_json_body, query_int, query_number, read_capped
+from kvcore.store.ops import DeleteOp, PutOp
 from kvcore.workerd.listing import MIN_BINDING_LIST_LIMIT, binding_page, list_body
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ class WorkerdKV:
             return await self._get(account_id, namespace_id, key, q)
         if method == "PUT":
             return await self._put(account_id, namespace_id, key, q, scope, receive)
-        await self.backend.delete(account_id, namespace_id, key, NO_CONDITION)
+        await self.backend.submit(DeleteOp(account_id, namespace_id, key, NO_CONDITION))
         return 200, [], b""
 
     async def _get(self, account_id: str, namespace_id: str, key: str, q: dict[str, str]) -> Reply:
@@ -236,7 +237,7 @@ class WorkerdKV:
             body_chunks(receive), length.decode() if length else None, limits.MAX_VALUE_BYTES, "value"
         )
         item = WriteItem(key=key, value=value, metadata_json=metadata_json, expiration=expiration)
-        await self.backend.put(account_id, namespace_id, item, NO_CONDITION)
+        await self.backend.submit(PutOp(account_id, namespace_id, item, NO_CONDITION))
         return 200, [], b""
 
     async def _list(self, scope: Scope) -> Reply:

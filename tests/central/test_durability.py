@@ -14,6 +14,7 @@ from helpers.cluster import restart
 from kvcore.errors import KVError
 from kvcore.model import WriteItem
 from kvcore.rpc.client import CentralClient
+from kvcore.store.ops import CreateNamespaceOp, PutOp
 
 ACCOUNT = "b" * 32
 
@@ -22,7 +23,7 @@ async def test_acknowledged_writes_survive_sigkill(central_factory: Any) -> None
     central = central_factory(propagation_delay=0)
     acked: dict[str, bytes] = {}
     async with CentralClient(central.grpc, timeout_s=5) as client:
-        ns = await client.create_namespace(ACCOUNT, "durable")
+        ns = await client.submit(CreateNamespaceOp(ACCOUNT, "durable"))
         stop = time.monotonic() + 20.0  # a bound only: the kill below ends the writers
 
         async def writer(w: int) -> None:
@@ -30,7 +31,7 @@ async def test_acknowledged_writes_survive_sigkill(central_factory: Any) -> None
             while time.monotonic() < stop:
                 key, value = f"w{w}-{i}", f"value-{w}-{i}".encode()
                 try:
-                    await client.put(ACCOUNT, ns.id, WriteItem(key=key, value=value))
+                    await client.submit(PutOp(ACCOUNT, ns.id, WriteItem(key=key, value=value)))
                 except KVError:
                     return  # central died under us: this write was never acknowledged
                 acked[key] = value
@@ -61,10 +62,10 @@ async def test_acknowledged_writes_survive_sigkill(central_factory: Any) -> None
 async def test_central_metrics_exported(central_factory: Any) -> None:
     central = central_factory(propagation_delay=5)
     async with CentralClient(central.grpc) as client:
-        ns = await client.create_namespace(ACCOUNT, "metrics")
-        await client.put(ACCOUNT, ns.id, WriteItem(key="k", value=b"1"))
-        await client.put(ACCOUNT, ns.id, WriteItem(key="k", value=b"2"))
-        await client.put(ACCOUNT, ns.id, WriteItem(key="k", value=b"3"))
+        ns = await client.submit(CreateNamespaceOp(ACCOUNT, "metrics"))
+        await client.submit(PutOp(ACCOUNT, ns.id, WriteItem(key="k", value=b"1")))
+        await client.submit(PutOp(ACCOUNT, ns.id, WriteItem(key="k", value=b"2")))
+        await client.submit(PutOp(ACCOUNT, ns.id, WriteItem(key="k", value=b"3")))
     text = httpx.get(f"{central.http}/metrics").text
     for name in (
         "edgekv_central_committed_seq",

@@ -13,6 +13,7 @@ import pytest
 
 from kvcore.model import ChangeBatch, ChangeKind, Permission, WriteItem
 from kvcore.rpc.client import CentralClient
+from kvcore.store.ops import BulkPutOp, CreateNamespaceOp, DeleteNamespaceOp, DeleteOp, PutOp
 
 ACCOUNT = "a" * 32
 
@@ -41,7 +42,7 @@ def _changes(batches: list[tuple[float, ChangeBatch]]) -> list[Any]:
 async def test_create_arrives_within_100ms(central_factory: Any) -> None:
     central = central_factory(propagation_delay=60)
     async with CentralClient(central.grpc) as client:
-        ns = await client.create_namespace(ACCOUNT, "stream")
+        ns = await client.submit(CreateNamespaceOp(ACCOUNT, "stream"))
         got: list[tuple[float, ChangeBatch]] = []
         ready = asyncio.Event()
 
@@ -54,7 +55,7 @@ async def test_create_arrives_within_100ms(central_factory: Any) -> None:
         await asyncio.wait_for(ready.wait(), 5)
         lags = []
         for i in range(20):
-            res = await client.put(ACCOUNT, ns.id, WriteItem(key=f"k{i}", value=b"v%d" % i))
+            res = await client.submit(PutOp(ACCOUNT, ns.id, WriteItem(key=f"k{i}", value=b"v%d" % i)))
             acked = time.monotonic()
             assert res.created
             deadline = acked + 2
@@ -78,9 +79,9 @@ async def test_create_arrives_within_100ms(central_factory: Any) -> None:
 async def test_updates_coalesce_within_propagation_delay(central_factory: Any) -> None:
     central = central_factory(propagation_delay=2)
     async with CentralClient(central.grpc) as client:
-        ns = await client.create_namespace(ACCOUNT, "lazy")
-        await client.put(ACCOUNT, ns.id, WriteItem(key="hot", value=b"v0"))
-        created = await client.put(ACCOUNT, ns.id, WriteItem(key="gone", value=b"x"))
+        ns = await client.submit(CreateNamespaceOp(ACCOUNT, "lazy"))
+        await client.submit(PutOp(ACCOUNT, ns.id, WriteItem(key="hot", value=b"v0")))
+        created = await client.submit(PutOp(ACCOUNT, ns.id, WriteItem(key="gone", value=b"x")))
         # The region reports the key hot, so the flush carries the value, not an invalidation.
         await client.report_hot_keys("eu", [(ns.id, "hot")])
         got: list[tuple[float, ChangeBatch]] = []
@@ -93,13 +94,13 @@ async def test_updates_coalesce_within_propagation_delay(central_factory: Any) -
 
         task = asyncio.create_task(follow())
         await asyncio.wait_for(ready.wait(), 5)
-        first = await client.put(ACCOUNT, ns.id, WriteItem(key="hot", value=b"w0"))
+        first = await client.submit(PutOp(ACCOUNT, ns.id, WriteItem(key="hot", value=b"w0")))
         first_ack = time.monotonic()
         assert not first.created
         last = first
         for i in range(1, 50):
-            last = await client.put(ACCOUNT, ns.id, WriteItem(key="hot", value=b"w%d" % i))
-        deleted = await client.delete(ACCOUNT, ns.id, "gone")
+            last = await client.submit(PutOp(ACCOUNT, ns.id, WriteItem(key="hot", value=b"w%d" % i)))
+        deleted = await client.submit(DeleteOp(ACCOUNT, ns.id, "gone"))
         deleted_ack = time.monotonic()
         deadline = first_ack + 2 + 1.0
         while time.monotonic() < deadline and not {last.seq, deleted.seq} <= {c.seq for c in _changes(got)}:
@@ -124,8 +125,11 @@ async def test_updates_coalesce_within_propagation_delay(central_factory: Any) -
 async def test_resume_without_gap_or_duplicate(central_factory: Any) -> None:
     central = central_factory(propagation_delay=0)
     async with CentralClient(central.grpc) as client:
-        ns = await client.create_namespace(ACCOUNT, "resume")
-        seqs = [(await client.put(ACCOUNT, ns.id, WriteItem(key=f"k{i}", value=b"v"))).seq for i in range(30)]
+        ns = await client.submit(CreateNamespaceOp(ACCOUNT, "resume"))
+        seqs = [
+            (await client.submit(PutOp(ACCOUNT, ns.id, WriteItem(key=f"k{i}", value=b"v")))).seq
+            for i in range(30)
+        ]
         middle = seqs[9]
         batches = await _collect(
             client, "r", middle, lambda b: any(c.seq == seqs[-1] for c in _changes(b)), 5
@@ -135,7 +139,10 @@ async def test_resume_without_gap_or_duplicate(central_factory: Any) -> None:
         assert batches[0][1].snapshot is not None and not batches[0][1].reset
         assert batches[-1][1].safe_seq == seqs[-1]
         # Then live changes continue after the catch-up, still without gap.
-        more = [(await client.put(ACCOUNT, ns.id, WriteItem(key=f"x{i}", value=b"v"))).seq for i in range(5)]
+        more = [
+            (await client.submit(PutOp(ACCOUNT, ns.id, WriteItem(key=f"x{i}", value=b"v")))).seq
+            for i in range(5)
+        ]
         batches = await _collect(
             client, "r", seqs[-1], lambda b: any(c.seq == more[-1] for c in _changes(b)), 5
         )
@@ -145,8 +152,10 @@ async def test_resume_without_gap_or_duplicate(central_factory: Any) -> None:
 async def test_too_old_from_seq_yields_reset(central_factory: Any) -> None:
     central = central_factory(propagation_delay=0, extra=("--log-retention", "10"))
     async with CentralClient(central.grpc) as client:
-        ns = await client.create_namespace(ACCOUNT, "trim")
-        await client.bulk_put(ACCOUNT, ns.id, [WriteItem(key=f"k{i}", value=b"v") for i in range(200)])
+        ns = await client.submit(CreateNamespaceOp(ACCOUNT, "trim"))
+        await client.submit(
+            BulkPutOp(ACCOUNT, ns.id, [WriteItem(key=f"k{i}", value=b"v") for i in range(200)])
+        )
         deadline = time.monotonic() + 10
         while True:
             batches = await _collect(client, "old", 1, lambda b: True, 3)
@@ -163,7 +172,7 @@ async def test_too_old_from_seq_yields_reset(central_factory: Any) -> None:
 async def test_stuck_subscriber_does_not_slow_writes(central_factory: Any) -> None:
     central = central_factory(propagation_delay=0)
     async with CentralClient(central.grpc) as client:
-        ns = await client.create_namespace(ACCOUNT, "stuck")
+        ns = await client.submit(CreateNamespaceOp(ACCOUNT, "stuck"))
 
         async def burst(n: int) -> float:
             start = time.perf_counter()
@@ -171,8 +180,8 @@ async def test_stuck_subscriber_does_not_slow_writes(central_factory: Any) -> No
 
             async def one(i: int) -> None:
                 async with sem:
-                    await client.put(
-                        ACCOUNT, ns.id, WriteItem(key=f"b{time.monotonic_ns()}-{i}", value=b"x" * 512)
+                    await client.submit(
+                        PutOp(ACCOUNT, ns.id, WriteItem(key=f"b{time.monotonic_ns()}-{i}", value=b"x" * 512))
                     )
 
             await asyncio.gather(*(one(i) for i in range(n)))
@@ -228,8 +237,8 @@ async def test_resume_mid_group_loses_nothing(central_factory: Any) -> None:
     must still get the rest on resume."""
     central = central_factory(propagation_delay=0)
     async with CentralClient(central.grpc) as client:
-        ns = await client.create_namespace(ACCOUNT, "groups")
-        start = (await client.put(ACCOUNT, ns.id, WriteItem(key="first", value=b"v"))).seq
+        ns = await client.submit(CreateNamespaceOp(ACCOUNT, "groups"))
+        start = (await client.submit(PutOp(ACCOUNT, ns.id, WriteItem(key="first", value=b"v")))).seq
         got: list[ChangeBatch] = []
         ready = asyncio.Event()
 
@@ -240,8 +249,8 @@ async def test_resume_mid_group_loses_nothing(central_factory: Any) -> None:
 
         task = asyncio.create_task(follow())
         await asyncio.wait_for(ready.wait(), 5)
-        res = await client.bulk_put(
-            ACCOUNT, ns.id, [WriteItem(key=f"k{i:05}", value=b"v") for i in range(1500)]
+        res = await client.submit(
+            BulkPutOp(ACCOUNT, ns.id, [WriteItem(key=f"k{i:05}", value=b"v") for i in range(1500)])
         )
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not any(c.seq == res.seq for b in got for c in b.changes):
@@ -264,13 +273,15 @@ async def test_catch_up_never_undoes_the_snapshot(central_factory: Any) -> None:
     a token revoked before a replica resumes stays revoked throughout catch-up."""
     central = central_factory(propagation_delay=0)
     async with CentralClient(central.grpc) as client:
-        ns = await client.create_namespace(ACCOUNT, "snap")
-        start = (await client.put(ACCOUNT, ns.id, WriteItem(key="k", value=b"v"))).seq
+        ns = await client.submit(CreateNamespaceOp(ACCOUNT, "snap"))
+        start = (await client.submit(PutOp(ACCOUNT, ns.id, WriteItem(key="k", value=b"v")))).seq
         token, _ = await client.create_token(ACCOUNT, Permission.READ)
-        await client.bulk_put(ACCOUNT, ns.id, [WriteItem(key=f"b{i}", value=b"v") for i in range(1500)])
+        await client.submit(
+            BulkPutOp(ACCOUNT, ns.id, [WriteItem(key=f"b{i}", value=b"v") for i in range(1500)])
+        )
         await client.revoke_token(token.id)
-        doomed = await client.create_namespace(ACCOUNT, "doomed")
-        await client.delete_namespace(ACCOUNT, doomed.id)
+        doomed = await client.submit(CreateNamespaceOp(ACCOUNT, "doomed"))
+        await client.submit(DeleteNamespaceOp(ACCOUNT, doomed.id))
         batches = await _collect(client, "r", start, lambda b: b[-1][1].safe_seq >= start + 1503, 5)
         assert batches[0][1].snapshot is not None
         snap = batches[0][1].snapshot

@@ -15,24 +15,25 @@ from helpers.cluster import restart
 from kvcore.errors import KVError, NamespaceNotFound, PreconditionFailed, Unavailable, ValidationError
 from kvcore.model import Condition, WriteItem
 from kvcore.rpc.client import CentralClient
+from kvcore.store.ops import CreateNamespaceOp, DeleteOp, PutOp
 
 ACCOUNT = "c" * 32
 
 
 async def test_many_writes_per_message_each_with_its_own_result(central_factory: Any) -> None:
     central = central_factory()
-    async with CentralClient(central.grpc) as client:
-        ns = (await client.create_namespace(ACCOUNT, "stream")).id
-        first = await client.put_streamed(ACCOUNT, ns, WriteItem("taken", b"v0"))
+    async with CentralClient(central.grpc, stream_writes=True) as client:
+        ns = (await client.submit(CreateNamespaceOp(ACCOUNT, "stream"))).id
+        first = await client.submit(PutOp(ACCOUNT, ns, WriteItem("taken", b"v0")))
         assert first.created and first.seq > 0
 
-        good = [client.put_streamed(ACCOUNT, ns, WriteItem(f"k{i}", b"v%d" % i)) for i in range(200)]
-        conflict = client.put_streamed(ACCOUNT, ns, WriteItem("taken", b"x"), Condition(if_none_match=True))
-        stale = client.put_streamed(
-            ACCOUNT, ns, WriteItem("taken", b"x"), Condition(if_match=first.seq + 10**6)
+        good = [client.submit(PutOp(ACCOUNT, ns, WriteItem(f"k{i}", b"v%d" % i))) for i in range(200)]
+        conflict = client.submit(PutOp(ACCOUNT, ns, WriteItem("taken", b"x"), Condition(if_none_match=True)))
+        stale = client.submit(
+            PutOp(ACCOUNT, ns, WriteItem("taken", b"x"), Condition(if_match=first.seq + 10**6))
         )
-        too_big_key = client.put_streamed(ACCOUNT, ns, WriteItem("k" * 600, b"x"))
-        other_ns = client.put_streamed(ACCOUNT, "f" * 32, WriteItem("k", b"x"))
+        too_big_key = client.submit(PutOp(ACCOUNT, ns, WriteItem("k" * 600, b"x")))
+        other_ns = client.submit(PutOp(ACCOUNT, "f" * 32, WriteItem("k", b"x")))
         sent_before = client.stream_batches_sent
         results = await asyncio.gather(*good, conflict, stale, too_big_key, other_ns, return_exceptions=True)
         batches = client.stream_batches_sent - sent_before
@@ -54,8 +55,8 @@ async def test_many_writes_per_message_each_with_its_own_result(central_factory:
 
         # Metadata and expiration travel too (written into the message in place).
         exp = int(time.time()) + 3600
-        await client.put_streamed(
-            ACCOUNT, ns, WriteItem("meta", b"m", metadata_json='{"a":1}', expiration=exp)
+        await client.submit(
+            PutOp(ACCOUNT, ns, WriteItem("meta", b"m", metadata_json='{"a":1}', expiration=exp))
         )
         meta = (await client.get(ACCOUNT, ns, "meta"))[0]
         assert meta is not None and (meta.value, meta.metadata_json, meta.expiration) == (
@@ -65,24 +66,24 @@ async def test_many_writes_per_message_each_with_its_own_result(central_factory:
         )
         # An expiration already past fails that write alone, as the unary Put does.
         with pytest.raises(ValidationError):
-            await client.put_streamed(ACCOUNT, ns, WriteItem("past", b"x", expiration=int(time.time()) - 5))
+            await client.submit(PutOp(ACCOUNT, ns, WriteItem("past", b"x", expiration=int(time.time()) - 5)))
 
-        deleted = await client.delete_streamed(ACCOUNT, ns, "taken", Condition(if_match=first.seq))
+        deleted = await client.submit(DeleteOp(ACCOUNT, ns, "taken", Condition(if_match=first.seq)))
         assert deleted.seq > first.seq
         assert (await client.get(ACCOUNT, ns, "taken"))[0] is None
         with pytest.raises(PreconditionFailed):
-            await client.delete_streamed(ACCOUNT, ns, "k1", Condition(if_match=1))
-        assert (await client.delete_streamed(ACCOUNT, ns, "never-there")).seq == 0
+            await client.submit(DeleteOp(ACCOUNT, ns, "k1", Condition(if_match=1)))
+        assert (await client.submit(DeleteOp(ACCOUNT, ns, "never-there"))).seq == 0
 
 
 async def test_stream_needs_the_cluster_secret(central_factory: Any) -> None:
     central = central_factory(extra=("--cluster-secret", "s3cret-s3cret"))
-    async with CentralClient(central.grpc, cluster_secret="s3cret-s3cret") as ok:
-        ns = (await ok.create_namespace(ACCOUNT, "secret")).id
-        assert (await ok.put_streamed(ACCOUNT, ns, WriteItem("a", b"1"))).created
-    async with CentralClient(central.grpc, cluster_secret="wrong") as wrong:
+    async with CentralClient(central.grpc, cluster_secret="s3cret-s3cret", stream_writes=True) as ok:
+        ns = (await ok.submit(CreateNamespaceOp(ACCOUNT, "secret"))).id
+        assert (await ok.submit(PutOp(ACCOUNT, ns, WriteItem("a", b"1")))).created
+    async with CentralClient(central.grpc, cluster_secret="wrong", stream_writes=True) as wrong:
         with pytest.raises(Unavailable):
-            await asyncio.wait_for(wrong.put_streamed(ACCOUNT, ns, WriteItem("b", b"1")), 10)
+            await asyncio.wait_for(wrong.submit(PutOp(ACCOUNT, ns, WriteItem("b", b"1"))), 10)
 
 
 async def test_streamed_acknowledged_writes_survive_sigkill(central_factory: Any) -> None:
@@ -92,8 +93,8 @@ async def test_streamed_acknowledged_writes_survive_sigkill(central_factory: Any
     central = central_factory(propagation_delay=0)
     acked: dict[str, bytes] = {}
     failed: list[KVError] = []
-    async with CentralClient(central.grpc, timeout_s=5) as client:
-        ns = (await client.create_namespace(ACCOUNT, "durable")).id
+    async with CentralClient(central.grpc, timeout_s=5, stream_writes=True) as client:
+        ns = (await client.submit(CreateNamespaceOp(ACCOUNT, "durable"))).id
         stop = time.monotonic() + 1.5
 
         async def writer(w: int) -> None:
@@ -101,7 +102,7 @@ async def test_streamed_acknowledged_writes_survive_sigkill(central_factory: Any
             while time.monotonic() < stop:
                 key, value = f"w{w}-{i}", f"value-{w}-{i}".encode()
                 try:
-                    await asyncio.wait_for(client.put_streamed(ACCOUNT, ns, WriteItem(key, value)), 10)
+                    await asyncio.wait_for(client.submit(PutOp(ACCOUNT, ns, WriteItem(key, value))), 10)
                 except KVError as exc:
                     failed.append(exc)
                     return  # central died under us: this write was never acknowledged
@@ -124,6 +125,6 @@ async def test_streamed_acknowledged_writes_survive_sigkill(central_factory: Any
                 if entry is None or entry.value != acked[key]:
                     missing.append(key)
         assert not missing, f"{len(missing)} of {len(acked)} acknowledged writes lost"
-        again = await asyncio.wait_for(client.put_streamed(ACCOUNT, ns, WriteItem("after", b"1")), 10)
+        again = await asyncio.wait_for(client.submit(PutOp(ACCOUNT, ns, WriteItem("after", b"1"))), 10)
         assert again.created
     assert restarted.alive

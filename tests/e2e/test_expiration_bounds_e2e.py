@@ -26,6 +26,7 @@ from kvcore.client import KVNamespace
 from kvcore.errors import ValidationError
 from kvcore.model import WriteItem
 from kvcore.rpc.client import CentralClient
+from kvcore.store.ops import BulkPutOp, PutOp
 
 MAX = 2**31 - 1
 
@@ -84,13 +85,15 @@ async def test_bounds_on_every_write_path(tmp_path: Path) -> None:
 
         # gRPC: an absolute expiration, as a replica forwards it: bounds and "in the future".
         async with CentralClient(central.grpc) as grpc_client:
-            ok = await grpc_client.put(account, ns, WriteItem("g", b"v", expiration=int(time.time()) + 30))
+            ok = await grpc_client.submit(
+                PutOp(account, ns, WriteItem("g", b"v", expiration=int(time.time()) + 30))
+            )
             assert ok.seq > 0
             for exp, words in ((now_ms, "milliseconds"), (MAX + 1, "milliseconds"), (1000, "greater than")):
                 with pytest.raises(ValidationError, match=words):
-                    await grpc_client.put(account, ns, WriteItem("g2", b"v", expiration=exp))
+                    await grpc_client.submit(PutOp(account, ns, WriteItem("g2", b"v", expiration=exp)))
                 with pytest.raises(ValidationError, match=words):
-                    await grpc_client.bulk_put(account, ns, [WriteItem("g3", b"v", expiration=exp)])
+                    await grpc_client.submit(BulkPutOp(account, ns, [WriteItem("g3", b"v", expiration=exp)]))
 
         # The binding and the CLI refuse before sending, with the server's message.
         with KVNamespace(replica.http, account, ns, secret) as binding:

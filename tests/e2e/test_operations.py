@@ -24,6 +24,7 @@ from helpers.proxy import TcpProxy
 
 from kvcore.model import ChangeBatch, Permission, WriteItem
 from kvcore.rpc.client import CentralClient
+from kvcore.store.ops import CreateNamespaceOp, PutOp
 
 
 async def test_bootstrap_account_and_token_from_environment(tmp_path: Path) -> None:
@@ -61,8 +62,8 @@ async def test_push_value_threshold(tmp_path: Path) -> None:
     central = start_central(tmp_path, propagation_delay=0, extra=("--push-value-max-bytes", "1KiB"))
     try:
         async with CentralClient(central.grpc) as client:
-            ns = await client.create_namespace("a" * 32, "push")
-            start = (await client.put("a" * 32, ns.id, WriteItem(key="first", value=b"x"))).seq
+            ns = await client.submit(CreateNamespaceOp("a" * 32, "push"))
+            start = (await client.submit(PutOp("a" * 32, ns.id, WriteItem(key="first", value=b"x")))).seq
             got: list[ChangeBatch] = []
 
             async def follow() -> None:
@@ -70,8 +71,8 @@ async def test_push_value_threshold(tmp_path: Path) -> None:
                     got.append(batch)
 
             task = asyncio.create_task(follow())
-            small = await client.put("a" * 32, ns.id, WriteItem(key="small", value=b"s" * 1024))
-            big = await client.put("a" * 32, ns.id, WriteItem(key="big", value=b"b" * 1025))
+            small = await client.submit(PutOp("a" * 32, ns.id, WriteItem(key="small", value=b"s" * 1024)))
+            big = await client.submit(PutOp("a" * 32, ns.id, WriteItem(key="big", value=b"b" * 1025)))
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and not any(c.seq == big.seq for b in got for c in b.changes):
                 await asyncio.sleep(0.01)

@@ -29,6 +29,7 @@ from kvcore.errors import ValidationError
 from kvcore.metrics import Metrics
 from kvcore.model import Permission
 from kvcore.rest.app import create_app
+from kvcore.store.ops import CreateNamespaceOp
 from kvcore.store.rocks import RocksStore
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -72,7 +73,7 @@ class Server:
         self.store = RocksStore(str(path / "store"), clock=self.clock)
         self.app = create_app(StoreBackend(self.store, clock=self.clock), Metrics("central"))
         _, self.secret = self.store.create_token(ACCOUNT, Permission.WRITE)
-        self.ns = self.store.create_namespace(ACCOUNT, "bounds").id
+        self.ns = self.store.run(CreateNamespaceOp(ACCOUNT, "bounds")).id
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app),
             base_url="http://edgekv",

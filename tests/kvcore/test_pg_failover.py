@@ -16,6 +16,7 @@ from helpers.pg_replication import sync_pair
 
 from kvcore.errors import Unavailable
 from kvcore.model import Change, WriteItem
+from kvcore.store.ops import CreateNamespaceOp, PutOp
 from kvcore.store.pg import PgStore
 
 ACCOUNT = "c" * 32
@@ -25,7 +26,7 @@ def test_store_resumes_on_the_promoted_standby_and_loses_no_acknowledged_write()
     with sync_pair() as pair:
         store = PgStore(pair.create_database("edgekv"), poll_s=0.2)
         try:
-            ns = store.create_namespace(ACCOUNT, "failover").id
+            ns = store.run(CreateNamespaceOp(ACCOUNT, "failover")).id
             delivered: list[Change] = []
             store.add_listener(delivered.extend)
             acked: dict[str, tuple[bytes, int]] = {}
@@ -39,7 +40,7 @@ def test_store_resumes_on_the_promoted_standby_and_loses_no_acknowledged_write()
                     n += 1
                     key, value = f"w{w}-{n % 10}", f"{w}:{n}".encode()
                     try:
-                        result = store.put(ACCOUNT, ns, WriteItem(key=key, value=value))
+                        result = store.run(PutOp(ACCOUNT, ns, WriteItem(key=key, value=value)))
                     except Unavailable:
                         acked.pop(key, None)  # outcome unknown until a later write decides it
                         time.sleep(0.05)

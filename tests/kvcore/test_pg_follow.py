@@ -9,6 +9,7 @@ import psycopg
 
 from kvcore.model import Change, ChangeKind, WriteItem
 from kvcore.store import codec
+from kvcore.store.ops import CreateNamespaceOp, PutOp
 from kvcore.store.pg import PgStore
 
 A = "acct-a"
@@ -28,8 +29,8 @@ def test_a_commit_nobody_announced_is_delivered_after_the_probe(pg_url: str) -> 
     with PgStore(pg_url, poll_s=0.2, purge_interval_s=3600) as a, PgStore(pg_url, poll_s=0.2) as b:
         got: list[Change] = []
         b.add_listener(got.extend)
-        ns = a.create_namespace(A, "t").id
-        put = a.put(A, ns, WriteItem("k", b"v"))
+        ns = a.run(CreateNamespaceOp(A, "t")).id
+        put = a.run(PutOp(A, ns, WriteItem("k", b"v")))
         _until(lambda: bool(got) and got[-1].seq == put.seq, 5)
         lost = Change(
             seq=put.seq + 1,
@@ -51,7 +52,7 @@ def test_a_commit_nobody_announced_is_delivered_after_the_probe(pg_url: str) -> 
         assert [c.seq for c in got[-2:]] == [put.seq, lost.seq]
         assert (got[-1].kind, got[-1].key) == (ChangeKind.KEY_DELETE, "k")
         # and the store's own writers go on after it
-        after = a.put(A, ns, WriteItem("k2", b"w"))
+        after = a.run(PutOp(A, ns, WriteItem("k2", b"w")))
         assert after.seq == lost.seq + 1
         _until(lambda: got[-1].seq == after.seq, 5)
         assert [c.seq for c in got] == list(range(got[0].seq, after.seq + 1))

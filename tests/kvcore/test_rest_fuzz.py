@@ -22,6 +22,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from kvcore.store.ops import CreateNamespaceOp
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -36,7 +38,7 @@ CHECKS = [
 # module fixture below.
 _DIR = tempfile.mkdtemp(prefix="edgekv-fuzz-")
 _ENV = make_env(Path(_DIR))
-_NAMESPACE = _ENV.store.create_namespace(ACCOUNT, "fuzzed").id
+_NAMESPACE = _ENV.store.run(CreateNamespaceOp(ACCOUNT, "fuzzed")).id
 schema = schemathesis.openapi.from_asgi("/openapi.json", _ENV.app)
 
 

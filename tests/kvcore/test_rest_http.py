@@ -17,6 +17,7 @@ from rest_support import ACCOUNT, OTHER_ACCOUNT, Env, SpecValidator, live, load_
 
 from kvcore.limits import MAX_VALUE_BYTES
 from kvcore.model import Permission, WriteItem
+from kvcore.store.ops import CreateNamespaceOp, PutOp, RevokeTokenOp
 
 __all__ = ["live"]
 _titles = itertools.count()
@@ -90,9 +91,9 @@ def test_read_token_reads_but_cannot_write(live: Env, http: httpx.Client, ns: st
 
 
 def test_token_of_another_account_gets_403_and_learns_nothing(live: Env, http: httpx.Client) -> None:
-    theirs = live.store.create_namespace(OTHER_ACCOUNT, "secret-namespace")
+    theirs = live.store.run(CreateNamespaceOp(OTHER_ACCOUNT, "secret-namespace"))
     other_prefix = f"{live.base_url}/client/v4/accounts/{OTHER_ACCOUNT}/storage/kv/namespaces"
-    live.store.put(OTHER_ACCOUNT, theirs.id, WriteItem("k", b"secret"))
+    live.store.run(PutOp(OTHER_ACCOUNT, theirs.id, WriteItem("k", b"secret")))
     seq = live.store.committed_seq
     mine = live.headers()
     bodies = set()
@@ -120,7 +121,7 @@ def test_token_of_another_account_gets_403_and_learns_nothing(live: Env, http: h
 def test_revocation_is_immediate(live: Env, http: httpx.Client) -> None:
     token, secret = live.store.create_token(ACCOUNT, Permission.READ)
     assert http.get(live.prefix, headers=live.headers(secret)).status_code == 200
-    live.store.revoke_token(token.id)
+    live.store.run(RevokeTokenOp(token.id))
     _fails(http.get(live.prefix, headers=live.headers(secret)), 401, 10000)
 
 

@@ -8,17 +8,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from store_support import AnyStore, StoreOpener, entry_record
 
+from kvcore import limits
 from kvcore.clock import ManualClock
-from kvcore.errors import NamespaceNotFound, PayloadTooLarge, PreconditionFailed, ValidationError
+from kvcore.errors import (
+    InternalError,
+    NamespaceNotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    ValidationError,
+)
 from kvcore.model import ChangeKind, Condition, WriteItem, WriteResult
-from kvcore.store.base import PointWrite
+from kvcore.store.ops import BulkDeleteOp, BulkPutOp, CreateNamespaceOp, DeleteOp, GroupOp, PutOp
 
 ACCT = "acct1"
 
 
 @pytest.fixture
 def ns(store: AnyStore) -> str:
-    return store.create_namespace(ACCT, "main").id
+    return store.run(CreateNamespaceOp(ACCT, "main")).id
 
 
 def utf8_len(s: str) -> int:
@@ -38,7 +45,7 @@ keys = st.text(st.characters(codec="utf-8"), min_size=1, max_size=512).filter(
 def test_round_trip_arbitrary_keys_and_values(
     store: AnyStore, ns: str, key: str, value: bytes, meta: str | None
 ) -> None:
-    result = store.put(ACCT, ns, WriteItem(key, value, meta))
+    result = store.run(PutOp(ACCT, ns, WriteItem(key, value, meta)))
     entry = store.get(ACCT, ns, key)
     assert entry is not None
     assert (entry.key, entry.value, entry.metadata_json, entry.expiration) == (key, value, meta, None)
@@ -61,14 +68,14 @@ def _all_keys(store: AnyStore, ns: str, prefix: str = "", limit: int = 1000) -> 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(names=st.lists(keys, min_size=1, max_size=40, unique=True))
 def test_listing_is_utf8_byte_order(store: AnyStore, names: list[str]) -> None:
-    ns = store.create_namespace(ACCT, f"t{store.committed_seq}").id  # a fresh one per example
-    store.bulk_put(ACCT, ns, [WriteItem(k, b"") for k in names])
+    ns = store.run(CreateNamespaceOp(ACCT, f"t{store.committed_seq}")).id  # a fresh one per example
+    store.run(BulkPutOp(ACCT, ns, [WriteItem(k, b"") for k in names]))
     assert _all_keys(store, ns, limit=10) == sorted(names, key=lambda k: k.encode("utf-8"))
 
 
 def test_non_ascii_ordering(store: AnyStore, ns: str) -> None:
     for k in ["😀", "中", "é", "z", "a", "Z"]:
-        store.put(ACCT, ns, WriteItem(k, k.encode()))
+        store.run(PutOp(ACCT, ns, WriteItem(k, k.encode())))
     assert _all_keys(store, ns) == ["Z", "a", "z", "é", "中", "😀"]
 
 
@@ -77,14 +84,14 @@ def test_missing_key_and_foreign_namespace(store: AnyStore, ns: str) -> None:
     with pytest.raises(NamespaceNotFound):
         store.get("other", ns, "k")
     with pytest.raises(NamespaceNotFound):
-        store.put("other", ns, WriteItem("k", b"v"))
+        store.run(PutOp("other", ns, WriteItem("k", b"v")))
     with pytest.raises(NamespaceNotFound):
         store.get(ACCT, "0" * 32, "k")
 
 
 def test_bulk_get(store: AnyStore, ns: str, clock: ManualClock) -> None:
-    store.put(ACCT, ns, WriteItem("a", b"1"))
-    store.put(ACCT, ns, WriteItem("b", b"2", expiration=int(clock.now()) + 60))
+    store.run(PutOp(ACCT, ns, WriteItem("a", b"1")))
+    store.run(PutOp(ACCT, ns, WriteItem("b", b"2", expiration=int(clock.now()) + 60)))
     clock.advance(61)
     got = store.bulk_get(ACCT, ns, ["a", "b", "c"])
     assert [e.value if e else None for e in got] == [b"1", None, None]
@@ -97,7 +104,7 @@ def test_bulk_get(store: AnyStore, ns: str, clock: ManualClock) -> None:
 def test_cursor_pagination_2500_keys(store: AnyStore, ns: str, prefix: str) -> None:
     wanted = [f"p/{i:05d}" for i in range(2500)]
     others = [f"q/{i:05d}" for i in range(300)]
-    store.bulk_put(ACCT, ns, [WriteItem(k, b"v") for k in wanted + others])
+    store.run(BulkPutOp(ACCT, ns, [WriteItem(k, b"v") for k in wanted + others]))
     seen: list[str] = []
     cursor = ""
     pages = 0
@@ -115,7 +122,7 @@ def test_cursor_pagination_2500_keys(store: AnyStore, ns: str, prefix: str) -> N
 
 
 def test_cursor_only_when_more_remain(store: AnyStore, ns: str) -> None:
-    store.bulk_put(ACCT, ns, [WriteItem(f"k{i:02d}", b"") for i in range(20)])
+    store.run(BulkPutOp(ACCT, ns, [WriteItem(f"k{i:02d}", b"") for i in range(20)]))
     first = store.list_keys(ACCT, ns, "", 10, "")
     assert len(first.keys) == 10 and first.cursor
     second = store.list_keys(ACCT, ns, "", 10, first.cursor)
@@ -134,7 +141,7 @@ def test_list_validation(store: AnyStore, ns: str) -> None:
 
 def test_list_metadata_and_expiration(store: AnyStore, ns: str, clock: ManualClock) -> None:
     exp = int(clock.now()) + 120
-    store.put(ACCT, ns, WriteItem("k", b"v", '{"x":1}', exp))
+    store.run(PutOp(ACCT, ns, WriteItem("k", b"v", '{"x":1}', exp)))
     [info] = store.list_keys(ACCT, ns, "", 10, "").keys
     assert (info.name, info.expiration, info.metadata_json) == ("k", exp, '{"x":1}')
 
@@ -144,8 +151,8 @@ def test_list_metadata_and_expiration(store: AnyStore, ns: str, clock: ManualClo
 
 def test_expiration_hides_purges_and_recreates(store: AnyStore, ns: str, clock: ManualClock) -> None:
     exp = int(clock.now()) + 60
-    assert store.put(ACCT, ns, WriteItem("k", b"v", expiration=exp)).created
-    store.put(ACCT, ns, WriteItem("live", b"v"))
+    assert store.run(PutOp(ACCT, ns, WriteItem("k", b"v", expiration=exp))).created
+    store.run(PutOp(ACCT, ns, WriteItem("live", b"v")))
     assert store.get(ACCT, ns, "k") is not None
     assert store.purge_expired() == 0
 
@@ -157,7 +164,7 @@ def test_expiration_hides_purges_and_recreates(store: AnyStore, ns: str, clock: 
     assert store.committed_seq == seq, "purge logs nothing"
     assert store.purge_expired() == 0
 
-    again = store.put(ACCT, ns, WriteItem("k", b"v2"))
+    again = store.run(PutOp(ACCT, ns, WriteItem("k", b"v2")))
     assert again.created
     assert store.changes_since(seq)[-1].kind is ChangeKind.KEY_CREATE
 
@@ -165,13 +172,13 @@ def test_expiration_hides_purges_and_recreates(store: AnyStore, ns: str, clock: 
 def test_put_over_expired_unpurged_is_create_and_delete_is_noop(
     store: AnyStore, ns: str, clock: ManualClock
 ) -> None:
-    store.put(ACCT, ns, WriteItem("a", b"v", expiration=int(clock.now()) + 60))
-    store.put(ACCT, ns, WriteItem("b", b"v", expiration=int(clock.now()) + 60))
+    store.run(PutOp(ACCT, ns, WriteItem("a", b"v", expiration=int(clock.now()) + 60)))
+    store.run(PutOp(ACCT, ns, WriteItem("b", b"v", expiration=int(clock.now()) + 60)))
     clock.advance(100)
     seq = store.committed_seq
-    assert store.delete(ACCT, ns, "a").seq == 0
+    assert store.run(DeleteOp(ACCT, ns, "a")).seq == 0
     assert store.committed_seq == seq
-    assert store.put(ACCT, ns, WriteItem("b", b"new")).created
+    assert store.run(PutOp(ACCT, ns, WriteItem("b", b"new"))).created
     # The replaced value's stale index entry must not purge the new value.
     assert store.purge_expired() == 0
     entry = store.get(ACCT, ns, "b")
@@ -180,9 +187,9 @@ def test_put_over_expired_unpurged_is_create_and_delete_is_noop(
 
 def test_expired_keys_skipped_in_pages(store: AnyStore, ns: str, clock: ManualClock) -> None:
     exp = int(clock.now()) + 60
-    store.bulk_put(ACCT, ns, [WriteItem(f"a{i:02d}", b"", expiration=exp) for i in range(30)])
-    store.bulk_put(ACCT, ns, [WriteItem(f"b{i:02d}", b"") for i in range(15)])
-    store.bulk_put(ACCT, ns, [WriteItem(f"c{i:02d}", b"", expiration=exp) for i in range(30)])
+    store.run(BulkPutOp(ACCT, ns, [WriteItem(f"a{i:02d}", b"", expiration=exp) for i in range(30)]))
+    store.run(BulkPutOp(ACCT, ns, [WriteItem(f"b{i:02d}", b"") for i in range(15)]))
+    store.run(BulkPutOp(ACCT, ns, [WriteItem(f"c{i:02d}", b"", expiration=exp) for i in range(30)]))
     clock.advance(61)
     page = store.list_keys(ACCT, ns, "", 10, "")
     assert [k.name for k in page.keys] == [f"b{i:02d}" for i in range(10)] and page.cursor
@@ -195,8 +202,8 @@ def test_purge_runs_in_background(open_store: StoreOpener, clock: ManualClock) -
     import time
 
     with open_store(clock=clock, purge_interval_s=0.02, sync=False) as s:
-        ns = s.create_namespace(ACCT, "t").id
-        s.put(ACCT, ns, WriteItem("k", b"v", expiration=int(clock.now()) + 60))
+        ns = s.run(CreateNamespaceOp(ACCT, "t")).id
+        s.run(PutOp(ACCT, ns, WriteItem("k", b"v", expiration=int(clock.now()) + 60)))
         clock.advance(61)
         deadline = time.monotonic() + 5
         while entry_record(s, bytes.fromhex(ns) + b"k") is not None:
@@ -208,20 +215,20 @@ def test_purge_runs_in_background(open_store: StoreOpener, clock: ManualClock) -
 
 
 def test_create_update_delete_kinds_and_versions(store: AnyStore, ns: str) -> None:
-    r1 = store.put(ACCT, ns, WriteItem("k", b"1"))
-    r2 = store.put(ACCT, ns, WriteItem("k", b"2"))
+    r1 = store.run(PutOp(ACCT, ns, WriteItem("k", b"1")))
+    r2 = store.run(PutOp(ACCT, ns, WriteItem("k", b"2")))
     assert r1.created and not r2.created and r2.seq == r1.seq + 1
-    d = store.delete(ACCT, ns, "k")
+    d = store.run(DeleteOp(ACCT, ns, "k"))
     assert d.seq == r2.seq + 1 and not d.created
     assert store.get(ACCT, ns, "k") is None
     kinds = [c.kind for c in store.changes_since(r1.seq - 1)]
     assert kinds == [ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE]
-    assert store.put(ACCT, ns, WriteItem("k", b"3")).created
+    assert store.run(PutOp(ACCT, ns, WriteItem("k", b"3"))).created
 
 
 def test_put_replaces_metadata_and_expiration(store: AnyStore, ns: str, clock: ManualClock) -> None:
-    store.put(ACCT, ns, WriteItem("k", b"1", '{"a":1}', int(clock.now()) + 60))
-    store.put(ACCT, ns, WriteItem("k", b"2"))
+    store.run(PutOp(ACCT, ns, WriteItem("k", b"1", '{"a":1}', int(clock.now()) + 60)))
+    store.run(PutOp(ACCT, ns, WriteItem("k", b"2")))
     entry = store.get(ACCT, ns, "k")
     assert entry is not None and entry.metadata_json is None and entry.expiration is None
     clock.advance(3600)
@@ -234,19 +241,19 @@ def test_put_replaces_metadata_and_expiration(store: AnyStore, ns: str, clock: M
 
 def test_conditional_writes(store: AnyStore, ns: str) -> None:
     with pytest.raises(PreconditionFailed):
-        store.put(ACCT, ns, WriteItem("k", b"x"), Condition(if_match=1))
-    r1 = store.put(ACCT, ns, WriteItem("k", b"1"), Condition(if_none_match=True))
+        store.run(PutOp(ACCT, ns, WriteItem("k", b"x"), Condition(if_match=1)))
+    r1 = store.run(PutOp(ACCT, ns, WriteItem("k", b"1"), Condition(if_none_match=True)))
     assert r1.created
     with pytest.raises(PreconditionFailed):
-        store.put(ACCT, ns, WriteItem("k", b"x"), Condition(if_none_match=True))
+        store.run(PutOp(ACCT, ns, WriteItem("k", b"x"), Condition(if_none_match=True)))
     with pytest.raises(PreconditionFailed):
-        store.put(ACCT, ns, WriteItem("k", b"x"), Condition(if_match=r1.seq + 100))
+        store.run(PutOp(ACCT, ns, WriteItem("k", b"x"), Condition(if_match=r1.seq + 100)))
     seq = store.committed_seq
-    r2 = store.put(ACCT, ns, WriteItem("k", b"2"), Condition(if_match=r1.seq))
+    r2 = store.run(PutOp(ACCT, ns, WriteItem("k", b"2"), Condition(if_match=r1.seq)))
     assert r2.seq == seq + 1, "failed conditions consumed no seq"
     with pytest.raises(PreconditionFailed):
-        store.delete(ACCT, ns, "k", Condition(if_match=r1.seq))
-    assert store.delete(ACCT, ns, "k", Condition(if_match=r2.seq)).seq == r2.seq + 1
+        store.run(DeleteOp(ACCT, ns, "k", Condition(if_match=r1.seq)))
+    assert store.run(DeleteOp(ACCT, ns, "k", Condition(if_match=r2.seq))).seq == r2.seq + 1
     entry = store.get(ACCT, ns, "k")
     assert entry is None
 
@@ -255,7 +262,7 @@ async def test_conditions_race_within_one_group(store: AnyStore, ns: str) -> Non
     import asyncio
 
     once = Condition(if_none_match=True)
-    puts = [store.aput(ACCT, ns, WriteItem("once", b"%d" % i), once) for i in range(50)]
+    puts = [store.submit(PutOp(ACCT, ns, WriteItem("once", b"%d" % i), once)) for i in range(50)]
     results = await asyncio.gather(*puts, return_exceptions=True)
     wins = [r for r in results if not isinstance(r, BaseException)]
     assert len(wins) == 1 and wins[0].created
@@ -265,25 +272,42 @@ async def test_conditions_race_within_one_group(store: AnyStore, ns: str) -> Non
 # ---------------------------------------------------------------- bulk
 
 
-def test_bulk_put_one_invalid_item_writes_nothing(store: AnyStore, ns: str) -> None:
+def test_bulk_put_one_invalid_item_writes_nothing(store: AnyStore, ns: str, clock: ManualClock) -> None:
     seq = store.committed_seq
-    items = [WriteItem(f"k{i}", b"v") for i in range(10)] + [WriteItem("x" * 513, b"v")]
+    # Refused where a write enters (the REST app, central's gRPC servicers), before an
+    # operation exists: the check is kvcore.limits' (tests/central/test_write_validation.py
+    # sends these through a real central).
+    now = clock.now()
+    with pytest.raises(ValidationError, match=r"^\[10\]\.key: UTF-8 encoded length of 513"):
+        limits.validate_write_item(WriteItem("x" * 513, b"v"), now, "[10].")
+    with pytest.raises(PayloadTooLarge, match=r"^\[1\]\.metadata: "):
+        limits.validate_write_item(WriteItem("b", b"v", "x" * 1100), now, "[1].")
     with pytest.raises(ValidationError):
-        store.bulk_put(ACCT, ns, items)
-    with pytest.raises(PayloadTooLarge):
-        store.bulk_put(ACCT, ns, [WriteItem("a", b"v"), WriteItem("b", b"v", "x" * 1100)])
-    with pytest.raises(ValidationError):
-        store.bulk_delete(ACCT, ns, ["a", ".."])
-    assert store.committed_seq == seq
-    assert store.changes_since(seq) == []
+        limits.validate_key("..", "body[1]")
+    # A bulk is one operation: an item that fails as it is applied (a key that cannot be
+    # encoded, which the edges refuse) drops every item of it, put or delete.
+    items = [WriteItem(f"k{i}", b"v") for i in range(10)] + [WriteItem("\ud800", b"v")]
+    with pytest.raises(InternalError):
+        store.run(BulkPutOp(ACCT, ns, items))
+    store.run(PutOp(ACCT, ns, WriteItem("a", b"v")))
+    with pytest.raises(InternalError):
+        store.run(BulkDeleteOp(ACCT, ns, ["a", "\ud800"]))
+    assert store.committed_seq == seq + 1
+    assert [c.key for c in store.changes_since(seq)] == ["a"]
+    assert _all_keys(store, ns) == ["a"]
+    store.run(DeleteOp(ACCT, ns, "a"))
     assert _all_keys(store, ns) == []
 
 
 def test_bulk_put_each_item_logged_last_wins(store: AnyStore, ns: str) -> None:
-    store.put(ACCT, ns, WriteItem("old", b"0"))
+    store.run(PutOp(ACCT, ns, WriteItem("old", b"0")))
     seq = store.committed_seq
-    result = store.bulk_put(
-        ACCT, ns, [WriteItem("a", b"1"), WriteItem("old", b"1"), WriteItem("a", b"2"), WriteItem("b", b"3")]
+    result = store.run(
+        BulkPutOp(
+            ACCT,
+            ns,
+            [WriteItem("a", b"1"), WriteItem("old", b"1"), WriteItem("a", b"2"), WriteItem("b", b"3")],
+        )
     )
     assert (result.successful_key_count, result.unsuccessful_keys, result.seq) == (4, [], seq + 4)
     changes = store.changes_since(seq)
@@ -298,20 +322,20 @@ def test_bulk_put_each_item_logged_last_wins(store: AnyStore, ns: str) -> None:
 
 
 def test_bulk_delete(store: AnyStore, ns: str) -> None:
-    store.bulk_put(ACCT, ns, [WriteItem(k, b"") for k in "abc"])
+    store.run(BulkPutOp(ACCT, ns, [WriteItem(k, b"") for k in "abc"]))
     seq = store.committed_seq
-    result = store.bulk_delete(ACCT, ns, ["a", "missing", "c"])
+    result = store.run(BulkDeleteOp(ACCT, ns, ["a", "missing", "c"]))
     assert (result.successful_key_count, result.seq) == (3, seq + 2)
     assert [c.key for c in store.changes_since(seq)] == ["a", "c"]
     assert _all_keys(store, ns) == ["b"]
-    assert store.bulk_delete(ACCT, ns, ["zzz"]).seq == 0
+    assert store.run(BulkDeleteOp(ACCT, ns, ["zzz"])).seq == 0
 
 
 async def test_async_bulk_and_delete(store: AnyStore, ns: str) -> None:
-    r = await store.abulk_put(ACCT, ns, [WriteItem("a", b"1"), WriteItem("b", b"2")])
+    r = await store.submit(BulkPutOp(ACCT, ns, [WriteItem("a", b"1"), WriteItem("b", b"2")]))
     assert r.successful_key_count == 2
-    assert (await store.adelete(ACCT, ns, "a")).seq == r.seq + 1
-    assert (await store.abulk_delete(ACCT, ns, ["b"])).seq == r.seq + 2
+    assert (await store.submit(DeleteOp(ACCT, ns, "a"))).seq == r.seq + 1
+    assert (await store.submit(BulkDeleteOp(ACCT, ns, ["b"]))).seq == r.seq + 2
     assert _all_keys(store, ns) == []
 
 
@@ -320,13 +344,13 @@ def test_group_failure_is_isolated(open_store: StoreOpener) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     with open_store() as s:
-        ns = s.create_namespace(ACCT, "t").id
-        s.put(ACCT, ns, WriteItem("taken", b""))
+        ns = s.run(CreateNamespaceOp(ACCT, "t")).id
+        s.run(PutOp(ACCT, ns, WriteItem("taken", b"")))
 
         def work(i: int) -> str:
             try:
                 cond = Condition(if_none_match=True)
-                s.put(ACCT, ns, WriteItem("taken" if i % 2 else f"k{i}", b"v"), cond)
+                s.run(PutOp(ACCT, ns, WriteItem("taken" if i % 2 else f"k{i}", b"v"), cond))
                 return "ok"
             except PreconditionFailed:
                 return "failed"
@@ -341,8 +365,8 @@ def test_group_failure_is_isolated(open_store: StoreOpener) -> None:
 
 def test_reads_survive_reopen(open_store: StoreOpener) -> None:
     with open_store() as s:
-        ns = s.create_namespace(ACCT, "t").id
-        s.put(ACCT, ns, WriteItem("k", b"\x00\xff", '"m"', 2_000_000_000))
+        ns = s.run(CreateNamespaceOp(ACCT, "t")).id
+        s.run(PutOp(ACCT, ns, WriteItem("k", b"\x00\xff", '"m"', 2_000_000_000)))
     with open_store() as s:
         entry = s.get(ACCT, ns, "k")
         assert entry is not None
@@ -359,7 +383,7 @@ def test_closed_store_rejects_writes(open_store: StoreOpener) -> None:
     s.close()
     s.close()  # idempotent
     with pytest.raises(Exception):  # noqa: B017 - any error, never a hang
-        s.create_namespace(ACCT, "t")
+        s.run(CreateNamespaceOp(ACCT, "t"))
 
 
 def test_fresh_store_smoke(open_store: StoreOpener) -> None:
@@ -374,29 +398,31 @@ def test_scan_budget_returns_short_pages_with_cursor(
 
     monkeypatch.setattr(scan, "LIST_SCAN_BUDGET", 10)
     exp = int(clock.now()) + 60
-    store.bulk_put(ACCT, ns, [WriteItem(f"a{i:02d}", b"", expiration=exp) for i in range(35)])
-    store.bulk_put(ACCT, ns, [WriteItem(f"b{i}", b"") for i in range(5)])
+    store.run(BulkPutOp(ACCT, ns, [WriteItem(f"a{i:02d}", b"", expiration=exp) for i in range(35)]))
+    store.run(BulkPutOp(ACCT, ns, [WriteItem(f"b{i}", b"") for i in range(5)]))
     clock.advance(61)
     first = store.list_keys(ACCT, ns, "", 10, "")
     assert first.keys == [] and first.cursor, "an empty page still carries a cursor when keys remain"
     assert _all_keys(store, ns, limit=10) == [f"b{i}" for i in range(5)]
 
 
-def test_defensive_input_checks(store: AnyStore, ns: str) -> None:
+def test_defensive_input_checks(store: AnyStore, ns: str, clock: ManualClock) -> None:
     with pytest.raises(ValidationError):
         store.list_keys(ACCT, ns, "\ud800", 10, "")
+    # A written item is checked where it enters (kvcore.limits.validate_write_item at
+    # central's gRPC edge; the REST app's parsing), not again by the store.
     with pytest.raises(ValidationError):
-        store.put(ACCT, ns, WriteItem("k", b"v", expiration=1.5))  # type: ignore[arg-type]
+        limits.validate_write_item(WriteItem("k", b"v", expiration=1.5), clock.now())  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
-        store.put(ACCT, ns, WriteItem("", b"v"))
+        limits.validate_write_item(WriteItem("", b"v"), clock.now())
     with pytest.raises(ValidationError):
         store.get(ACCT, ns, "x" * 513)
     assert store.committed_seq == 1
 
 
 async def test_coroutine_reads_match_the_sync_ones(store: AnyStore, ns: str) -> None:
-    store.put(ACCT, ns, WriteItem("a", b"1", '{"m":1}'))
-    store.put(ACCT, ns, WriteItem("b", b"2"))
+    store.run(PutOp(ACCT, ns, WriteItem("a", b"1", '{"m":1}')))
+    store.run(PutOp(ACCT, ns, WriteItem("b", b"2")))
     assert await store.aget(ACCT, ns, "a") == store.get(ACCT, ns, "a")
     assert await store.aget(ACCT, ns, "zz") is None
     assert await store.abulk_get(ACCT, ns, ["b", "zz", "a"]) == store.bulk_get(ACCT, ns, ["b", "zz", "a"])
@@ -407,14 +433,16 @@ async def test_coroutine_reads_match_the_sync_ones(store: AnyStore, ns: str) -> 
 
 async def test_write_many_commits_each_write_alone(store: AnyStore, ns: str) -> None:
     """A replica's streamed point writes: one group, each write kept or failed alone."""
-    store.put(ACCT, ns, WriteItem("taken", b""))
-    results = await store.awrite_many(
-        [
-            PointWrite(ACCT, ns, "a", WriteItem("a", b"1")),
-            PointWrite(ACCT, ns, "taken", WriteItem("taken", b"x"), Condition(if_none_match=True)),
-            PointWrite(ACCT, ns, "a"),  # a delete
-            PointWrite(ACCT, "0" * 32, "x", WriteItem("x", b"")),
-        ]
+    store.run(PutOp(ACCT, ns, WriteItem("taken", b"")))
+    results = await store.submit(
+        GroupOp(
+            [
+                PutOp(ACCT, ns, WriteItem("a", b"1")),
+                PutOp(ACCT, ns, WriteItem("taken", b"x"), Condition(if_none_match=True)),
+                DeleteOp(ACCT, ns, "a"),
+                PutOp(ACCT, "0" * 32, WriteItem("x", b"")),
+            ]
+        )
     )
     assert isinstance(results[1], PreconditionFailed) and isinstance(results[3], NamespaceNotFound)
     first, deleted = results[0], results[2]

@@ -19,11 +19,14 @@ from pathlib import Path
 import pytest
 from store_support import StoreOpener
 
+from kvcore.store.ops import CreateNamespaceOp
+
 ACCT = "acct1"
 
 CHILD = r"""
 import asyncio, sys, threading
 from kvcore.model import WriteItem
+from kvcore.store.ops import CreateNamespaceOp, PutOp
 from kvcore.store.pg import PgStore
 from kvcore.store.rocks import RocksStore
 
@@ -32,7 +35,7 @@ if where.startswith("postgresql://"):
     store = PgStore(where, purge_interval_s=3600)
 else:
     store = RocksStore(where, purge_interval_s=3600)
-ns = store.create_namespace("acct1", "durable").id
+ns = store.run(CreateNamespaceOp("acct1", "durable")).id
 out_lock = threading.Lock()
 
 def emit(line):
@@ -46,7 +49,7 @@ def thread_writer(w):
     n = 0
     while True:
         key = f"t{w}-{n}"
-        r = store.put("acct1", ns, WriteItem(key, f"value of {key}".encode() * 3))
+        r = store.run(PutOp("acct1", ns, WriteItem(key, f"value of {key}".encode() * 3)))
         emit(f"OK {key} {r.seq}")
         n += 1
 
@@ -54,7 +57,7 @@ async def task_writer(w):
     n = 0
     while True:
         key = f"a{w}-{n}"
-        r = await store.aput("acct1", ns, WriteItem(key, f"value of {key}".encode() * 3))
+        r = await store.submit(PutOp("acct1", ns, WriteItem(key, f"value of {key}".encode() * 3)))
         emit(f"OK {key} {r.seq}")
         n += 1
 
@@ -131,5 +134,5 @@ def test_acknowledged_writes_survive_sigkill(store_location: str, open_store: St
             log_seqs.extend(c.seq for c in batch)
             after = batch[-1].seq
         assert log_seqs == list(range(1, store.committed_seq + 1))
-        ns_id = store.create_namespace(ACCT, "after-restart").id
+        ns_id = store.run(CreateNamespaceOp(ACCT, "after-restart")).id
         assert ns_id and store.committed_seq == log_seqs[-1] + 1

@@ -15,6 +15,7 @@ from store_support import StoreOpener, stored_bytes
 from kvcore.clock import ManualClock
 from kvcore.model import Change, ChangeKind, Permission, WriteItem
 from kvcore.store.base import LogTruncated, Store
+from kvcore.store.ops import BulkPutOp, CreateNamespaceOp, DeleteOp, PutOp
 
 ACCT = "acct1"
 
@@ -30,13 +31,13 @@ def test_seq_strictly_increasing_without_gaps_across_reopen(open_store: StoreOpe
     for round_ in range(3):
         with open_store() as s:
             assert s.committed_seq == len(seqs)
-            ns = s.create_namespace(ACCT, f"t{round_}").id
+            ns = s.run(CreateNamespaceOp(ACCT, f"t{round_}")).id
             seqs.append(s.committed_seq)
             for i in range(5):
-                seqs.append(s.put(ACCT, ns, WriteItem(f"k{i}", b"v")).seq)
-            seqs.append(s.bulk_put(ACCT, ns, [WriteItem("a", b""), WriteItem("b", b"")]).seq - 1)
+                seqs.append(s.run(PutOp(ACCT, ns, WriteItem(f"k{i}", b"v"))).seq)
+            seqs.append(s.run(BulkPutOp(ACCT, ns, [WriteItem("a", b""), WriteItem("b", b"")])).seq - 1)
             seqs.append(seqs[-1] + 1)
-            s.delete(ACCT, ns, "nothing-here")  # a no-op takes no seq
+            s.run(DeleteOp(ACCT, ns, "nothing-here"))  # a no-op takes no seq
             s.create_token(ACCT, Permission.READ)
             seqs.append(s.committed_seq)
     assert seqs == list(range(1, len(seqs) + 1))
@@ -49,9 +50,9 @@ def test_seq_strictly_increasing_without_gaps_across_reopen(open_store: StoreOpe
 def test_changes_since_limits_and_content(open_store: StoreOpener) -> None:
     clock = ManualClock()
     with open_store(clock=clock) as s:
-        ns = s.create_namespace(ACCT, "t").id
-        s.put(ACCT, ns, WriteItem("k", b"secret-value", '{"m":1}', int(clock.now()) + 300))
-        s.delete(ACCT, ns, "k")
+        ns = s.run(CreateNamespaceOp(ACCT, "t")).id
+        s.run(PutOp(ACCT, ns, WriteItem("k", b"secret-value", '{"m":1}', int(clock.now()) + 300)))
+        s.run(DeleteOp(ACCT, ns, "k"))
         assert [c.seq for c in s.changes_since(0, limit=2)] == [1, 2]
         assert [c.seq for c in s.changes_since(1)] == [2, 3]
         assert s.changes_since(3) == [] and s.changes_since(99) == []
@@ -66,9 +67,9 @@ def test_changes_since_limits_and_content(open_store: StoreOpener) -> None:
 
 def test_retention_trim_and_log_truncated(open_store: StoreOpener) -> None:
     with open_store(log_retention=10) as s:
-        ns = s.create_namespace(ACCT, "t").id
+        ns = s.run(CreateNamespaceOp(ACCT, "t")).id
         for i in range(29):
-            s.put(ACCT, ns, WriteItem(f"k{i}", b"v"))
+            s.run(PutOp(ACCT, ns, WriteItem(f"k{i}", b"v")))
         assert s.committed_seq == 30 and s.oldest_retained_seq == 1
         assert s.trim_log() == 21
         assert s.oldest_retained_seq == 21
@@ -88,8 +89,8 @@ def test_background_trim(open_store: StoreOpener) -> None:
     import time
 
     with open_store(log_retention=5, purge_interval_s=0.02, sync=False) as s:
-        ns = s.create_namespace(ACCT, "t").id
-        s.bulk_put(ACCT, ns, [WriteItem(f"k{i}", b"") for i in range(50)])
+        ns = s.run(CreateNamespaceOp(ACCT, "t")).id
+        s.run(BulkPutOp(ACCT, ns, [WriteItem(f"k{i}", b"") for i in range(50)]))
         deadline = time.monotonic() + 5
         while s.oldest_retained_seq != 47:
             assert time.monotonic() < deadline
@@ -113,13 +114,13 @@ def test_listeners_get_changes_in_seq_order(open_store: StoreOpener) -> None:
     with open_store() as s:
         s.add_listener(broken)
         s.add_listener(listener)
-        ns = s.create_namespace(ACCT, "t").id
+        ns = s.run(CreateNamespaceOp(ACCT, "t")).id
 
         async def many() -> None:
-            await asyncio.gather(*(s.aput(ACCT, ns, WriteItem(f"k{i}", b"v")) for i in range(300)))
+            await asyncio.gather(*(s.submit(PutOp(ACCT, ns, WriteItem(f"k{i}", b"v"))) for i in range(300)))
 
         asyncio.run(many())
-        s.bulk_put(ACCT, ns, [WriteItem("x", b""), WriteItem("y", b"")])
+        s.run(BulkPutOp(ACCT, ns, [WriteItem("x", b""), WriteItem("y", b"")]))
         committed = s.committed_seq
     assert [c.seq for c in got] == list(range(1, committed + 1))
     assert len(calls) < 300, "concurrent puts were grouped into shared commits"
@@ -132,8 +133,8 @@ def test_listener_sees_commit_before_future_returns_to_next_reader(open_store: S
         # (A listener may get a create with its value attached; the log holds no values.)
         logged = lambda c: s.changes_since(c.seq - 1)[0] == replace(c, value=None, has_value=False)  # noqa: E731
         s.add_listener(lambda changes: seen.extend(logged(c) for c in changes))
-        ns = s.create_namespace(ACCT, "t").id
-        s.put(ACCT, ns, WriteItem("k", b"v"))
+        ns = s.run(CreateNamespaceOp(ACCT, "t")).id
+        s.run(PutOp(ACCT, ns, WriteItem("k", b"v")))
         deadline = time.monotonic() + 5  # PostgreSQL: delivered by the log follower, a moment later
         while len(seen) < 2 and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -142,8 +143,10 @@ def test_listener_sees_commit_before_future_returns_to_next_reader(open_store: S
 
 async def test_cancelled_before_running_is_not_applied(open_store: StoreOpener) -> None:
     with open_store(sync=False) as s:
-        ns = s.create_namespace(ACCT, "t").id
-        tasks = [asyncio.ensure_future(s.aput(ACCT, ns, WriteItem(f"k{i}", b""))) for i in range(200)]
+        ns = s.run(CreateNamespaceOp(ACCT, "t")).id
+        tasks = [
+            asyncio.ensure_future(s.submit(PutOp(ACCT, ns, WriteItem(f"k{i}", b"")))) for i in range(200)
+        ]
         await asyncio.sleep(0)
         for t in tasks[100:]:
             t.cancel()

@@ -24,6 +24,7 @@ from reliability_support import committed_seq, counter, gauge, percentile, setup
 
 from kvcore.model import WriteItem
 from kvcore.rpc.client import CentralClient
+from kvcore.store.ops import PutOp
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -56,7 +57,9 @@ async def test_stuck_subscriber_does_not_slow_writes_or_other_regions(tmp_path: 
                 i = 0
                 while not stop.is_set():
                     i += 1
-                    res = await writer.put(account, ns, WriteItem(key=f"probe-{tag}-{i}", value=b"p"))
+                    res = await writer.submit(
+                        PutOp(account, ns, WriteItem(key=f"probe-{tag}-{i}", value=b"p"))
+                    )
                     assert res.created
                     t0 = time.perf_counter()
                     while await gauge(eu, "edgekv_replication_applied_seq", "eu") < res.seq:
@@ -71,7 +74,7 @@ async def test_stuck_subscriber_does_not_slow_writes_or_other_regions(tmp_path: 
 
                 async def one(i: int) -> None:
                     async with sem:
-                        await writer.put(account, ns, WriteItem(key=f"{tag}-{i}", value=VALUE))
+                        await writer.submit(PutOp(account, ns, WriteItem(key=f"{tag}-{i}", value=VALUE)))
 
                 stop, lags = asyncio.Event(), list[float]()
                 prober = asyncio.create_task(probe_lags(stop, lags, tag))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypeVar, cast
 
 import pytest
 
@@ -17,21 +17,26 @@ from kvcore.model import (
     ChangeBatch,
     ChangeKind,
     Entry,
+    KeyPage,
     Namespace,
     Snapshot,
     WriteItem,
     WriteResult,
 )
+from kvcore.store.ops import DeleteOp, Op, PutOp
 from replica.backend import Deadline, ReplicaBackend
 from replica.edge import EdgeState
 from replica.metrics import observe
 
 ACC = "a" * 32
 NS = "1" * 32
+R = TypeVar("R")
 
 
 class FakeCentral:
-    """Just enough of `CentralClient`: a dict of entries and a seq counter."""
+    """A `CentralLink` (replica/link.py): a dict of entries and a seq counter."""
+
+    target = "fake"
 
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}
@@ -53,24 +58,40 @@ class FakeCentral:
             e = Entry(e.key, b"", e.metadata_json, e.expiration, e.version)
         return e, as_of
 
-    async def put(self, account_id: str, namespace_id: str, item: WriteItem, condition: Any) -> WriteResult:
+    async def submit(self, op: Op[R]) -> R:
         if self.fail:
             raise self.fail
         self.seq += 1
-        self.entries[item.key] = Entry(item.key, item.value, item.metadata_json, item.expiration, self.seq)
-        return WriteResult(self.seq, True, 0.0)
+        if isinstance(op, PutOp):
+            item = op.item
+            self.entries[item.key] = Entry(
+                item.key, item.value, item.metadata_json, item.expiration, self.seq
+            )
+            return cast(R, WriteResult(self.seq, True, 0.0))
+        if isinstance(op, DeleteOp):
+            self.entries.pop(op.key, None)
+            return cast(R, WriteResult(self.seq, False, 0.0))
+        raise NotImplementedError(op)
 
-    async def delete(self, account_id: str, namespace_id: str, key: str, condition: Any) -> WriteResult:
-        self.seq += 1
-        self.entries.pop(key, None)
-        return WriteResult(self.seq, False, 0.0)
+    async def list_keys(
+        self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
+    ) -> KeyPage:
+        await asyncio.sleep(10)
+        return KeyPage([], "")
+
+    async def get_namespace(self, account_id: str, namespace_id: str) -> Namespace:
+        raise NotImplementedError
+
+    async def list_namespaces(
+        self, account_id: str, page: int, per_page: int, order: str, direction: str
+    ) -> tuple[list[Namespace], int]:
+        raise NotImplementedError
 
     async def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
         return [self.entries.get(k) for k in keys]
 
-    async def list_keys(self, *a: Any) -> Sequence[str]:
-        await asyncio.sleep(10)
-        return []
+    def subscribe(self, region: str, from_seq: int, http_url: str = "") -> AsyncIterator[ChangeBatch]:
+        raise NotImplementedError
 
 
 def setup(
@@ -82,7 +103,7 @@ def setup(
     central = FakeCentral()
     backend = ReplicaBackend(
         edge=edge,
-        central=central,  # type: ignore[arg-type]
+        central=central,
         deadline=Deadline(timeout_s, stream_down_for=lambda: down_for),
         region="eu",
     )
@@ -175,10 +196,10 @@ async def test_read_your_write() -> None:
     backend, _, central, _ = setup()
     with pytest.raises(KeyNotFound):
         await backend.get(ACC, NS, "k")
-    res = await backend.put(ACC, NS, WriteItem("k", b"mine"), NO_CONDITION)
+    res = await backend.submit(PutOp(ACC, NS, WriteItem("k", b"mine"), NO_CONDITION))
     r = await backend.get(ACC, NS, "k")
     assert r.source == "cache" and r.entry.value == b"mine" and r.entry.version == res.seq
-    await backend.delete(ACC, NS, "k", NO_CONDITION)
+    await backend.submit(DeleteOp(ACC, NS, "k", NO_CONDITION))
     with pytest.raises(KeyNotFound):
         await backend.get(ACC, NS, "k")
     assert len(central.gets) == 1
@@ -190,7 +211,7 @@ async def test_fail_fast_when_the_stream_is_down() -> None:
     with pytest.raises(Unavailable):
         await backend.get(ACC, NS, "k")
     with pytest.raises(Unavailable):
-        await backend.put(ACC, NS, WriteItem("k", b"x"), NO_CONDITION)
+        await backend.submit(PutOp(ACC, NS, WriteItem("k", b"x"), NO_CONDITION))
     assert central.gets == []
 
 
@@ -236,7 +257,7 @@ async def _unavailable(*args: Any) -> Any:
 
 async def test_ready_after_the_first_batch_and_tokens_from_the_stream() -> None:
     edge = EdgeState(clock=ManualClock(), cache_bytes=1 << 20)
-    backend = ReplicaBackend(edge=edge, central=FakeCentral(), deadline=Deadline(1.0), region="eu")  # type: ignore[arg-type]
+    backend = ReplicaBackend(edge=edge, central=FakeCentral(), deadline=Deadline(1.0), region="eu")
     ready, reason = await backend.ready()
     assert not ready and "first batch" in reason
     edge.apply_batch(ChangeBatch([], 1, 1, snapshot=Snapshot([], [])))

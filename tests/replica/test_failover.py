@@ -26,6 +26,7 @@ from kvcore.model import Condition, Permission, WriteItem
 from kvcore.rpc.client import CentralClient
 from kvcore.rpc.failover import CentralAddresses
 from kvcore.settings import SettingsError, check_addr_list
+from kvcore.store.ops import CreateNamespaceOp, PutOp
 
 
 def test_address_list_is_validated() -> None:
@@ -53,8 +54,8 @@ async def test_client_skips_a_dead_central_for_reads_writes_and_tokens(tmp_path:
         async with CentralClient(f"{dead},{central.grpc}", timeout_s=5) as client:
             # A write to a refused port never left: it is retried on the next central.
             token, _ = await client.create_token("a" * 32, Permission.WRITE)
-            ns = await client.create_namespace("a" * 32, "failover")
-            put = await client.put("a" * 32, ns.id, WriteItem(key="k", value=b"v"), Condition())
+            ns = await client.submit(CreateNamespaceOp("a" * 32, "failover"))
+            put = await client.submit(PutOp("a" * 32, ns.id, WriteItem(key="k", value=b"v"), Condition()))
             entry, _ = await client.get("a" * 32, ns.id, "k")
             assert entry is not None and entry.value == b"v" and entry.version == put.seq
             assert token.id in {t.id for t in await client.list_tokens("a" * 32)}

@@ -20,6 +20,7 @@ from helpers.workerd import Bound, start_workerd
 
 from kvcore.model import Permission
 from kvcore.rpc.client import CentralClient
+from kvcore.store.ops import CreateNamespaceOp
 from kvcore.workerd.config import KvBinding, WorkerSpec
 
 PROBE = Path(__file__).with_name("kv_probe.js")
@@ -31,8 +32,8 @@ async def _setup(central_grpc: str) -> tuple[str, str, str, str, str]:
     other, _ = await create_account(central_grpc)
     async with CentralClient(central_grpc) as client:
         _, read_secret = await client.create_token(account, Permission.READ)
-        ns = await client.create_namespace(account, "workers")
-        elsewhere = await client.create_namespace(other, "not-yours")
+        ns = await client.submit(CreateNamespaceOp(account, "workers"))
+        elsewhere = await client.submit(CreateNamespaceOp(other, "not-yours"))
     return account, secret, read_secret, ns.id, elsewhere.id
 
 
