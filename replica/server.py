@@ -47,10 +47,7 @@ async def report_hot_keys(
 
 
 async def serve(
-    settings: ReplicaSettings,
-    *,
-    clock: Clock = SYSTEM_CLOCK,
-    stop: asyncio.Event | None = None,
+    settings: ReplicaSettings, *, clock: Clock = SYSTEM_CLOCK, stop: asyncio.Event | None = None
 ) -> None:
     settings.validate()
     with lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "replica"):  # held until we stop
@@ -83,10 +80,7 @@ async def _serve(settings: ReplicaSettings, *, clock: Clock, stop: asyncio.Event
         edge=edge, backend=backend, central=client, metrics=metrics, stream=stream.status
     )
     app = create_app(
-        backend,
-        metrics,
-        title=f"edgekv replica {settings.region}",
-        extra_routes=dashboard.routes(),
+        backend, metrics, title=f"edgekv replica {settings.region}", extra_routes=dashboard.routes()
     )
     try:
         http = http_server(
