@@ -3,10 +3,10 @@
     python -m bench.cache_sim [--reads N] [--keys N] [--markdown]
 
 The policy is driven exactly as the replica drives it (`ReplicaBackend.get`): the
-same `EdgeState` the replica builds (its `HotKeyCache`, negative cache and race
-guard, with `ReplicaSettings`' defaults), every read counted with
-`edge.cache.record_read`, looked up with `edge.lookup`, and after a miss the
-read-through result offered with `edge.install_read`. Only the network is left out.
+same `EdgeState` the replica builds (`EdgeState.from_settings`, with
+`ReplicaSettings`' defaults), every read asked of `edge.read_local` (which counts it),
+and after a miss central's answer given to `edge.after_read_through`. Only the network
+is left out.
 Time is a virtual clock advanced by 1/`READS_PER_S` per read, so the sketch's
 time decay ticks as it would at that read rate.
 
@@ -55,12 +55,12 @@ from itertools import accumulate
 from typing import Any
 
 from kvcore.cache import entry_size
-from kvcore.metrics import Metrics
 from kvcore.model import ChangeBatch, Entry, Namespace, Snapshot
 from kvcore.settings import ReplicaSettings
-from replica.edge import EdgeState
+from replica.edge import EdgeState, ReadThrough
 
 NS = "5" * 32
+ACCOUNT = "a" * 32
 VALUE = b"v" * 100
 READS_PER_S = 20_000.0
 SCAN_EVERY = 40_000
@@ -139,16 +139,11 @@ def make_trace(name: str, n_keys: int, n_reads: int, seed: int = 1) -> list[int]
 
 def new_edge(capacity_entries: int, clock: SimClock) -> EdgeState:
     """An EdgeState built as replica/server.py builds it, with the replica's defaults."""
-    d = ReplicaSettings(region="sim", central="127.0.0.1:1", data_dir="-")
-    edge = EdgeState(
-        metrics=Metrics("sim"),
-        clock=clock,
-        cache_bytes=capacity_entries * ENTRY_BYTES,
-        admit_threshold=d.admit_threshold,
-        half_life_s=d.frequency_half_life_s,
-        negative_ttl_s=d.negative_ttl_s,
+    settings = ReplicaSettings(
+        region="sim", central="127.0.0.1:1", data_dir="-", cache_bytes=capacity_entries * ENTRY_BYTES
     )
-    snap = Snapshot(namespaces=[Namespace(NS, "a" * 32, "sim")], tokens=[])
+    edge = EdgeState.from_settings(settings, clock)
+    snap = Snapshot(namespaces=[Namespace(NS, ACCOUNT, "sim")], tokens=[])
     edge.apply_batch(ChangeBatch(changes=[], safe_seq=1, committed_seq=1, snapshot=snap))
     return edge
 
@@ -159,18 +154,18 @@ def simulate_policy(trace: list[int], capacity_entries: int) -> dict[str, float]
     edge = new_edge(capacity_entries, clock)
     names = [key_name(i) for i in range(max(trace) + 1)]
     tick = 1.0 / READS_PER_S
-    record, lookup, install = edge.cache.record_read, edge.lookup, edge.install_read
+    read_local, after_read_through = edge.read_local, edge.after_read_through
     hits = 0
     t0 = time.perf_counter()
     for i in trace:
         clock.t += tick
-        ref = (NS, names[i])
-        record(ref)
-        if lookup(ref) is not None:
+        name = names[i]
+        read = read_local((NS, name), ACCOUNT)
+        if not isinstance(read, ReadThrough):
             hits += 1
             continue
         # The read-through's answer: central's value at its committed seq.
-        install(ref, Entry(ref[1], VALUE, None, None, 1), 1)
+        after_read_through(read, Entry(name, VALUE, None, None, 1), 1)
     spent = time.perf_counter() - t0
     assert edge.cache.bytes_used <= capacity_entries * ENTRY_BYTES
     return {"hit_ratio": hits / len(trace), "seconds": spent, "us_per_read": spent / len(trace) * 1e6}
@@ -185,7 +180,7 @@ def hit_cost_us(n: int = 200_000) -> float:
         for ref in refs:
             edge.cache.record_read(ref)
             if edge.lookup(ref) is None:
-                edge.install_read(ref, Entry(ref[1], VALUE, None, None, 1), 1)
+                edge.after_read_through(ReadThrough(ref), Entry(ref[1], VALUE, None, None, 1), 1)
     assert all(edge.lookup(r) is not None for r in refs)
     record, lookup = edge.cache.record_read, edge.lookup
     seq = refs * (n // len(refs))

@@ -1,7 +1,7 @@
 """Domain types shared by the store, the REST app, the gRPC adapters and the replica.
 
 Plain frozen dataclasses: no transport, no storage. Metadata travels as its
-serialized JSON text (`metadata_json`), validated once at the edge and never
+serialized JSON text (`metadata_json`), validated once where it enters and never
 re-serialized, so its size limit is checked on exactly the bytes that are stored.
 """
 

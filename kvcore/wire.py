@@ -1,7 +1,7 @@
 """Protobuf <-> domain conversion, in one place.
 
 The generated `edgekv_pb2` types never travel further than this module and the gRPC
-edges (central's servicers, `kvcore.rpc.client`): everything else sees `kvcore.model`.
+boundaries (central's servicers, `kvcore.rpc.client`): everything else sees `kvcore.model`.
 Conventions of the wire (see proto/edgekv.proto): expiration 0 = never, metadata as
 JSON text with a `has_metadata` flag, Condition.if_match 0 = unset.
 """

@@ -1,8 +1,9 @@
 """A replica's side of the web dashboard (`/ui/api`).
 
 - `status`: this region at a glance, from what the replica already measures: the
-  stream's state, applied and committed seqs, the mean replication lag and the cache
-  hit ratio (read from its own Prometheus registry, as `/metrics` shows them).
+  stream's state, applied and committed seqs, the cache hit ratio (the edge's read
+  counts, as `/metrics` shows them) and the mean replication lag (read from its own
+  Prometheus registry).
 - `inspect`: this region's copy of one key, looked at without counting a read: no
   frequency-sketch increment, no hit/miss counter, no read-through, nothing installed
   or dropped. Central's `locate` asks every region this.
@@ -14,23 +15,21 @@ Every route needs a token that may read `account_id`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from starlette.routing import BaseRoute
 
-from kvcore.clock import Clock
 from kvcore.errors import KVError
 from kvcore.metrics import Metrics
 from kvcore.rest import envelope
-from kvcore.rest.backend import Backend
 from kvcore.rpc.client import CentralClient
 from kvcore.ui.api import DashboardApi, Handler, UiRequest, authorize_read, json_handler, key_target, mean
 from kvcore.ui.assets import asset_routes
+from replica.backend import ReplicaBackend
 from replica.edge import EdgeState
+from replica.stream import StreamStatus
 
-# The metric families `snapshot` reads (family names, without the _total/_sum suffixes).
-_READ_FAMILIES = frozenset({"edgekv_cache_requests", "edgekv_replication_lag_seconds"})
+_LAG_FAMILY = "edgekv_replication_lag_seconds"
 _CENTRAL_ROUTES = ("/ui/api/regions", "/ui/api/locate")
 
 
@@ -39,20 +38,16 @@ class ReplicaDashboard:
         self,
         *,
         edge: EdgeState,
-        backend: Backend,
+        backend: ReplicaBackend,
         central: CentralClient,
         metrics: Metrics,
-        clock: Clock,
-        connected: Callable[[], bool],
-        staleness_s: Callable[[], float],
+        stream: StreamStatus,
     ) -> None:
         self._edge = edge
         self._backend = backend
         self._central = central
-        self._metrics = metrics
-        self._clock = clock
-        self._connected = connected
-        self._staleness_s = staleness_s
+        self._registry = metrics.registry
+        self._stream = stream
         handlers: dict[str, Handler] = {
             "/ui/api/status": json_handler(self.status),
             "/ui/api/inspect": json_handler(self.inspect),
@@ -73,45 +68,33 @@ class ReplicaDashboard:
         seq_behind, lag_s: {create, update} (mean seconds, None before any), hit_ratio
         (None before any read), reads, cache_keys, cache_bytes}."""
         edge = self._edge
-        samples = self._samples()
-        reads = {
-            result: samples.get(("edgekv_cache_requests_total", result), 0.0)
-            for result in ("hit", "miss", "negative_hit")
-        }
-        total = sum(reads.values())
-        lag = {
-            kind: mean(
-                samples.get(("edgekv_replication_lag_seconds_sum", kind)),
-                samples.get(("edgekv_replication_lag_seconds_count", kind)),
-            )
-            for kind in ("create", "update")
-        }
+        reads = edge.hits + edge.negative_hits + edge.misses
         return {
-            "region": edge.region,
-            "connected": self._connected(),
-            "staleness_s": self._staleness_s(),
+            "region": self._backend.region,
+            "connected": self._stream.connected,
+            "staleness_s": self._stream.staleness(),
             "applied_seq": edge.applied_seq,
             "committed_seq": edge.committed_seq,
             "seq_behind": max(0, edge.committed_seq - edge.applied_seq),
-            "lag_s": lag,
-            "hit_ratio": (reads["hit"] + reads["negative_hit"]) / total if total else None,
-            "reads": int(total),
+            "lag_s": self._mean_lags(),
+            "hit_ratio": (edge.hits + edge.negative_hits) / reads if reads else None,
+            "reads": reads,
             "cache_keys": len(edge.cache),
             "cache_bytes": edge.cache.bytes_used,
         }
 
-    def _samples(self) -> dict[tuple[str, str], float]:
-        """(sample name, result or kind label) -> value, for the series `snapshot` reads:
-        one pass over the registry (`get_sample_value` would collect it once per value)."""
-        out: dict[tuple[str, str], float] = {}
-        for family in self._metrics.registry.collect():
-            if family.name not in _READ_FAMILIES:
-                continue
-            for sample in family.samples:
-                label = sample.labels.get("result") or sample.labels.get("kind")
-                if label is not None and "le" not in sample.labels:
-                    out[(sample.name, label)] = sample.value
-        return out
+    def _mean_lags(self) -> dict[str, float | None]:
+        """{create, update}: mean replication lag in seconds (None before any), from the
+        histogram's sum and count: one pass over the registry."""
+        sums: dict[tuple[str, str], float] = {}
+        for family in self._registry.collect():
+            if family.name == _LAG_FAMILY:
+                for sample in family.samples:
+                    sums[(sample.name, sample.labels.get("kind", ""))] = sample.value
+        return {
+            kind: mean(sums.get((f"{_LAG_FAMILY}_sum", kind)), sums.get((f"{_LAG_FAMILY}_count", kind)))
+            for kind in ("create", "update")
+        }
 
     async def inspect(self, req: UiRequest) -> dict[str, Any]:
         """{region, namespace_known, cached, version, age_s, expiration, negative_as_of,
@@ -121,12 +104,10 @@ class ReplicaDashboard:
         edge = self._edge
         known = edge.local_namespace(account_id, namespace_id)
         ref = (namespace_id, key)
-        cached = edge.cache.get(ref)  # a plain look: no sketch increment, no metrics
-        now = self._clock.now()
-        if cached is not None and cached.entry.expiration is not None and cached.entry.expiration <= now:
-            cached = None  # expired: the next read drops it
+        cached = edge.peek(ref)
+        now = edge.clock.now()
         return {
-            "region": edge.region,
+            "region": self._backend.region,
             "namespace_known": known,
             "cached": cached is not None,
             "version": cached.entry.version if cached else None,

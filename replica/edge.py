@@ -1,17 +1,32 @@
-"""What a replica knows locally, and every rule for changing it. No I/O.
+"""The edge: what a replica holds locally, and every rule for reading and changing it. No I/O.
 
-`EdgeState` holds the hot-key cache, the negative cache, the namespace map and the
-token table, and applies to them (a) change-stream batches, (b) read-through
-results and (c) the replica's own acknowledged writes. The stream task and the
-REST backend only move data in and out; the consistency rules live here, so they
-are unit-tested by feeding domain objects.
+"Edge" in this code means this and only this: the replica's local state, `EdgeState`:
+the hot-key cache, the negative cache, the race guard and the `Directory` of
+namespaces and tokens. It applies change-stream batches, read-through results and the
+replica's own acknowledged writes; `ReplicaBackend` only calls central and
+`StreamSubscriber` only moves batches, so the rules are unit-tested by feeding domain
+objects. Its counters are plain ints, exported by `replica.metrics`.
 
-Rules (DESIGN.md C1-C4):
+Read rules (DESIGN.md C4, C5, C7):
+- Every read counts in the frequency sketch, hit or miss: admission ranks reads.
+- A plain read of a key in a namespace known here (and the caller's) is answered
+  locally: a live cached copy, with its age (seconds since this version was installed
+  or confirmed), or a negative entry, "not found". Anything else reads through:
+  strong reads (C5), namespaces not known here (central checks them), misses.
+- A metadata read fetches only the metadata, unless the key is hot enough to be
+  admitted: then the whole value, so it can be cached.
+- After a read-through, a copy newer than central's answer that arrived on the stream
+  meanwhile is served instead (C4). Local copies keep answering while central is away
+  (C7); `ReplicaBackend` fails what needs central fast.
+
+Change rules (C1-C4):
 - Versions never go back (C4): a cached entry is replaced only by a higher version;
   a negative entry taken at seq A is dropped by a change with seq > A, kept
   otherwise. Removing what is cached is always safe (the next read goes to
   central); installing needs proof that nothing newer has been applied, which is
   what the `RecentChanges` guard gives for results read at central's `as_of_seq`.
+  A version served by central (read-through, metadata or bulk read) is remembered
+  either way, so no older copy can be installed and served after it.
 - Creates drop the key's negative entry (C1). A carried value is *offered* to the
   cache (frequency admission), not forced: a key that readers were just asking for
   (and got 404) has reads in the sketch and is installed at once; a key nobody read
@@ -22,7 +37,8 @@ Rules (DESIGN.md C1-C4):
   delete can arrive after a newer create of the same key (held changes are older
   than the creates pushed past them), and a negative entry would then hide a live
   key. A read of it caches the negative answer with central's seq instead.
-- Entries are installed only for namespaces in the local map: without the stream
+- The replica's own acknowledged writes are installed at once (C3).
+- Entries are installed only for namespaces in the directory: without the stream
   nothing would ever invalidate them.
 """
 
@@ -33,8 +49,7 @@ from dataclasses import dataclass
 
 from kvcore.cache import HotKeyCache, NegativeCache, entry_size
 from kvcore.clock import Clock
-from kvcore.errors import NamespaceNotFound
-from kvcore.metrics import Metrics
+from kvcore.errors import KeyNotFound
 from kvcore.model import (
     BulkResult,
     Change,
@@ -42,16 +57,17 @@ from kvcore.model import (
     ChangeKind,
     Entry,
     Namespace,
-    Snapshot,
-    Token,
+    ReadResult,
     WriteItem,
     WriteResult,
 )
+from kvcore.settings import ReplicaSettings
+from replica.directory import Directory
 from replica.recent import RecentChanges
 
 KeyRef = tuple[str, str]  # (namespace_id, key)
 
-_KEY_KINDS = (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE)
+KEY_KINDS = (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE)
 
 
 @dataclass(slots=True)
@@ -62,11 +78,19 @@ class Cached:
     installed_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class ReadThrough:
+    """A read local state cannot answer: ask central for `ref` (only its metadata when
+    `metadata_only`), then give the answer to `EdgeState.after_read_through`."""
+
+    ref: KeyRef
+    metadata_only: bool = False
+
+
 class EdgeState:
     def __init__(
         self,
         *,
-        metrics: Metrics,
         clock: Clock,
         cache_bytes: int,
         admit_threshold: int = 2,
@@ -77,8 +101,6 @@ class EdgeState:
         recent_window_s: float = 10.0,
         recent_max: int = 100_000,
     ) -> None:
-        self.metrics = metrics
-        self.region = metrics.region
         self.clock = clock
         self.cache: HotKeyCache[KeyRef, Cached] = HotKeyCache(
             cache_bytes,
@@ -91,62 +113,123 @@ class EdgeState:
         self.recent: RecentChanges[KeyRef] = RecentChanges(
             window_s=recent_window_s, max_keys=recent_max, clock=clock
         )
-        # None until the first snapshot: then account checks and caching are local.
-        self.namespaces: dict[str, Namespace] | None = None
-        self._tokens: dict[str, Token] = {}  # secret_hash -> token
-        self._token_hash: dict[str, str] = {}  # token id -> secret_hash
-        self.applied_seq = 0
-        self.committed_seq = 0
-        self.batches_applied = 0
-        self.resets = 0
-        self._seen_admissions = 0
-        self._seen_evictions = 0
-        r = self.region
-        self._m_admissions = metrics.cache_admissions.labels(r)
-        self._m_evictions = metrics.cache_evictions.labels(r)
-        self._m_lag_create = metrics.replication_lag.labels(r, "create")
-        self._m_lag_update = metrics.replication_lag.labels(r, "update")
-        # Read at scrape time: always in step with the cache.
-        metrics.cache_bytes.labels(r).set_function(lambda: self.cache.bytes_used)
-        metrics.cache_keys.labels(r).set_function(lambda: len(self.cache))
+        self.directory = Directory()
+        self.applied_seq = 0  # every change <= it has been applied
+        self.committed_seq = 0  # central's, as last heard
+        # Value reads by outcome (edgekv_cache_requests_total{result}).
+        self.hits = self.negative_hits = self.misses = 0
 
-    # ------------------------------------------------------------------ lookups
+    @classmethod
+    def from_settings(cls, settings: ReplicaSettings, clock: Clock) -> EdgeState:
+        """The edge of a replica process (`edgekv replica`'s flags)."""
+        return cls(
+            clock=clock,
+            cache_bytes=settings.cache_bytes,
+            admit_threshold=settings.admit_threshold,
+            half_life_s=settings.frequency_half_life_s,
+            negative_ttl_s=settings.negative_ttl_s,
+        )
 
-    @property
-    def loaded(self) -> bool:
-        return self.namespaces is not None
+    # ------------------------------------------------------------------ reads
 
-    def local_namespace(self, account_id: str, namespace_id: str) -> bool:
-        """True when the namespace is known here and belongs to the account (the cache may
-        answer); False when it is not known here (ask central, which checks). Raises
-        NamespaceNotFound when it is known to belong to another account."""
-        if self.namespaces is None:
-            return False
-        ns = self.namespaces.get(namespace_id)
-        if ns is None:
-            return False
-        if ns.account_id != account_id:
-            raise NamespaceNotFound()
-        return True
+    def read_local(
+        self, ref: KeyRef, account_id: str, *, strong: bool = False, metadata_only: bool = False
+    ) -> ReadResult | ReadThrough:
+        """The local answer to `account_id`'s read of `ref` (source "cache"), or what to ask
+        central; counts the read. Raises KeyNotFound on a negative entry, NamespaceNotFound
+        for a namespace of another account. The rules are the module docstring's."""
+        local = self.directory.owns(account_id, ref[0])
+        freq = self.cache.record_read(ref)
+        if local and not strong:
+            cached = self.lookup(ref)
+            if cached is not None:
+                self.hits += 1
+                return ReadResult(cached.entry, max(0.0, self.clock.now() - cached.installed_at), "cache")
+            if ref in self.negative:
+                self.negative_hits += 1
+                raise KeyNotFound()
+        self.misses += 1
+        return ReadThrough(ref, metadata_only and freq < self.cache.admit_threshold)
+
+    def after_read_through(self, read: ReadThrough, entry: Entry | None, as_of_seq: int) -> ReadResult:
+        """Central's answer to `read` (the entry or None, read at its committed seq
+        `as_of_seq`): installed by the rules, then served unless a newer copy is here
+        (source "cache" then, else "read-through"). Raises KeyNotFound for None."""
+        ref = read.ref
+        if read.metadata_only and entry is not None:
+            self._saw_version(ref, entry.version)  # no value to install
+        else:
+            self._install_read(ref, entry, as_of_seq)
+        cached = self.lookup(ref)
+        if cached is not None and (entry is None or cached.entry.version > entry.version):
+            return ReadResult(cached.entry, 0.0, "cache")
+        if entry is None:
+            raise KeyNotFound()
+        return ReadResult(entry, 0.0, "read-through")
+
+    def after_bulk_read(
+        self, namespace_id: str, keys: Sequence[str], entries: Sequence[Entry | None]
+    ) -> None:
+        """A bulk read at central served these versions (no seq comes with it, so nothing
+        is installed): older local copies may not be served after them (C4)."""
+        for key, entry in zip(keys, entries, strict=False):
+            if entry is not None:
+                self._saw_version((namespace_id, key), entry.version)
+
+    def cached_read(
+        self, secret_hash: str, account_id: str, namespace_id: str, key: str
+    ) -> tuple[Entry, float] | None:
+        """The REST hot path's read (kvcore.rest.fastpath `CachedReader`): the cached entry
+        of a key and its age in seconds, for a live token of `account_id`, counted as a
+        read and a hit exactly as `read_local` counts it; None (nothing counted) whenever
+        the full path must answer instead: unknown token, other account, namespace not
+        known here, not cached, expired. A tuple, not a ReadResult: this runs on every
+        hot read, and a frozen dataclass costs more to build than the lookup itself."""
+        directory = self.directory
+        token = directory.tokens.get(secret_hash)
+        if token is None or token.account_id != account_id:
+            return None
+        ns = directory.namespaces.get(namespace_id)
+        if ns is None or ns.account_id != account_id:
+            return None
+        ref: KeyRef = (namespace_id, key)
+        cached = self.cache.get(ref)
+        if cached is None:
+            return None
+        now = self.clock.now()
+        entry = cached.entry
+        if entry.expiration is not None and entry.expiration <= now:
+            return None  # `read_local` drops it (`lookup`) and reads through
+        self.cache.record_read(ref)
+        self.hits += 1
+        return entry, max(0.0, now - cached.installed_at)
 
     def lookup(self, ref: KeyRef) -> Cached | None:
-        """The cached live copy of `ref`; an expired one is dropped and reported missing."""
+        """The cached live copy of `ref`, not counted as a read; an expired one is dropped
+        and reported missing."""
+        c = self.peek(ref)
+        if c is None and ref in self.cache:
+            self.cache.invalidate(ref)  # expired
+        return c
+
+    def peek(self, ref: KeyRef) -> Cached | None:
+        """The cached live copy of `ref`, looked at without any effect: not counted as a
+        read, an expired copy reported missing but left for `lookup` to drop."""
         c = self.cache.get(ref)
         if c is None:
             return None
         exp = c.entry.expiration
-        if exp is not None and exp <= self.clock.now():
-            self.cache.invalidate(ref)
-            return None
-        return c
+        return c if exp is None or exp > self.clock.now() else None
 
-    def token(self, secret_hash: str) -> Token | None:
-        return self._tokens.get(secret_hash)
+    def local_namespace(self, account_id: str, namespace_id: str) -> bool:
+        """`Directory.owns`: known here and the account's (True), not known (False), or
+        NamespaceNotFound for another account's."""
+        return self.directory.owns(account_id, namespace_id)
 
     # ------------------------------------------------------------------ installs
 
     def _may_install(self, ref: KeyRef, seq: int, *, use_floor: bool) -> bool:
-        if self.namespaces is None or ref[0] not in self.namespaces:
+        if ref[0] not in self.directory.namespaces:
             return False
         if self.recent.newer_than(ref, seq, use_floor=use_floor):
             return False
@@ -156,10 +239,10 @@ class EdgeState:
     def _install(self, ref: KeyRef, entry: Entry, *, force: bool) -> bool:
         """Put `entry` in the cache unless an equal or newer version is there. The caller
         has checked `_may_install`."""
-        if entry.expiration is not None and entry.expiration <= self.clock.now():
+        now = self.clock.now()
+        if entry.expiration is not None and entry.expiration <= now:
             self.cache.invalidate(ref)
             return False
-        now = self.clock.now()
         old = self.cache.get(ref)
         if old is not None and old.entry.version >= entry.version:
             if old.entry.version == entry.version:
@@ -168,13 +251,10 @@ class EdgeState:
         size = entry_size(ref[0], ref[1], entry.value, entry.metadata_json)
         item = Cached(entry, now)
         if force:
-            ok = self.cache.force_put(ref, item, size)
-        elif old is not None:
-            ok = self.cache.put(ref, item, size)
-        else:
-            ok = self.cache.offer(ref, item, size)
-        self.sync_counters()
-        return ok
+            return self.cache.force_put(ref, item, size)
+        if old is not None:
+            return self.cache.put(ref, item, size)
+        return self.cache.offer(ref, item, size)
 
     def _drop_older(self, ref: KeyRef, seq: int) -> None:
         """Invalidate the cached copy of `ref` if it is older than `seq`."""
@@ -187,11 +267,9 @@ class EdgeState:
         if neg is not None and neg < seq:
             self.negative.discard(ref)
 
-    def install_read(self, ref: KeyRef, entry: Entry | None, as_of_seq: int) -> None:
+    def _install_read(self, ref: KeyRef, entry: Entry | None, as_of_seq: int) -> None:
         """A read-through result, read at central's committed seq `as_of_seq`: offered to
-        the cache (or cached negatively) unless a newer change has been applied since.
-        A served version is remembered either way, so no older copy (a late create
-        carrying its value, say) can be installed and served after it (C4)."""
+        the cache (or cached negatively) unless a newer change has been applied since."""
         may = self._may_install(ref, as_of_seq, use_floor=True)
         if entry is not None:
             self.recent.record(ref, entry.version)
@@ -208,9 +286,9 @@ class EdgeState:
         else:
             self._install(ref, entry, force=False)
 
-    def saw_version(self, ref: KeyRef, version: int) -> None:
-        """A read served `version` from central (strong or metadata-only reads too):
-        drop any older cached copy and remember it, so the next read cannot go back."""
+    def _saw_version(self, ref: KeyRef, version: int) -> None:
+        """Central served `version` with no value to install: drop any older cached copy
+        and remember it, so the next read cannot go back."""
         self._drop_older(ref, version)
         self.recent.record(ref, version)
 
@@ -263,14 +341,15 @@ class EdgeState:
             self.recent.record(ref, seq)
 
     def add_namespace(self, ns: Namespace) -> None:
-        if self.namespaces is not None:
-            self.namespaces[ns.id] = ns
+        self.directory.add(ns)
 
     def drop_namespace(self, namespace_id: str) -> None:
-        if self.namespaces is not None:
-            self.namespaces.pop(namespace_id, None)
-        self.cache.invalidate_where(lambda r: r[0] == namespace_id)
-        self.negative.discard_where(lambda r: r[0] == namespace_id)
+        self.directory.namespaces.pop(namespace_id, None)
+        self._drop_keys_of({namespace_id})
+
+    def _drop_keys_of(self, namespace_ids: set[str]) -> None:
+        self.cache.invalidate_where(lambda r: r[0] in namespace_ids)
+        self.negative.discard_where(lambda r: r[0] in namespace_ids)
 
     # ------------------------------------------------------------------ the stream
 
@@ -281,51 +360,24 @@ class EdgeState:
             self.negative.clear()
             # Changes before the reset point were never seen: trust no older read.
             self.recent.raise_floor(max(batch.committed_seq, batch.safe_seq))
-            self.resets += 1
         if batch.snapshot is not None:
-            self._apply_snapshot(batch.snapshot)
-        now = self.clock.now()
+            gone = self.directory.load(batch.snapshot)
+            if gone:
+                self._drop_keys_of(gone)
         top = self.applied_seq
         for change in batch.changes:
-            self.apply_change(change, now, observe_lag=not batch.replay)
+            self._apply_change(change)
             top = max(top, change.seq)
         self.applied_seq = max(top, batch.safe_seq)
         self.committed_seq = max(self.committed_seq, batch.committed_seq)
-        self.batches_applied += 1
-        self.sync_counters()
-        r = self.region
-        self.metrics.applied_seq.labels(r).set(self.applied_seq)
-        self.metrics.committed_seq.labels(r).set(self.committed_seq)
 
-    def _apply_snapshot(self, snap: Snapshot) -> None:
-        namespaces = {ns.id: ns for ns in snap.namespaces}
-        if self.namespaces is not None:
-            gone = set(self.namespaces) - set(namespaces)
-            if gone:
-                self.cache.invalidate_where(lambda r: r[0] in gone)
-                self.negative.discard_where(lambda r: r[0] in gone)
-        self.namespaces = namespaces
-        self._tokens = {t.secret_hash: t for t in snap.tokens}
-        self._token_hash = {t.id: t.secret_hash for t in snap.tokens}
-
-    def apply_change(self, change: Change, now: float, *, observe_lag: bool = True) -> None:
-        kind = change.kind
-        if kind in _KEY_KINDS:
+    def _apply_change(self, change: Change) -> None:
+        if change.kind in KEY_KINDS:
             self._apply_key_change(change)
-            if observe_lag:  # a change replayed on resume was not late, the replica was away
-                lag = max(0.0, now - change.commit_time)
-                (self._m_lag_create if kind is ChangeKind.KEY_CREATE else self._m_lag_update).observe(lag)
-        elif kind in (ChangeKind.NAMESPACE_CREATE, ChangeKind.NAMESPACE_RENAME):
-            if self.namespaces is not None:
-                self.namespaces[change.namespace_id] = Namespace(
-                    change.namespace_id, change.account_id, change.title
-                )
-        elif kind is ChangeKind.NAMESPACE_DELETE:
+        elif change.kind is ChangeKind.NAMESPACE_DELETE:
             self.drop_namespace(change.namespace_id)
-        elif kind is ChangeKind.TOKEN_PUT and change.token is not None:
-            self._put_token(change.token)
-        elif kind is ChangeKind.TOKEN_REVOKE and change.token is not None:
-            self._revoke_token(change.token)
+        else:
+            self.directory.apply(change)
 
     def _apply_key_change(self, change: Change) -> None:
         ref = (change.namespace_id, change.key)
@@ -346,33 +398,3 @@ class EdgeState:
             else:
                 self._drop_older(ref, seq)
         self.recent.record(ref, seq)
-
-    def _put_token(self, token: Token) -> None:
-        old_hash = self._token_hash.get(token.id)
-        if old_hash is not None and old_hash != token.secret_hash:
-            self._tokens.pop(old_hash, None)
-        self._tokens[token.secret_hash] = token
-        self._token_hash[token.id] = token.secret_hash
-
-    def _revoke_token(self, token: Token) -> None:
-        h = self._token_hash.pop(token.id, None)
-        for secret_hash in (h, token.secret_hash):
-            if secret_hash:
-                t = self._tokens.get(secret_hash)
-                if t is not None and t.id == token.id:
-                    del self._tokens[secret_hash]
-
-    # ------------------------------------------------------------------ metrics
-
-    def sync_counters(self) -> None:
-        """Carry the cache's admission/eviction counts into the Prometheus counters."""
-        a, e = self.cache.admissions, self.cache.evictions
-        if a != self._seen_admissions:
-            self._m_admissions.inc(a - self._seen_admissions)
-            self._seen_admissions = a
-        if e != self._seen_evictions:
-            self._m_evictions.inc(e - self._seen_evictions)
-            self._seen_evictions = e
-
-    def hot_keys(self, n: int) -> Sequence[KeyRef]:
-        return self.cache.hot_keys(n)

@@ -48,10 +48,6 @@ class RecentChanges(Generic[K]):
         self._seqs[key] = (seq, now)
         self._prune(now)
 
-    def last_seq(self, key: K) -> int | None:
-        item = self._seqs.get(key)
-        return item[0] if item is not None else None
-
     def newer_than(self, key: K, seq: int, *, use_floor: bool = True) -> bool:
         """Whether a change of `key` with a seq above `seq` may have been applied.
 
@@ -67,9 +63,6 @@ class RecentChanges(Generic[K]):
         """Treat every key as changed at `seq` (after a stream reset)."""
         self.floor = max(self.floor, seq)
 
-    def prune(self) -> None:
-        self._prune(self._clock.monotonic())
-
     def _prune(self, now: float) -> None:
         horizon = now - self.window_s
         seqs = self._seqs
@@ -80,6 +73,3 @@ class RecentChanges(Generic[K]):
             del seqs[key]
             if seq > self.floor:
                 self.floor = seq
-
-    def __len__(self) -> int:
-        return len(self._seqs)

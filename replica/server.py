@@ -22,11 +22,12 @@ from kvcore.serving import http_server, run_forever, serve_until, stop_on_signal
 from kvcore.settings import ReplicaSettings
 from kvcore.workerd.app import WorkerdKV
 from kvcore.workerd.server import serving
-from replica.backend import ReplicaBackend
+from replica.backend import Deadline, ReplicaBackend
 from replica.dashboard import ReplicaDashboard
 from replica.edge import EdgeState
-from replica.state import ReplicaState
-from replica.stream import StreamSubscriber
+from replica.metrics import LagObserver, observe
+from replica.resume import ResumePoint
+from replica.stream import StreamSubscriber, Subscription
 
 log = logging.getLogger("edgekv.replica")
 
@@ -46,25 +47,15 @@ async def report_hot_keys(
 
 
 async def serve(
-    settings: ReplicaSettings,
-    *,
-    clock: Clock = SYSTEM_CLOCK,
-    ready_event: asyncio.Event | None = None,
-    stop: asyncio.Event | None = None,
+    settings: ReplicaSettings, *, clock: Clock = SYSTEM_CLOCK, stop: asyncio.Event | None = None
 ) -> None:
     settings.validate()
-    stop = stop or asyncio.Event()
-    lock = lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "replica")
-    try:
-        await _serve(settings, clock=clock, ready_event=ready_event, stop=stop)
-    finally:
-        lock.close()
+    with lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "replica"):  # held until we stop
+        await _serve(settings, clock=clock, stop=stop or asyncio.Event())
 
 
-async def _serve(
-    settings: ReplicaSettings, *, clock: Clock, ready_event: asyncio.Event | None, stop: asyncio.Event
-) -> None:
-    state = ReplicaState(settings.data_dir, settings.region)
+async def _serve(settings: ReplicaSettings, *, clock: Clock, stop: asyncio.Event) -> None:
+    resume = ResumePoint(settings.data_dir, settings.region)
     metrics = Metrics(settings.region)
     client = CentralClient(
         settings.central,
@@ -73,51 +64,30 @@ async def _serve(
         timeout_s=settings.central_timeout_s,
         stream_writes=True,  # the region's point writes share one stream (issue 15)
     )
-    edge = EdgeState(
-        metrics=metrics,
-        clock=clock,
-        cache_bytes=settings.cache_bytes,
-        admit_threshold=settings.admit_threshold,
-        half_life_s=settings.frequency_half_life_s,
-        negative_ttl_s=settings.negative_ttl_s,
-    )
+    edge = EdgeState.from_settings(settings, clock)
     stream = StreamSubscriber(
         client=client,
+        subscription=Subscription(settings.region, settings.advertised_url),
         edge=edge,
-        state=state,
-        region=settings.region,
+        resume=resume,
         clock=clock,
-        metrics=metrics,
-        http_url=settings.advertised_url,
+        on_applied=LagObserver(metrics, clock),
     )
-    backend = ReplicaBackend(
-        edge=edge,
-        central=client,
-        clock=clock,
-        timeout_s=settings.central_timeout_s,
-        stream_down_for=stream.down_for,
-    )
+    observe(metrics, edge, stream.status)
+    deadline = Deadline(settings.central_timeout_s, stream_down_for=stream.status.staleness)
+    backend = ReplicaBackend(edge=edge, central=client, deadline=deadline, region=settings.region)
     dashboard = ReplicaDashboard(
-        edge=edge,
-        backend=backend,
-        central=client,
-        metrics=metrics,
-        clock=clock,
-        connected=lambda: stream.connected,
-        staleness_s=stream.staleness,
+        edge=edge, backend=backend, central=client, metrics=metrics, stream=stream.status
     )
     app = create_app(
-        backend,
-        metrics,
-        title=f"edgekv replica {settings.region}",
-        extra_routes=dashboard.routes(),
+        backend, metrics, title=f"edgekv replica {settings.region}", extra_routes=dashboard.routes()
     )
     try:
         http = http_server(
             app, settings.http_addr, certfile=settings.https_cert_path, keyfile=settings.https_key_path
         )
     except BaseException:
-        state.close()
+        resume.close()
         await client.close()
         raise
     http.config.lifespan = "on"
@@ -129,7 +99,7 @@ async def _serve(
         settings.http_addr,
         settings.central,
         settings.cache_bytes,
-        state.safe_seq,
+        resume.safe_seq,
     )
     if settings.advertises_wildcard:
         log.warning(
@@ -145,8 +115,6 @@ async def _serve(
             name="hot-key-reports",
         ),
     ]
-    if ready_event is not None:
-        tasks.append(asyncio.create_task(_wait_started(http, ready_event), name="ready"))
     workerd = contextlib.AsyncExitStack()
     try:
         if settings.workerd_addr:
@@ -160,15 +128,9 @@ async def _serve(
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        state.close()
+        resume.close()
         await client.close()
-        log.info("replica %s stopped at seq %d", settings.region, state.safe_seq)
-
-
-async def _wait_started(http: object, ready_event: asyncio.Event) -> None:
-    while not getattr(http, "started", False):
-        await asyncio.sleep(0.02)
-    ready_event.set()
+        log.info("replica %s stopped at seq %d", settings.region, resume.safe_seq)
 
 
 def run(settings: ReplicaSettings) -> None:

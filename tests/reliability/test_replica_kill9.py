@@ -22,7 +22,7 @@ import pytest
 from helpers.cluster import KV, etag, restart, running, start_central, start_replica, wait_ready_async
 from reliability_support import counter, gauge, poll, setup, wait_caught_up, wait_connected
 
-from replica.state import read_safe_seq
+from replica.resume import read_safe_seq
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import pytest
 
@@ -24,8 +24,9 @@ from kvcore.model import (
     WriteResult,
 )
 from kvcore.store.ops import DeleteOp, Op, PutOp
-from replica.backend import ReplicaBackend
+from replica.backend import Deadline, ReplicaBackend
 from replica.edge import EdgeState
+from replica.metrics import observe
 
 ACC = "a" * 32
 NS = "1" * 32
@@ -87,7 +88,7 @@ class FakeCentral:
         raise NotImplementedError
 
     async def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
-        raise NotImplementedError
+        return [self.entries.get(k) for k in keys]
 
     def subscribe(self, region: str, from_seq: int, http_url: str = "") -> AsyncIterator[ChangeBatch]:
         raise NotImplementedError
@@ -97,23 +98,24 @@ def setup(
     *, down_for: float = 0.0, timeout_s: float = 2.0
 ) -> tuple[ReplicaBackend, EdgeState, FakeCentral, ManualClock]:
     clock = ManualClock()
-    edge = EdgeState(metrics=Metrics("eu"), clock=clock, cache_bytes=1 << 20, admit_threshold=2)
+    edge = EdgeState(clock=clock, cache_bytes=1 << 20, admit_threshold=2)
     edge.apply_batch(ChangeBatch([], 10, 10, snapshot=Snapshot([Namespace(NS, ACC, "t")], [])))
     central = FakeCentral()
     backend = ReplicaBackend(
         edge=edge,
         central=central,
-        clock=clock,
-        timeout_s=timeout_s,
-        stream_down_for=lambda: down_for,
+        deadline=Deadline(timeout_s, stream_down_for=lambda: down_for),
+        region="eu",
     )
     return backend, edge, central, clock
 
 
 def counts(edge: EdgeState) -> dict[str, float]:
     """edgekv_cache_requests_total by result, as a scrape would see it."""
+    metrics = Metrics("eu")
+    observe(metrics, edge)
     out = dict.fromkeys(("hit", "miss", "negative_hit"), 0.0)
-    for family in edge.metrics.registry.collect():
+    for family in metrics.registry.collect():
         if family.name == "edgekv_cache_requests":
             for sample in family.samples:
                 out[sample.labels["result"]] = sample.value
@@ -219,10 +221,43 @@ async def test_calls_to_central_have_a_deadline() -> None:
         await backend.list_keys(ACC, NS, "", 10, "")
 
 
+def test_one_deadline_per_call_grows_with_the_bytes_it_moves() -> None:
+    deadline = Deadline(2.0, bytes_per_s=1000.0)
+    assert deadline.seconds() == 2.0
+    assert deadline.seconds(500) == 2.5
+    down = Deadline(2.0, stream_down_for=lambda: 3.5, fail_fast_after_s=3.0)
+    with pytest.raises(Unavailable, match="down for 4 s"):
+        down.seconds()
+
+
+async def test_a_bulk_read_drops_older_cached_copies_c4() -> None:
+    backend, _, central, _ = setup()
+    central.entries["k"] = Entry("k", b"v5", None, None, 5)
+    for _ in range(2):
+        await backend.get(ACC, NS, "k")
+    assert (await backend.get(ACC, NS, "k")).source == "cache"
+    central.entries["k"] = Entry("k", b"v12", None, None, 12)  # its update not yet on the stream
+    assert [e.version if e else None for e in await backend.bulk_get(ACC, NS, ["k", "nope"])] == [12, None]
+    r = await backend.get(ACC, NS, "k")
+    assert r.source == "read-through" and r.entry.version == 12
+
+
+async def test_namespace_reads_fall_back_to_the_stream_s_view_while_central_is_away() -> None:
+    backend, _, central, _ = setup()
+    central.get_namespace = central.list_namespaces = _unavailable  # type: ignore[method-assign]
+    assert (await backend.get_namespace(ACC, NS)).title == "t"
+    assert await backend.list_namespaces(ACC, 1, 20, "id", "asc") == ([Namespace(NS, ACC, "t")], 1)
+    with pytest.raises(Unavailable):
+        await backend.get_namespace(ACC, "9" * 32)  # not known here: no local answer
+
+
+async def _unavailable(*args: Any) -> Any:
+    raise Unavailable("central away")
+
+
 async def test_ready_after_the_first_batch_and_tokens_from_the_stream() -> None:
-    clock = ManualClock()
-    edge = EdgeState(metrics=Metrics("eu"), clock=clock, cache_bytes=1 << 20)
-    backend = ReplicaBackend(edge=edge, central=FakeCentral(), clock=clock, timeout_s=1)
+    edge = EdgeState(clock=ManualClock(), cache_bytes=1 << 20)
+    backend = ReplicaBackend(edge=edge, central=FakeCentral(), deadline=Deadline(1.0), region="eu")
     ready, reason = await backend.ready()
     assert not ready and "first batch" in reason
     edge.apply_batch(ChangeBatch([], 1, 1, snapshot=Snapshot([], [])))

@@ -20,7 +20,7 @@ from helpers.cluster import (
 )
 from helpers.proxy import TcpProxy
 
-from replica.state import read_safe_seq
+from replica.resume import read_safe_seq
 
 pytestmark = pytest.mark.timeout(120)
 

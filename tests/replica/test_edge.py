@@ -1,12 +1,14 @@
-"""The stream applier and local rules of `EdgeState`, fed domain objects directly."""
+"""The read rules, the stream applier and the own-write rules of `EdgeState`, fed domain
+objects directly (no processes, no network)."""
 
 from __future__ import annotations
+
+import contextlib
 
 import pytest
 
 from kvcore.clock import ManualClock
-from kvcore.errors import NamespaceNotFound
-from kvcore.metrics import Metrics
+from kvcore.errors import KeyNotFound, NamespaceNotFound
 from kvcore.model import (
     BulkResult,
     Change,
@@ -15,12 +17,13 @@ from kvcore.model import (
     Entry,
     Namespace,
     Permission,
+    ReadResult,
     Snapshot,
     Token,
     WriteItem,
     WriteResult,
 )
-from replica.edge import EdgeState
+from replica.edge import EdgeState, KeyRef, ReadThrough
 
 ACC = "a" * 32
 OTHER = "b" * 32
@@ -33,7 +36,7 @@ def make_edge(clock: ManualClock | None = None, **kw: object) -> EdgeState:
     clock = clock or ManualClock()
     args: dict[str, object] = {"cache_bytes": 1 << 20, "admit_threshold": 2}
     args.update(kw)
-    edge = EdgeState(metrics=Metrics("eu"), clock=clock, **args)  # type: ignore[arg-type]
+    edge = EdgeState(clock=clock, **args)  # type: ignore[arg-type]
     edge.apply_batch(
         ChangeBatch(
             [],
@@ -72,6 +75,12 @@ def hot(edge: EdgeState, key: str = "k", ns: str = NS, reads: int = 3) -> None:
         edge.cache.record_read((ns, key))
 
 
+def read_through(edge: EdgeState, ref: KeyRef, got: Entry | None, as_of_seq: int) -> None:
+    """Central answered a read of `ref` with `got` (None: not found) at `as_of_seq`."""
+    with contextlib.suppress(KeyNotFound):
+        edge.after_read_through(ReadThrough(ref), got, as_of_seq)
+
+
 def entry(key: str, value: bytes, version: int) -> Entry:
     return Entry(key, value, None, None, version)
 
@@ -83,19 +92,19 @@ def cached_version(edge: EdgeState, key: str = "k", ns: str = NS) -> int | None:
 
 def test_snapshot_loads_namespaces_and_tokens() -> None:
     edge = make_edge()
-    assert edge.loaded
+    assert edge.directory.loaded
     assert edge.local_namespace(ACC, NS)
     assert not edge.local_namespace(ACC, "9" * 32)  # unknown: central decides
     with pytest.raises(NamespaceNotFound):
         edge.local_namespace(OTHER, NS)
-    assert edge.token(TOKEN.secret_hash) == TOKEN
+    assert edge.directory.tokens.get(TOKEN.secret_hash) == TOKEN
 
 
 def test_create_installs_value_of_a_hot_key_and_clears_negative() -> None:
     edge = make_edge()
     ref = (NS, "k")
     hot(edge)
-    edge.install_read(ref, None, as_of_seq=5)
+    read_through(edge, ref, None, 5)
     assert ref in edge.negative
     edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 6, value=b"v")))
     assert ref not in edge.negative
@@ -105,7 +114,7 @@ def test_create_installs_value_of_a_hot_key_and_clears_negative() -> None:
 def test_create_of_a_cold_key_clears_negative_but_stays_uncached() -> None:
     edge = make_edge()
     ref = (NS, "k")
-    edge.install_read(ref, None, as_of_seq=5)
+    read_through(edge, ref, None, 5)
     edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 6, value=b"v")))
     assert ref not in edge.negative
     assert cached_version(edge) is None
@@ -115,7 +124,7 @@ def test_older_create_keeps_a_newer_negative() -> None:
     edge = make_edge()
     ref = (NS, "k")
     hot(edge)
-    edge.install_read(ref, None, as_of_seq=9)  # read saw it missing at 9
+    read_through(edge, ref, None, 9)  # read saw it missing at 9
     edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 6, value=b"v")))
     assert ref in edge.negative
     assert cached_version(edge) is None
@@ -125,7 +134,7 @@ def test_update_never_goes_back_c4() -> None:
     edge = make_edge()
     ref = (NS, "k")
     hot(edge)
-    edge.install_read(ref, entry("k", b"new", 10), as_of_seq=10)
+    read_through(edge, ref, entry("k", b"new", 10), 10)
     assert cached_version(edge) == 10
     # A lazily flushed, older update (with or without its value) changes nothing.
     edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 8, value=b"old")))
@@ -145,7 +154,7 @@ def test_delete_invalidates_without_negative() -> None:
     edge = make_edge()
     ref = (NS, "k")
     hot(edge)
-    edge.install_read(ref, entry("k", b"v", 3), as_of_seq=3)
+    read_through(edge, ref, entry("k", b"v", 3), 3)
     edge.apply_batch(batch(key_change(ChangeKind.KEY_DELETE, 4)))
     assert edge.lookup(ref) is None
     assert ref not in edge.negative
@@ -164,17 +173,17 @@ def test_reset_drops_cache_and_negative_cache() -> None:
     edge = make_edge()
     hot(edge, "a")
     hot(edge, "b")
-    edge.install_read((NS, "a"), entry("a", b"1", 2), as_of_seq=2)
-    edge.install_read((NS, "b"), None, as_of_seq=2)
+    read_through(edge, (NS, "a"), entry("a", b"1", 2), 2)
+    read_through(edge, (NS, "b"), None, 2)
     assert len(edge.cache) == 1 and len(edge.negative) == 1
     snap = Snapshot([Namespace(NS, ACC, "one")], [TOKEN])
     edge.apply_batch(ChangeBatch([], safe_seq=100, committed_seq=100, reset=True, snapshot=snap))
     assert len(edge.cache) == 0 and len(edge.negative) == 0
     assert edge.cache.bytes_used == 0
     # A read taken before the reset point may not be installed after it.
-    edge.install_read((NS, "a"), entry("a", b"1", 2), as_of_seq=50)
+    read_through(edge, (NS, "a"), entry("a", b"1", 2), 50)
     assert len(edge.cache) == 0
-    edge.install_read((NS, "a"), entry("a", b"1", 2), as_of_seq=100)
+    read_through(edge, (NS, "a"), entry("a", b"1", 2), 100)
     assert len(edge.cache) == 1
 
 
@@ -182,15 +191,15 @@ def test_namespace_delete_drops_its_keys_only() -> None:
     edge = make_edge()
     for ns in (NS, NS2):
         hot(edge, "x", ns)
-        edge.install_read((ns, "x"), entry("x", b"1", 2), as_of_seq=2)
-        edge.install_read((ns, "gone"), None, as_of_seq=2)
+        read_through(edge, (ns, "x"), entry("x", b"1", 2), 2)
+        read_through(edge, (ns, "gone"), None, 2)
     edge.apply_batch(batch(Change(seq=3, kind=ChangeKind.NAMESPACE_DELETE, commit_time=0, namespace_id=NS)))
     assert edge.lookup((NS, "x")) is None and (NS, "gone") not in edge.negative
     assert edge.lookup((NS2, "x")) is not None and (NS2, "gone") in edge.negative
     assert not edge.local_namespace(ACC, NS)
     # Nothing is installed for a namespace the replica does not know.
     hot(edge, "y")
-    edge.install_read((NS, "y"), entry("y", b"1", 4), as_of_seq=4)
+    read_through(edge, (NS, "y"), entry("y", b"1", 4), 4)
     assert edge.lookup((NS, "y")) is None
 
 
@@ -217,17 +226,17 @@ def test_namespace_create_and_rename() -> None:
             )
         )
     )
-    assert edge.namespaces is not None and edge.namespaces[ns3].title == "new"
+    assert edge.directory.namespaces[ns3].title == "new"
 
 
 def test_token_put_and_revoke_take_effect_at_once() -> None:
     edge = make_edge()
     t2 = Token("t2", ACC, Permission.READ, "f" * 64, 2.0)
     edge.apply_batch(batch(Change(seq=2, kind=ChangeKind.TOKEN_PUT, commit_time=0, token=t2)))
-    assert edge.token(t2.secret_hash) == t2
+    assert edge.directory.tokens.get(t2.secret_hash) == t2
     edge.apply_batch(batch(Change(seq=3, kind=ChangeKind.TOKEN_REVOKE, commit_time=0, token=TOKEN)))
-    assert edge.token(TOKEN.secret_hash) is None
-    assert edge.token(t2.secret_hash) == t2
+    assert edge.directory.tokens.get(TOKEN.secret_hash) is None
+    assert edge.directory.tokens.get(t2.secret_hash) == t2
     # A revoke record may carry only the id.
     edge.apply_batch(
         batch(
@@ -239,7 +248,7 @@ def test_token_put_and_revoke_take_effect_at_once() -> None:
             )
         )
     )
-    assert edge.token(t2.secret_hash) is None
+    assert edge.directory.tokens.get(t2.secret_hash) is None
 
 
 def test_read_through_race_guard() -> None:
@@ -248,15 +257,15 @@ def test_read_through_race_guard() -> None:
     hot(edge)
     # The stream applied an update at 20 while a read-through at 15 was in flight.
     edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 20)))
-    edge.install_read(ref, entry("k", b"old", 12), as_of_seq=15)
+    read_through(edge, ref, entry("k", b"old", 12), 15)
     assert edge.lookup(ref) is None
     # Same for a negative answer racing a create.
     hot(edge, "n")
     edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 21, key="n")))
-    edge.install_read((NS, "n"), None, as_of_seq=16)
+    read_through(edge, (NS, "n"), None, 16)
     assert (NS, "n") not in edge.negative
     # A read newer than every change is installed.
-    edge.install_read(ref, entry("k", b"cur", 20), as_of_seq=22)
+    read_through(edge, ref, entry("k", b"cur", 20), 22)
     assert cached_version(edge) == 20
 
 
@@ -269,16 +278,16 @@ def test_guard_forgets_safely() -> None:
     edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 30, key="other2")))
     assert edge.recent.floor == 20  # "other" forgotten: its seq became the floor
     hot(edge)
-    edge.install_read((NS, "k"), entry("k", b"v", 5), as_of_seq=19)  # older than the floor
+    read_through(edge, (NS, "k"), entry("k", b"v", 5), 19)  # older than the floor
     assert cached_version(edge) is None
-    edge.install_read((NS, "k"), entry("k", b"v", 5), as_of_seq=31)
+    read_through(edge, (NS, "k"), entry("k", b"v", 5), 31)
     assert cached_version(edge) == 5
 
 
 def test_own_put_is_served_at_once_and_own_delete_negative() -> None:
     edge = make_edge()
     ref = (NS, "k")
-    edge.install_read(ref, None, as_of_seq=3)
+    read_through(edge, ref, None, 3)
     edge.apply_own_put(ref, WriteItem("k", b"mine", '{"a":1}', None), WriteResult(5, True, 0.0))
     c = edge.lookup(ref)
     assert c is not None and c.entry.value == b"mine" and c.entry.metadata_json == '{"a":1}'
@@ -290,7 +299,7 @@ def test_own_put_is_served_at_once_and_own_delete_negative() -> None:
     edge.apply_own_delete(ref, WriteResult(6, False, 0.0))
     assert edge.lookup(ref) is None and ref in edge.negative
     # A read-through that started before the delete cannot bring the value back.
-    edge.install_read(ref, entry("k", b"mine", 5), as_of_seq=5)
+    read_through(edge, ref, entry("k", b"mine", 5), 5)
     assert edge.lookup(ref) is None and ref in edge.negative
 
 
@@ -307,8 +316,8 @@ def test_own_put_loses_to_newer_change_seen_first() -> None:
 def test_own_bulk_writes() -> None:
     edge = make_edge()
     hot(edge, "a")
-    edge.install_read((NS, "a"), entry("a", b"1", 2), as_of_seq=2)
-    edge.install_read((NS, "b"), None, as_of_seq=2)
+    read_through(edge, (NS, "a"), entry("a", b"1", 2), 2)
+    read_through(edge, (NS, "b"), None, 2)
     edge.apply_own_bulk(NS, ["a", "b"], BulkResult(2, [], 4), deleted=False)
     assert edge.lookup((NS, "a")) is None and (NS, "b") not in edge.negative
     edge.apply_own_bulk(NS, ["a", "b", "c"], BulkResult(2, ["c"], 7), deleted=True)
@@ -320,34 +329,11 @@ def test_expired_entries_are_missing() -> None:
     edge = make_edge(clock)
     hot(edge)
     exp = int(clock.now()) + 60
-    edge.install_read((NS, "k"), Entry("k", b"v", None, exp, 3), as_of_seq=3)
+    read_through(edge, (NS, "k"), Entry("k", b"v", None, exp, 3), 3)
     assert cached_version(edge) == 3
     clock.advance(61)
     assert edge.lookup((NS, "k")) is None
     assert len(edge.cache) == 0
-
-
-def test_metrics_follow_the_cache() -> None:
-    edge = make_edge(cache_bytes=2000)
-    for i in range(20):
-        hot(edge, f"k{i}", reads=3 + i)
-        edge.install_read((NS, f"k{i}"), entry(f"k{i}", b"x" * 300, i + 2), as_of_seq=i + 2)
-    edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 100, key="zzz"), safe=100))
-    text = edge.metrics.render().decode()
-
-    def value(name: str) -> float:
-        for line in text.splitlines():
-            if line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
-        raise AssertionError(name)
-
-    assert value("edgekv_cache_bytes") == edge.cache.bytes_used <= 2000
-    assert value("edgekv_cache_keys") == len(edge.cache)
-    assert value("edgekv_cache_admissions_total") == edge.cache.admissions > 0
-    assert value("edgekv_cache_evictions_total") == edge.cache.evictions > 0
-    assert value("edgekv_replication_applied_seq") == 100
-    assert value("edgekv_central_committed_seq") == 100
-    assert 'edgekv_replication_lag_seconds_count{kind="update",region="eu"} 1.0' in text
 
 
 def test_read_through_version_is_remembered_against_late_creates() -> None:
@@ -357,7 +343,7 @@ def test_read_through_version_is_remembered_against_late_creates() -> None:
     ref = (NS, "k")
     hot(edge)
     edge.cache.invalidate(ref)  # hot, but not cached (evicted, say)
-    edge.install_read(ref, Entry("k", b"v2", None, None, 12), as_of_seq=12)
+    read_through(edge, ref, Entry("k", b"v2", None, None, 12), 12)
     edge.cache.invalidate(ref)  # gone again: the guard, not the cached copy, must hold
     edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 11, value=b"v1")))
     cached = edge.lookup(ref)
@@ -372,28 +358,45 @@ def test_metadata_read_through_drops_an_older_cached_copy() -> None:
     hot(edge)
     edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 11, value=b"v11")))
     assert edge.lookup(ref) is not None and edge.lookup(ref).entry.version == 11  # type: ignore[union-attr]
-    edge.saw_version(ref, 12)
+    meta = Entry("k", b"", None, None, 12)  # a metadata-only answer: no value to install
+    assert edge.after_read_through(ReadThrough(ref, metadata_only=True), meta, 12).entry.version == 12
     cached = edge.lookup(ref)
     assert cached is None or cached.entry.version >= 12
 
 
-def test_replayed_changes_are_not_counted_as_replication_lag() -> None:
-    """Changes replayed from the log on resume were committed long ago: counting them
-    as lag would trip the lag alerts on every replica restart."""
+def test_reads_are_answered_locally_only_when_they_may_be() -> None:
     clock = ManualClock()
     edge = make_edge(clock)
-    clock.advance(3600)  # the changes below were committed an hour before they arrive
-    replayed = key_change(ChangeKind.KEY_CREATE, 2, key="old")
-    edge.apply_batch(ChangeBatch([replayed], safe_seq=2, committed_seq=2, replay=True))
-    assert _count(edge, "create") == 0
-    edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 3, key="live")))
-    assert _count(edge, "create") == 1
+    ref = (NS, "k")
+    hot(edge)
+    read_through(edge, ref, entry("k", b"v", 3), 3)
+    clock.advance(4)
+    assert edge.read_local((NS, "k"), ACC) == ReadResult(entry("k", b"v", 3), 4.0, "cache")
+    # C5: a strong read goes to central, cached copy or not.
+    assert edge.read_local((NS, "k"), ACC, strong=True) == ReadThrough(ref)
+    # A namespace not known here: central decides; another account's: not found, uncounted.
+    assert edge.read_local(("9" * 32, "k"), ACC) == ReadThrough(("9" * 32, "k"))
+    with pytest.raises(NamespaceNotFound):
+        edge.read_local((NS, "k"), OTHER)
+    read_through(edge, (NS, "gone"), None, 3)
+    with pytest.raises(KeyNotFound):
+        edge.read_local((NS, "gone"), ACC)
+    assert (edge.hits, edge.negative_hits, edge.misses) == (1, 1, 2)
 
 
-def _count(edge: EdgeState, kind: str) -> float:
-    for family in edge.metrics.registry.collect():
-        if family.name == "edgekv_replication_lag_seconds":
-            for sample in family.samples:
-                if sample.name.endswith("_count") and sample.labels.get("kind") == kind:
-                    return sample.value
-    return 0.0
+def test_a_metadata_read_fetches_the_value_once_the_key_is_hot_enough_to_cache() -> None:
+    edge = make_edge(admit_threshold=2)
+    assert edge.read_local((NS, "k"), ACC, metadata_only=True) == ReadThrough((NS, "k"), metadata_only=True)
+    assert edge.read_local((NS, "k"), ACC, metadata_only=True) == ReadThrough((NS, "k"), metadata_only=False)
+
+
+def test_a_bulk_read_leaves_no_older_copy_to_serve_c4() -> None:
+    edge = make_edge()
+    hot(edge)
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 11, value=b"v11")))
+    assert cached_version(edge) == 11
+    edge.after_bulk_read(NS, ["k", "missing"], [entry("k", b"v12", 12), None])
+    assert cached_version(edge) is None
+    # What central served is remembered: an older copy read at seq 11 is not installed.
+    read_through(edge, (NS, "k"), entry("k", b"v11", 11), 11)
+    assert cached_version(edge) is None

@@ -23,8 +23,9 @@ from kvcore.model import (
     token_hash,
 )
 from kvcore.rest.app import create_app
-from replica.backend import ReplicaBackend
-from replica.edge import EdgeState
+from replica.backend import Deadline, ReplicaBackend
+from replica.edge import EdgeState, ReadThrough
+from replica.metrics import observe
 
 ACC, OTHER, NS = "a" * 32, "b" * 32, "1" * 32
 SECRET, OTHER_SECRET = "s" * 40, "o" * 40
@@ -37,15 +38,17 @@ def _token(tid: str, account: str, secret: str) -> Token:
     )
 
 
-def _setup() -> tuple[Any, EdgeState, ManualClock]:
+def _setup() -> tuple[Any, EdgeState, Metrics, ManualClock]:
     clock = ManualClock()
-    edge = EdgeState(metrics=Metrics("us"), clock=clock, cache_bytes=10**6, admit_threshold=1)
+    metrics = Metrics("us")
+    edge = EdgeState(clock=clock, cache_bytes=10**6, admit_threshold=1)
+    observe(metrics, edge)
     tokens = [_token("t1", ACC, SECRET), _token("t2", OTHER, OTHER_SECRET)]
     edge.apply_batch(ChangeBatch([], 5, 5, snapshot=Snapshot([Namespace(NS, ACC, "t")], tokens)))
     edge.cache.record_read((NS, "hot"))
-    edge.install_read((NS, "hot"), Entry("hot", b"value", None, None, 5), 5)
-    backend = ReplicaBackend(edge=edge, central=None, clock=clock, timeout_s=1)  # type: ignore[arg-type]
-    return create_app(backend, edge.metrics), edge, clock
+    edge.after_read_through(ReadThrough((NS, "hot")), Entry("hot", b"value", None, None, 5), 5)
+    backend = ReplicaBackend(edge=edge, central=None, deadline=Deadline(1.0), region="us")  # type: ignore[arg-type]
+    return create_app(backend, metrics), edge, metrics, clock
 
 
 def _get(client: httpx.AsyncClient, secret: str, path: str = PATH) -> Any:
@@ -53,7 +56,7 @@ def _get(client: httpx.AsyncClient, secret: str, path: str = PATH) -> Any:
 
 
 async def test_repeat_reads_answer_like_the_first_and_are_counted() -> None:
-    app, edge, clock = _setup()
+    app, edge, metrics, clock = _setup()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
         first = await _get(c, SECRET)
         # The first read took the full path and left the memo the next ones use.
@@ -69,13 +72,13 @@ async def test_repeat_reads_answer_like_the_first_and_are_counted() -> None:
         }
         assert r.headers["age"] == "3" and r.headers["x-edgekv-source"] == "cache"
     assert edge.cache.frequency((NS, "hot")) == freq + 5  # every read counted in the sketch
-    text = edge.metrics.render().decode()
+    text = metrics.render().decode()
     assert 'edgekv_cache_requests_total{region="us",result="hit"} 6.0' in text
     assert 'edgekv_http_requests_total{code="200",method="GET",region="us",route="values"} 6.0' in text
 
 
 async def test_revocation_other_accounts_and_changes_take_the_full_path() -> None:
-    app, edge, clock = _setup()
+    app, edge, _, clock = _setup()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
         assert (await _get(c, SECRET)).status_code == 200
         assert (await _get(c, SECRET)).status_code == 200

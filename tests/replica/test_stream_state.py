@@ -12,21 +12,22 @@ from kvcore.errors import Unavailable
 from kvcore.metrics import Metrics
 from kvcore.model import ChangeBatch, Snapshot
 from replica.edge import EdgeState
-from replica.state import ReplicaState, read_safe_seq
-from replica.stream import StreamSubscriber
+from replica.metrics import observe
+from replica.resume import ResumePoint, read_safe_seq
+from replica.stream import StreamSubscriber, Subscription
 
 
 def test_state_persists_and_is_per_region(tmp_path: Path) -> None:
-    s = ReplicaState(str(tmp_path), "eu")
+    s = ResumePoint(str(tmp_path), "eu")
     assert s.safe_seq == 0
     s.save(42)
     s.close()
     s.close()  # idempotent
     assert read_safe_seq(str(tmp_path)) == 42
-    s = ReplicaState(str(tmp_path), "eu")
+    s = ResumePoint(str(tmp_path), "eu")
     assert s.safe_seq == 42
     s.close()
-    s = ReplicaState(str(tmp_path), "us")  # another region's data dir: start over
+    s = ResumePoint(str(tmp_path), "us")  # another region's data dir: start over
     assert s.safe_seq == 0
     s.close()
 
@@ -61,8 +62,8 @@ def snap_batch(safe: int, reset: bool = False) -> ChangeBatch:
 async def test_subscriber_applies_persists_and_resumes(tmp_path: Path) -> None:
     clock = ManualClock()
     metrics = Metrics("eu")
-    edge = EdgeState(metrics=metrics, clock=clock, cache_bytes=1 << 20)
-    state = ReplicaState(str(tmp_path), "eu")
+    edge = EdgeState(clock=clock, cache_bytes=1 << 20)
+    state = ResumePoint(str(tmp_path), "eu")
     client = FakeClient(
         [
             ([snap_batch(5), ChangeBatch([], 7, 9)], Unavailable("broken")),
@@ -72,30 +73,31 @@ async def test_subscriber_applies_persists_and_resumes(tmp_path: Path) -> None:
     )
     sub = StreamSubscriber(
         client=client,  # type: ignore[arg-type]
+        subscription=Subscription("eu", backoff_initial_s=0.001, backoff_max_s=0.004, rng=random.Random(1)),
         edge=edge,
-        state=state,
-        region="eu",
+        resume=state,
         clock=clock,
-        metrics=metrics,
-        backoff_initial_s=0.001,
-        backoff_max_s=0.004,
-        rng=random.Random(1),
     )
-    assert sub.staleness() == 0 and not sub.connected
+    observe(metrics, edge, sub.status)
+
+    def connected_gauge() -> float | None:
+        return metrics.registry.get_sample_value("edgekv_replication_connected", {"region": "eu"})
+
+    assert sub.status.staleness() == 0 and not sub.status.connected and connected_gauge() == 0
     clock.advance(3)
-    assert sub.staleness() == 3  # never connected: since start
+    assert sub.status.staleness() == 3  # never connected: since start
     task = asyncio.create_task(sub.run())
     await asyncio.wait_for(client.done.wait(), 5)
     # Resumed from what each connection had persisted.
     assert client.calls == [0, 7, 7, 9]
-    assert state.safe_seq == 9 and edge.loaded and sub.first_batch.is_set()
-    assert sub.connections == 2
-    assert not sub.connected  # the last script ended the stream
+    assert state.safe_seq == 9 and edge.directory.loaded and sub.first_batch.is_set()
+    assert sub.status.connections == 2
+    assert not sub.status.connected  # the last script ended the stream
     clock.advance(2)
-    assert sub.staleness() == 2
+    assert sub.status.staleness() == 2
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    assert metrics.replication_connected.labels("eu")._value.get() == 0
+    assert connected_gauge() == 0
     state.close()
     assert read_safe_seq(str(tmp_path)) == 9
 
@@ -120,31 +122,30 @@ class HangingClient:
 
 async def test_a_silent_stream_is_down_and_stale_since_the_last_contact(tmp_path: Path) -> None:
     clock = ManualClock()
-    metrics = Metrics("eu")
-    edge = EdgeState(metrics=metrics, clock=clock, cache_bytes=1 << 20)
-    state = ReplicaState(str(tmp_path), "eu")
+    edge = EdgeState(clock=clock, cache_bytes=1 << 20)
+    state = ResumePoint(str(tmp_path), "eu")
     client = HangingClient()
     sub = StreamSubscriber(
         client=client,  # type: ignore[arg-type]
+        subscription=Subscription("eu", backoff_initial_s=0.001, backoff_max_s=0.001, silence_bound_s=0.3),
         edge=edge,
-        state=state,
-        region="eu",
+        resume=state,
         clock=clock,
-        metrics=metrics,
-        backoff_initial_s=0.001,
-        backoff_max_s=0.001,
-        silence_bound_s=0.3,
     )
+    metrics = Metrics("eu")
+    observe(metrics, edge, sub.status)
     task = asyncio.create_task(sub.run())
     await asyncio.wait_for(client.hanging.wait(), 5)
-    assert sub.connected and sub.staleness() == 0
+    assert sub.status.connected and sub.status.staleness() == 0
+    assert metrics.registry.get_sample_value("edgekv_replication_connected", {"region": "eu"}) == 1
     clock.advance(7)  # time passes while central says nothing
     deadline = asyncio.get_running_loop().time() + 5
-    while sub.connected or client.calls < 2:
+    while sub.status.connected or client.calls < 2:
         assert asyncio.get_running_loop().time() < deadline, "silence was not detected"
         await asyncio.sleep(0.05)
-    assert sub.staleness() == 7  # from the last batch, not from when the silence was noticed
-    assert sub.down_for() == 7 and state.safe_seq == 4
+    assert sub.status.staleness() == 7  # from the last batch, not from when the silence was noticed
+    assert metrics.registry.get_sample_value("edgekv_replication_staleness_seconds", {"region": "eu"}) == 7
+    assert state.safe_seq == 4
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     state.close()

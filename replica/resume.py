@@ -1,4 +1,4 @@
-"""The replica's persisted replication state: where to resume the change stream.
+"""The replica's resume point: where to pick up the change stream, persisted.
 
 A tiny RocksDB (rocksdict) in `<data_dir>/replica-state` holds the last `safe_seq`
 the replica applied (every change <= it has been applied), written after each
@@ -18,14 +18,14 @@ import os
 
 from rocksdict import Options, Rdict, WriteOptions
 
-log = logging.getLogger("edgekv.replica.state")
+log = logging.getLogger("edgekv.replica.resume")
 
 STATE_DIR = "replica-state"
 _SAFE_SEQ = b"safe_seq"
 _REGION = b"region"
 
 
-class ReplicaState:
+class ResumePoint:
     """Last applied `safe_seq`, persisted; `safe_seq` is 0 for a fresh data dir."""
 
     def __init__(self, data_dir: str, region: str) -> None:
@@ -36,7 +36,6 @@ class ReplicaState:
         self._db: Rdict | None = Rdict(path, options=opts)
         self._write_opts = WriteOptions()
         self._write_opts.sync = False
-        self.path = path
         stored_region = self._db.get(_REGION)
         raw = self._db.get(_SAFE_SEQ)
         seq = int(raw) if raw is not None else 0
@@ -62,16 +61,12 @@ class ReplicaState:
         self._safe_seq = safe_seq
         self._db.put(_SAFE_SEQ, str(safe_seq).encode(), self._write_opts)
 
-    def flush(self) -> None:
-        if self._db is not None:
-            self._db.flush_wal(True)
-            self._db.flush(True)
-
     def close(self) -> None:
         """Flush to disk and release the DB (idempotent)."""
         if self._db is None:
             return
-        self.flush()
+        self._db.flush_wal(True)
+        self._db.flush(True)
         self._db.close()
         self._db = None
 
