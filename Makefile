@@ -57,7 +57,7 @@ $(NODE_DEPS): tests/compat/package.json tests/compat/package-lock.json
 node-deps: $(NODE_DEPS)
 
 # Debian packages the tests use: promtool and prometheus (tests/ops/test_prometheus.py), curl, openssl,
-# postgresql (tests/helpers/postgres.py starts throwaway servers from its binaries).
+# postgresql (tests/lib/helpers/postgres.py starts throwaway servers from its binaries).
 deps-debian:
 	@# chromium: Playwright drives it in tests/ui (`playwright install` is never used).
 	@test -x /usr/bin/chromium || \

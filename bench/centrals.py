@@ -5,7 +5,7 @@ of central B).
 
 Writes are wrk PUTs of distinct keys (every write a create), acknowledged once
 durable: RocksDB syncs its WAL; PostgreSQL runs with `fsync=on` and
-`synchronous_commit=on`, on a throwaway server (tests/helpers/postgres.py) on this
+`synchronous_commit=on`, on a throwaway server (tests/lib/helpers/postgres.py) on this
 machine. The 64 connections are one wrk with 64 against the RocksDB central, and two
 wrk processes with 32 each against the two PostgreSQL centrals. The two setups take
 turns (`ROUNDS` each, RocksDB first) and the median round of each is compared.

@@ -1,5 +1,5 @@
 """Shared bits of `make bench`: processes (`edgekv.launch`, the launcher `edgekv dev` and
-the tests use, and the cluster helpers of tests/helpers), RSS, percentiles, time budgets
+the tests use, and the cluster helpers of tests/lib/helpers), RSS, percentiles, time budgets
 and py-spy profiles of a server under load."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-_TESTS = str(ROOT / "tests")
+_TESTS = str(ROOT / "tests" / "lib")  # helpers.* (not tests/: its kvcore/ would shadow kvcore)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 

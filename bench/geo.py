@@ -2,7 +2,7 @@
 
     python -m bench.geo [--quick]       (or: python -m bench.run --only geo)
 
-Central's gRPC port is reached only through the test proxy (tests/helpers/proxy.py)
+Central's gRPC port is reached only through the test proxy (tests/lib/helpers/proxy.py)
 with `latency_s=0.040`, so every read-through, forwarded write and change-stream
 message crosses an 80 ms round trip, as between regions. Clients sit next to the
 replica (loopback) and run the workload:

@@ -91,7 +91,7 @@ def measure(worker_url: str, rounds: int, loop: int) -> dict[str, Any]:
 def run(rounds: int, loop: int) -> dict[str, Any]:
     import sys
 
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "lib"))
     from helpers.workerd import start_workerd
 
     tmp = Path(tempfile.mkdtemp(prefix="edgekv-bench-workers-"))

@@ -1,5 +1,6 @@
 """Fixtures every suite may use: `postgres` (a session-wide throwaway PostgreSQL server)
-and `pg_url` (a fresh database on it), from tests/helpers/postgres.py.
+and `pg_url` (a fresh database on it), from tests/lib/helpers/postgres.py; `cluster` (one
+`edgekv dev` for the session) and `namespace`, from tests/lib/helpers/dev_cluster.py.
 
 pytest imports test modules and conftests by their path under the rootdir
 (`--import-mode=importlib`, pyproject), so same-named files in different directories
@@ -15,4 +16,4 @@ for _dir in sorted({p.parent for p in Path(__file__).parent.rglob("*_support.py"
     if str(_dir) not in sys.path:
         sys.path.append(str(_dir))
 
-pytest_plugins = ["helpers.postgres"]
+pytest_plugins = ["helpers.postgres", "helpers.dev_cluster"]

@@ -1,7 +1,7 @@
 """Bad input through real processes: a replica (which forwards to central over gRPC)
 and central itself, over real HTTP sockets.
 
-tests/kvcore/test_rest_http.py checks the REST app in-process against a local store.
+tests/kvcore/rest/test_http.py checks the REST app in-process against a local store.
 Here the same kinds of input go through `edgekv replica` and `edgekv central`: oversized
 keys, values, metadata and bulk bodies (also refused by a declared Content-Length
 before the body is sent), invalid UTF-8 and percent-encoding in keys (also as raw

@@ -2,7 +2,7 @@
 its synchronous standby (issue 14: "The database fails over").
 
 The primary runs with `synchronous_commit=on` and `synchronous_standby_names` naming the
-standby (tests/helpers/pg_replication.py), so a commit is acknowledged only once the
+standby (tests/lib/helpers/pg_replication.py), so a commit is acknowledged only once the
 standby has flushed it. Centrals A and B are given the multi-host URL
 `postgresql://…@primary,standby/db?target_session_attrs=read-write`; replica `eu`
 follows A. Writers PUT through both centrals' REST APIs, recording every acknowledged

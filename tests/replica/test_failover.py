@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers.cluster import EDGEKV, KV, create_account, running, start_central, start_replica
-from reliability.reliability_support import gauge, poll, wait_connected
+from reliability_support import gauge, poll, wait_connected
 
 from edgekv.dev import free_port
 from kvcore.errors import Unavailable

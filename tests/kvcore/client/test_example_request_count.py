@@ -16,10 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers.dev_cluster import REPO, Cluster
 
 from kvcore.client import AsyncKVNamespace
-
-from .conftest import REPO, Cluster
 
 TOTAL_REQUESTS = 500
 CLIENTS = 8

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-COMPAT = Path(__file__).resolve().parents[1] / "compat"
+COMPAT = Path(__file__).resolve().parents[2] / "compat"
 NODE_MODULES = COMPAT / "node_modules"
 WRANGLER_JS = NODE_MODULES / "wrangler" / "bin" / "wrangler.js"
 MINIFLARE_JS = NODE_MODULES / "miniflare" / "dist" / "src" / "index.js"

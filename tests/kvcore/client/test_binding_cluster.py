@@ -6,11 +6,10 @@ import asyncio
 import time
 
 import pytest
+from helpers.dev_cluster import PROPAGATION_DELAY_S, Cluster
 
 from kvcore import errors
 from kvcore.client import AsyncKVNamespace, KVNamespace
-
-from .conftest import PROPAGATION_DELAY_S, Cluster
 
 pytestmark = pytest.mark.timeout(60)
 WHERE = ["central", "us"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from store_support import AnyStore, StoreOpener, entry_record
+from store_support import ACCT, AnyStore, StoreOpener, all_keys
 
 from kvcore import limits
 from kvcore.clock import ManualClock
@@ -19,13 +19,6 @@ from kvcore.errors import (
 )
 from kvcore.model import ChangeKind, Condition, WriteItem, WriteResult
 from kvcore.store.ops import BulkDeleteOp, BulkPutOp, CreateNamespaceOp, DeleteOp, GroupOp, PutOp
-
-ACCT = "acct1"
-
-
-@pytest.fixture
-def ns(store: AnyStore) -> str:
-    return store.run(CreateNamespaceOp(ACCT, "main")).id
 
 
 def utf8_len(s: str) -> int:
@@ -50,19 +43,8 @@ def test_round_trip_arbitrary_keys_and_values(
     assert entry is not None
     assert (entry.key, entry.value, entry.metadata_json, entry.expiration) == (key, value, meta, None)
     assert entry.version == result.seq
-    [listed] = [k for k in _all_keys(store, ns, key) if k == key]
+    [listed] = [k for k in all_keys(store, ns, key) if k == key]
     assert listed == key
-
-
-def _all_keys(store: AnyStore, ns: str, prefix: str = "", limit: int = 1000) -> list[str]:
-    out: list[str] = []
-    cursor = ""
-    while True:
-        page = store.list_keys(ACCT, ns, prefix, limit, cursor)
-        out.extend(k.name for k in page.keys)
-        if not page.cursor:
-            return out
-        cursor = page.cursor
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -70,13 +52,13 @@ def _all_keys(store: AnyStore, ns: str, prefix: str = "", limit: int = 1000) -> 
 def test_listing_is_utf8_byte_order(store: AnyStore, names: list[str]) -> None:
     ns = store.run(CreateNamespaceOp(ACCT, f"t{store.committed_seq}")).id  # a fresh one per example
     store.run(BulkPutOp(ACCT, ns, [WriteItem(k, b"") for k in names]))
-    assert _all_keys(store, ns, limit=10) == sorted(names, key=lambda k: k.encode("utf-8"))
+    assert all_keys(store, ns, limit=10) == sorted(names, key=lambda k: k.encode("utf-8"))
 
 
 def test_non_ascii_ordering(store: AnyStore, ns: str) -> None:
     for k in ["😀", "中", "é", "z", "a", "Z"]:
         store.run(PutOp(ACCT, ns, WriteItem(k, k.encode())))
-    assert _all_keys(store, ns) == ["Z", "a", "z", "é", "中", "😀"]
+    assert all_keys(store, ns) == ["Z", "a", "z", "é", "中", "😀"]
 
 
 def test_missing_key_and_foreign_namespace(store: AnyStore, ns: str) -> None:
@@ -144,71 +126,6 @@ def test_list_metadata_and_expiration(store: AnyStore, ns: str, clock: ManualClo
     store.run(PutOp(ACCT, ns, WriteItem("k", b"v", '{"x":1}', exp)))
     [info] = store.list_keys(ACCT, ns, "", 10, "").keys
     assert (info.name, info.expiration, info.metadata_json) == ("k", exp, '{"x":1}')
-
-
-# ---------------------------------------------------------------- expiration
-
-
-def test_expiration_hides_purges_and_recreates(store: AnyStore, ns: str, clock: ManualClock) -> None:
-    exp = int(clock.now()) + 60
-    assert store.run(PutOp(ACCT, ns, WriteItem("k", b"v", expiration=exp))).created
-    store.run(PutOp(ACCT, ns, WriteItem("live", b"v")))
-    assert store.get(ACCT, ns, "k") is not None
-    assert store.purge_expired() == 0
-
-    clock.advance(60)  # expiration == now: expired
-    assert store.get(ACCT, ns, "k") is None
-    assert _all_keys(store, ns) == ["live"]
-    seq = store.committed_seq
-    assert store.purge_expired() == 1
-    assert store.committed_seq == seq, "purge logs nothing"
-    assert store.purge_expired() == 0
-
-    again = store.run(PutOp(ACCT, ns, WriteItem("k", b"v2")))
-    assert again.created
-    assert store.changes_since(seq)[-1].kind is ChangeKind.KEY_CREATE
-
-
-def test_put_over_expired_unpurged_is_create_and_delete_is_noop(
-    store: AnyStore, ns: str, clock: ManualClock
-) -> None:
-    store.run(PutOp(ACCT, ns, WriteItem("a", b"v", expiration=int(clock.now()) + 60)))
-    store.run(PutOp(ACCT, ns, WriteItem("b", b"v", expiration=int(clock.now()) + 60)))
-    clock.advance(100)
-    seq = store.committed_seq
-    assert store.run(DeleteOp(ACCT, ns, "a")).seq == 0
-    assert store.committed_seq == seq
-    assert store.run(PutOp(ACCT, ns, WriteItem("b", b"new"))).created
-    # The replaced value's stale index entry must not purge the new value.
-    assert store.purge_expired() == 0
-    entry = store.get(ACCT, ns, "b")
-    assert entry is not None and entry.value == b"new"
-
-
-def test_expired_keys_skipped_in_pages(store: AnyStore, ns: str, clock: ManualClock) -> None:
-    exp = int(clock.now()) + 60
-    store.run(BulkPutOp(ACCT, ns, [WriteItem(f"a{i:02d}", b"", expiration=exp) for i in range(30)]))
-    store.run(BulkPutOp(ACCT, ns, [WriteItem(f"b{i:02d}", b"") for i in range(15)]))
-    store.run(BulkPutOp(ACCT, ns, [WriteItem(f"c{i:02d}", b"", expiration=exp) for i in range(30)]))
-    clock.advance(61)
-    page = store.list_keys(ACCT, ns, "", 10, "")
-    assert [k.name for k in page.keys] == [f"b{i:02d}" for i in range(10)] and page.cursor
-    page = store.list_keys(ACCT, ns, "", 10, page.cursor)
-    assert [k.name for k in page.keys] == [f"b{i:02d}" for i in range(10, 15)]
-    assert page.cursor == "", "only expired keys remain"
-
-
-def test_purge_runs_in_background(open_store: StoreOpener, clock: ManualClock) -> None:
-    import time
-
-    with open_store(clock=clock, purge_interval_s=0.02, sync=False) as s:
-        ns = s.run(CreateNamespaceOp(ACCT, "t")).id
-        s.run(PutOp(ACCT, ns, WriteItem("k", b"v", expiration=int(clock.now()) + 60)))
-        clock.advance(61)
-        deadline = time.monotonic() + 5
-        while entry_record(s, bytes.fromhex(ns) + b"k") is not None:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
 
 
 # ---------------------------------------------------------------- create/update/delete
@@ -294,9 +211,9 @@ def test_bulk_put_one_invalid_item_writes_nothing(store: AnyStore, ns: str, cloc
         store.run(BulkDeleteOp(ACCT, ns, ["a", "\ud800"]))
     assert store.committed_seq == seq + 1
     assert [c.key for c in store.changes_since(seq)] == ["a"]
-    assert _all_keys(store, ns) == ["a"]
+    assert all_keys(store, ns) == ["a"]
     store.run(DeleteOp(ACCT, ns, "a"))
-    assert _all_keys(store, ns) == []
+    assert all_keys(store, ns) == []
 
 
 def test_bulk_put_each_item_logged_last_wins(store: AnyStore, ns: str) -> None:
@@ -327,7 +244,7 @@ def test_bulk_delete(store: AnyStore, ns: str) -> None:
     result = store.run(BulkDeleteOp(ACCT, ns, ["a", "missing", "c"]))
     assert (result.successful_key_count, result.seq) == (3, seq + 2)
     assert [c.key for c in store.changes_since(seq)] == ["a", "c"]
-    assert _all_keys(store, ns) == ["b"]
+    assert all_keys(store, ns) == ["b"]
     assert store.run(BulkDeleteOp(ACCT, ns, ["zzz"])).seq == 0
 
 
@@ -336,7 +253,7 @@ async def test_async_bulk_and_delete(store: AnyStore, ns: str) -> None:
     assert r.successful_key_count == 2
     assert (await store.submit(DeleteOp(ACCT, ns, "a"))).seq == r.seq + 1
     assert (await store.submit(BulkDeleteOp(ACCT, ns, ["b"]))).seq == r.seq + 2
-    assert _all_keys(store, ns) == []
+    assert all_keys(store, ns) == []
 
 
 def test_group_failure_is_isolated(open_store: StoreOpener) -> None:
@@ -358,7 +275,7 @@ def test_group_failure_is_isolated(open_store: StoreOpener) -> None:
         with ThreadPoolExecutor(32) as pool:
             outcomes = list(pool.map(work, range(200)))
         assert outcomes.count("failed") == 100
-        assert len(_all_keys(s, ns)) == 101
+        assert len(all_keys(s, ns)) == 101
         changes = s.changes_since(0)
         assert [c.seq for c in changes] == list(range(1, s.committed_seq + 1))
 
@@ -403,7 +320,7 @@ def test_scan_budget_returns_short_pages_with_cursor(
     clock.advance(61)
     first = store.list_keys(ACCT, ns, "", 10, "")
     assert first.keys == [] and first.cursor, "an empty page still carries a cursor when keys remain"
-    assert _all_keys(store, ns, limit=10) == [f"b{i}" for i in range(5)]
+    assert all_keys(store, ns, limit=10) == [f"b{i}" for i in range(5)]
 
 
 def test_defensive_input_checks(store: AnyStore, ns: str, clock: ManualClock) -> None:

@@ -1,5 +1,5 @@
 """`edgekv kv` against the in-memory fake API: output shapes, exit codes, option handling.
-The same commands run against a real dev cluster in test_client_cli_cluster.py."""
+The same commands run against a real dev cluster in test_kv_cluster.py."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fake_api_support import ACCOUNT, TOKEN, FakeAPI
 from typer.testing import CliRunner
 
 import edgekv.kv as kv_cli
 from kvcore.client import KVClient
-
-from .fake_api import ACCOUNT, TOKEN, FakeAPI
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -32,3 +32,18 @@ def entry_record(store: AnyStore, ekey: bytes) -> bytes | None:
     """The raw entry record under an entry key, expired or not (bypassing reads)."""
     tables = ("entries", "edgekv_entries")
     return next((v for t, k, v in stored_bytes(store) if t in tables and k == ekey), None)
+
+
+ACCT = "acct1"  # the account of the `ns` fixture (conftest.py)
+
+
+def all_keys(store: AnyStore, ns: str, prefix: str = "", limit: int = 1000) -> list[str]:
+    """Every key name of `ns`, page by page."""
+    out: list[str] = []
+    cursor = ""
+    while True:
+        page = store.list_keys(ACCT, ns, prefix, limit, cursor)
+        out.extend(k.name for k in page.keys)
+        if not page.cursor:
+            return out
+        cursor = page.cursor

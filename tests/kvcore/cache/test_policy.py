@@ -1,5 +1,5 @@
 """HotKeyCache (W-TinyLFU): admission, queues, byte bound, decay, the window's resizing.
-(NegativeCache: test_cache_negative.py; the hill climber alone: test_cache_climber.py.)"""
+(NegativeCache: test_negative.py; the hill climber alone: test_climber.py.)"""
 
 from __future__ import annotations
 

@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from .conftest import EDGEKV, Cluster
-from .test_client_cli_cluster import as_json, kv, ok, one_line_error
+from helpers.dev_cluster import EDGEKV, Cluster
+from kv_support import as_json, kv, ok, one_line_error
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,6 +1,6 @@
 """The store contract suite runs on both engines: every test that takes `store` or
 `open_store` runs once on RocksDB (a temp dir) and once on PostgreSQL (a fresh database
-on the session's throwaway server, tests/helpers/postgres.py)."""
+on the session's throwaway server, tests/lib/helpers/postgres.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_support import ENGINES, AnyStore, StoreOpener
+from store_support import ACCT, ENGINES, AnyStore, StoreOpener
 
 from kvcore.clock import ManualClock
+from kvcore.store.ops import CreateNamespaceOp
 from kvcore.store.pg import PgStore
 from kvcore.store.rocks import RocksStore
 
@@ -61,3 +62,9 @@ def clock() -> ManualClock:
 def store(open_store: StoreOpener, clock: ManualClock) -> AnyStore:
     # A long purge interval: tests call purge_expired() themselves, so nothing races them.
     return open_store(clock=clock, sync=False)
+
+
+@pytest.fixture
+def ns(store: AnyStore) -> str:
+    """A fresh namespace of account ACCT; its id."""
+    return store.run(CreateNamespaceOp(ACCT, "main")).id

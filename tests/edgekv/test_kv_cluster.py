@@ -7,38 +7,12 @@ import json
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
-
-from edgekv.kv import kv_app
-
-from .conftest import EDGEKV, Cluster
+from helpers.dev_cluster import EDGEKV, Cluster
+from kv_support import as_json, kv, ok, one_line_error
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def kv(cluster: Cluster, *args: str, where: str = "us", **env: str) -> Result:
-    return CliRunner().invoke(kv_app, list(args), env={**cluster.env(where), **env})
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, f"exit {result.exit_code}: {result.stderr}"
-    return result
-
-
-def one_line_error(result: Result, code: int) -> str:
-    assert result.exit_code == code, (
-        f"exit {result.exit_code}, stdout={result.stdout!r} stderr={result.stderr!r}"
-    )
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
-    return result.stderr
-
-
-def as_json(result: Result) -> Any:
-    return json.loads(ok(result).stdout)
 
 
 def test_namespace_commands(cluster: Cluster) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from fake_api_support import ACCOUNT, TOKEN, FakeAPI
 
 from kvcore import errors
 from kvcore.client import AsyncKVNamespace, KVClient, KVNamespace
-
-from .fake_api import ACCOUNT, TOKEN, FakeAPI
 
 pytestmark = pytest.mark.timeout(10)
 ENDPOINT = "http://kv.test"

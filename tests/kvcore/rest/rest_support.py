@@ -28,7 +28,7 @@ from kvcore.store.rocks import RocksStore
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 OTHER_ACCOUNT = "fedcba9876543210fedcba9876543210"
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "cloudflare-kv-openapi.json"
+REFERENCE = Path(__file__).resolve().parents[3] / ".." / "shared" / "reference" / "cloudflare-kv-openapi.json"
 
 
 @dataclass

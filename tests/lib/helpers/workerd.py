@@ -22,7 +22,7 @@ from edgekv.launch import Process as Proc
 from edgekv.launch import wait_listening
 from kvcore.workerd.config import WorkerSpec, write_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 WORKERD_BIN = Path(os.environ.get("EDGEKV_WORKERD_BIN") or ROOT / ".workerd/node_modules/.bin/workerd")
 
 

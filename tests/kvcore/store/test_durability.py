@@ -73,7 +73,7 @@ asyncio.run(tasks())
 @pytest.mark.timeout(60)
 def test_acknowledged_writes_survive_sigkill(store_location: str, open_store: StoreOpener) -> None:
     path = store_location
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, path],

@@ -1,4 +1,4 @@
-"""The hill climber that sizes W-TinyLFU's window (its use by the cache: test_cache_policy.py)."""
+"""The hill climber that sizes W-TinyLFU's window (its use by the cache: test_policy.py)."""
 
 from __future__ import annotations
 

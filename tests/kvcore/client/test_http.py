@@ -1,5 +1,5 @@
 """Pure parts of the clients: endpoints, key encoding, values, batching, bulk files.
-(Error mapping: test_client_errors.py.)"""
+(Error mapping: test_errors.py.)"""
 
 from __future__ import annotations
 
