@@ -13,20 +13,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from kvcore.errors import Unavailable
 from kvcore.model import Entry, KeyPage, Namespace, ReadResult, Token
 from kvcore.store.ops import (
-    BulkDeleteOp,
-    BulkPutOp,
-    CreateNamespaceOp,
-    DeleteNamespaceOp,
-    DeleteOp,
     InNamespace,
     Op,
-    PutOp,
-    RenameNamespaceOp,
 )
 from replica.edge import EdgeState, ReadThrough
 from replica.link import CentralLink
@@ -167,20 +160,5 @@ class ReplicaBackend:
         if isinstance(op, InNamespace):
             self._edge.local_namespace(op.account_id, op.namespace_id)
         result = await self._central_call(lambda: self._central.submit(op), op.size)
-        self._apply_own(op, result)
+        self._edge.after_write(op, result)
         return result
-
-    def _apply_own(self, op: Op[Any], result: Any) -> None:
-        edge = self._edge
-        if isinstance(op, PutOp):
-            edge.apply_own_put((op.namespace_id, op.item.key), op.item, result)
-        elif isinstance(op, DeleteOp):
-            edge.apply_own_delete((op.namespace_id, op.key), result)
-        elif isinstance(op, BulkPutOp | BulkDeleteOp):
-            deleted = isinstance(op, BulkDeleteOp)
-            keys = op.keys if isinstance(op, BulkDeleteOp) else [i.key for i in op.items]
-            edge.apply_own_bulk(op.namespace_id, keys, result, deleted=deleted)
-        elif isinstance(op, CreateNamespaceOp | RenameNamespaceOp):
-            edge.add_namespace(result)
-        elif isinstance(op, DeleteNamespaceOp):
-            edge.drop_namespace(op.namespace_id)

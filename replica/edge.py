@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kvcore.cache import HotKeyCache, NegativeCache, entry_size
 from kvcore.clock import Clock
@@ -62,6 +63,16 @@ from kvcore.model import (
     WriteResult,
 )
 from kvcore.settings import ReplicaSettings
+from kvcore.store.ops import (
+    BulkDeleteOp,
+    BulkPutOp,
+    CreateNamespaceOp,
+    DeleteNamespaceOp,
+    DeleteOp,
+    Op,
+    PutOp,
+    RenameNamespaceOp,
+)
 from replica.directory import Directory
 from replica.recent import RecentChanges
 
@@ -294,7 +305,23 @@ class EdgeState:
 
     # ------------------------------------------------------------------ own writes (C3)
 
-    def apply_own_put(self, ref: KeyRef, item: WriteItem, result: WriteResult) -> None:
+    def after_write(self, op: Op[Any], result: Any) -> None:
+        """Apply this replica's own write, acknowledged by central with `result`, to the
+        local state at once (C3: a region reads its own writes)."""
+        if isinstance(op, PutOp):
+            self._own_put((op.namespace_id, op.item.key), op.item, result)
+        elif isinstance(op, DeleteOp):
+            self._own_delete((op.namespace_id, op.key), result)
+        elif isinstance(op, BulkPutOp):
+            self._own_bulk(op.namespace_id, [i.key for i in op.items], result, deleted=False)
+        elif isinstance(op, BulkDeleteOp):
+            self._own_bulk(op.namespace_id, op.keys, result, deleted=True)
+        elif isinstance(op, CreateNamespaceOp | RenameNamespaceOp):
+            self.add_namespace(result)
+        elif isinstance(op, DeleteNamespaceOp):
+            self.drop_namespace(op.namespace_id)
+
+    def _own_put(self, ref: KeyRef, item: WriteItem, result: WriteResult) -> None:
         seq = result.seq
         if seq <= 0:
             return
@@ -306,7 +333,7 @@ class EdgeState:
             self._drop_older(ref, seq)
         self.recent.record(ref, seq)
 
-    def apply_own_delete(self, ref: KeyRef, result: WriteResult) -> None:
+    def _own_delete(self, ref: KeyRef, result: WriteResult) -> None:
         seq = result.seq
         if seq <= 0:
             # Nothing was live at central: whatever is cached is gone too.
@@ -318,9 +345,7 @@ class EdgeState:
             self.negative.add(ref, seq)
         self.recent.record(ref, seq)
 
-    def apply_own_bulk(
-        self, namespace_id: str, keys: Iterable[str], result: BulkResult, *, deleted: bool
-    ) -> None:
+    def _own_bulk(self, namespace_id: str, keys: Iterable[str], result: BulkResult, *, deleted: bool) -> None:
         """Bulk writes report one seq for the batch, not each key's version: cached copies
         are dropped (the next read fetches the new one); deletes are cached negatively."""
         failed = set(result.unsuccessful_keys)

@@ -23,6 +23,7 @@ from kvcore.model import (
     WriteItem,
     WriteResult,
 )
+from kvcore.store.ops import BulkDeleteOp, BulkPutOp, DeleteOp, PutOp
 from replica.edge import EdgeState, KeyRef, ReadThrough
 
 ACC = "a" * 32
@@ -288,7 +289,7 @@ def test_own_put_is_served_at_once_and_own_delete_negative() -> None:
     edge = make_edge()
     ref = (NS, "k")
     read_through(edge, ref, None, 3)
-    edge.apply_own_put(ref, WriteItem("k", b"mine", '{"a":1}', None), WriteResult(5, True, 0.0))
+    edge.after_write(PutOp(ACC, NS, WriteItem("k", b"mine", '{"a":1}', None)), WriteResult(5, True, 0.0))
     c = edge.lookup(ref)
     assert c is not None and c.entry.value == b"mine" and c.entry.metadata_json == '{"a":1}'
     assert ref not in edge.negative
@@ -296,7 +297,7 @@ def test_own_put_is_served_at_once_and_own_delete_negative() -> None:
     edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 5, value=b"mine")))
     edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 4)))
     assert cached_version(edge) == 5
-    edge.apply_own_delete(ref, WriteResult(6, False, 0.0))
+    edge.after_write(DeleteOp(ACC, NS, "k"), WriteResult(6, False, 0.0))
     assert edge.lookup(ref) is None and ref in edge.negative
     # A read-through that started before the delete cannot bring the value back.
     read_through(edge, ref, entry("k", b"mine", 5), 5)
@@ -308,7 +309,7 @@ def test_own_put_loses_to_newer_change_seen_first() -> None:
     ref = (NS, "k")
     hot(edge)
     edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 9, value=b"theirs")))
-    edge.apply_own_put(ref, WriteItem("k", b"mine"), WriteResult(8, False, 0.0))
+    edge.after_write(PutOp(ACC, NS, WriteItem("k", b"mine")), WriteResult(8, False, 0.0))
     c = edge.lookup(ref)
     assert c is not None and c.entry.value == b"theirs"
 
@@ -318,9 +319,9 @@ def test_own_bulk_writes() -> None:
     hot(edge, "a")
     read_through(edge, (NS, "a"), entry("a", b"1", 2), 2)
     read_through(edge, (NS, "b"), None, 2)
-    edge.apply_own_bulk(NS, ["a", "b"], BulkResult(2, [], 4), deleted=False)
+    edge.after_write(BulkPutOp(ACC, NS, [WriteItem("a", b"1"), WriteItem("b", b"2")]), BulkResult(2, [], 4))
     assert edge.lookup((NS, "a")) is None and (NS, "b") not in edge.negative
-    edge.apply_own_bulk(NS, ["a", "b", "c"], BulkResult(2, ["c"], 7), deleted=True)
+    edge.after_write(BulkDeleteOp(ACC, NS, ["a", "b", "c"]), BulkResult(2, ["c"], 7))
     assert (NS, "a") in edge.negative and (NS, "b") in edge.negative and (NS, "c") not in edge.negative
 
 
