@@ -1,10 +1,10 @@
 """Central's durable writes/s (every write acknowledged after its WAL sync), over REST
 (wrk PUTs of distinct keys) and gRPC (Python CentralClient), 1 and 64 clients.
 
-Why raw-body PUTs skip FastAPI (kvcore/rest/fastpath.py): through FastAPI's routing,
-dependency injection and response classes, central took ~2,200 writes/s with 64
-clients, against 31,000/s from the store in-process: the framework cost more than
-the durable write itself.
+Why the REST app has its own route table (kvcore/rest/routing.py) on plain starlette and
+no FastAPI: through FastAPI's routing, dependency injection and response classes,
+central took ~2,200 writes/s with 64 clients, against 31,000/s from the store
+in-process: the framework cost more than the durable write itself.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ kvcore.rpc.errors.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -17,8 +16,7 @@ import grpc
 
 from kvcore import limits, wire
 from kvcore.clock import SYSTEM_CLOCK, Clock
-from kvcore.errors import KVError, NamespaceNotFound, ValidationError
-from kvcore.model import Permission
+from kvcore.errors import KVError, NamespaceNotFound
 from kvcore.pb import edgekv_pb2 as pb
 from kvcore.pb import edgekv_pb2_grpc as pb_grpc
 from kvcore.rpc.errors import status_of, trailing_metadata_of
@@ -28,6 +26,7 @@ from kvcore.store.ops import (
     DeleteNamespaceOp,
     DeleteOp,
     PutOp,
+    PutTokenOp,
     RenameNamespaceOp,
     RevokeTokenOp,
 )
@@ -117,7 +116,7 @@ class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
 
     @_kv_errors
     async def Get(self, request: pb.GetRequest, context: Any) -> pb.GetResponse:
-        limits.validate_key(request.key, "key")
+        limits.validate_point_key(request.key)
         # Read the seq first: the entry is then at least as new as as_of_seq.
         as_of = self._store.committed_seq
         entry = await self._store.aget(request.account_id, _ns(request.namespace_id), request.key)
@@ -157,6 +156,7 @@ class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
     @_kv_errors
     async def ListKeys(self, request: pb.ListKeysRequest, context: Any) -> pb.ListKeysResponse:
         limit = limits.validate_list_limit(request.limit or None)
+        limits.validate_prefix(request.prefix)
         page = await self._store.alist_keys(
             request.account_id, _ns(request.namespace_id), request.prefix, limit, request.cursor
         )
@@ -164,19 +164,16 @@ class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
 
 
 class AdminService(pb_grpc.AdminServicer):  # type: ignore[misc]
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Clock = SYSTEM_CLOCK) -> None:
         self._store = store
+        self._clock = clock
 
     @_kv_errors
     async def CreateToken(self, request: pb.CreateTokenRequest, context: Any) -> pb.CreateTokenResponse:
-        limits.validate_account_id(request.account_id)
-        try:
-            permission = Permission(request.permission)
-        except ValueError:
-            raise ValidationError("permission: must be 'read' or 'write'") from None
-        token, secret = await asyncio.to_thread(
-            self._store.create_token, request.account_id, permission, request.secret or None
+        op, secret = PutTokenOp.new(
+            request.account_id, request.permission, request.secret or None, self._clock.now()
         )
+        token = await self._store.submit(op)
         return pb.CreateTokenResponse(token=wire.token_to_pb(token), secret=secret)
 
     @_kv_errors

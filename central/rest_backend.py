@@ -62,7 +62,7 @@ class StoreBackend:
         """Every read here is central's own: `strong` and `metadata_only` change nothing."""
         entry = await self._store.aget(account_id, namespace_id, key)
         if entry is None:
-            raise KeyNotFound("get: 'key not found'")
+            raise KeyNotFound()
         return ReadResult(entry=entry, age_s=0.0, source="central")
 
     async def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:

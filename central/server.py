@@ -33,6 +33,7 @@ from kvcore.rpc.security import SERVER_OPTIONS, ClusterSecretInterceptor, server
 from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
 from kvcore.settings import CentralSettings
 from kvcore.store.base import Store
+from kvcore.store.ops import PutTokenOp
 from kvcore.store.pg import PgStore
 from kvcore.store.rocks import RocksStore
 
@@ -64,7 +65,7 @@ def open_store(settings: CentralSettings, clock: Clock) -> RocksStore | PgStore:
         raise StartupError(f"--data-dir (EDGEKV_DATA_DIR): {reason}") from None
 
 
-def bootstrap(store: Store, settings: CentralSettings) -> None:
+def bootstrap(store: Store, settings: CentralSettings, clock: Clock) -> None:
     """Create the bootstrap account's write token if it does not exist yet."""
     if not (settings.bootstrap_account and settings.bootstrap_token):
         return
@@ -74,7 +75,9 @@ def bootstrap(store: Store, settings: CentralSettings) -> None:
         if existing.account_id != settings.bootstrap_account:
             raise StartupError("EDGEKV_BOOTSTRAP_TOKEN already belongs to another account")
         return
-    store.create_token(settings.bootstrap_account, Permission.WRITE, settings.bootstrap_token)
+    account, secret = settings.bootstrap_account, settings.bootstrap_token
+    op, _ = PutTokenOp.new(account, Permission.WRITE, secret, clock.now())
+    store.run(op)
     log.info("bootstrap: created a write token for account %s", settings.bootstrap_account)
 
 
@@ -100,7 +103,7 @@ async def serve(
             lock.close()
         raise
     try:
-        bootstrap(store, settings)
+        bootstrap(store, settings, clock)
         metrics = Metrics("central")
         writes = MeteredWrites(store, metrics)
         feed = ChangeFeed(store, settings, clock=clock, metrics=metrics)
@@ -114,7 +117,7 @@ async def serve(
         grpc_server = grpc.aio.server(interceptors=interceptors, options=[*SERVER_OPTIONS, GRPC_NO_REUSEPORT])
         edgekv_pb2_grpc.add_KVServicer_to_server(KVService(store, writes, clock), grpc_server)
         edgekv_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(feed), grpc_server)
-        edgekv_pb2_grpc.add_AdminServicer_to_server(AdminService(store), grpc_server)
+        edgekv_pb2_grpc.add_AdminServicer_to_server(AdminService(store, clock), grpc_server)
         edgekv_pb2_grpc.add_WritesServicer_to_server(WritesService(writes, clock), grpc_server)
         edgekv_pb2_grpc.add_DashboardServicer_to_server(DashboardService(dashboard.api), grpc_server)
         health_servicer = health.aio.HealthServicer()

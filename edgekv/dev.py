@@ -168,7 +168,10 @@ def dev_command(
         stopping = True
         raise KeyboardInterrupt
 
+    # SIGINT too: a shell starts a background job (`edgekv dev &`) with SIGINT ignored,
+    # and Ctrl-C or `kill -INT` must stop the cluster all the same.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         # The first central creates the schema and the dev token; the others find both.
         for group in ([central], centrals[1:], replicas):

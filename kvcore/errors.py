@@ -59,8 +59,8 @@ class PayloadTooLarge(ValidationError):
 class KeyTooLong(ValidationError):
     """A key over 512 bytes named in a URL (a value or metadata path, a list prefix):
     Cloudflare's storage gateway answers 414 "UTF-8 encoded length of N exceeds key
-    length limit of 512." (workerd api/kv.c++, Miniflare's KV validator). REST only: not
-    in ALL_ERRORS, it shares (10001, INVALID_ARGUMENT) with ValidationError."""
+    length limit of 512." (workerd api/kv.c++, Miniflare's KV validator). Over gRPC it
+    shares (10001, INVALID_ARGUMENT) with ValidationError, so a peer rebuilds it as that."""
 
     http_status = 414
 
@@ -68,18 +68,21 @@ class KeyTooLong(ValidationError):
 class MalformedNamespaceId(ValidationError):
     """A namespace id not of the form Cloudflare issues (32 lowercase hex characters):
     Cloudflare answers 400 with code 10011 "could not parse UUID ..." rather than 404.
-    REST only: not in ALL_ERRORS, its code is PayloadTooLarge's too (the HTTP status
-    tells them apart); gRPC callers still get NamespaceNotFound."""
+    Its code is PayloadTooLarge's too (the HTTP status tells them apart); gRPC callers
+    get NamespaceNotFound for such an id."""
 
     http_status = 400
     code = 10011
 
 
 class KeyNotFound(KVError):
+    """A key with no live value. The message is Cloudflare's for a read of one
+    (shared/reference/cloudflare-kv-api.md, error 10009), wherever it is raised."""
+
     http_status = 404
     code = 10009
     grpc_status = "NOT_FOUND"
-    default_message = "key not found"
+    default_message = "get: 'key not found'"
 
 
 class NamespaceNotFound(KVError):
@@ -124,8 +127,7 @@ class InvalidApiToken(AuthenticationError):
 
 class TokenNotRecognised(AuthenticationError):
     """Cloudflare's 9106, authentication failed (wrangler `core/handle-errors.ts`). edgekv
-    never answers it; it is here so the HTTP client maps Cloudflare's own answer back.
-    Not in ALL_ERRORS: no edgekv peer sends it over gRPC."""
+    never answers it; it is here so the HTTP client maps Cloudflare's own answer back."""
 
     code = 9106
     default_message = "Authentication error"
@@ -194,29 +196,30 @@ class InternalError(KVError):
     default_message = "internal error"
 
 
-# Every concrete class, by Cloudflare code and gRPC status, so an adapter can turn a
-# remote error back into the same class (PermissionDenied shares 10000 with
-# AuthenticationError, so the pair (code, grpc_status) is the key).
-ALL_ERRORS: tuple[type[KVError], ...] = (
-    ValidationError,
-    PayloadTooLarge,
-    KeyNotFound,
-    NamespaceNotFound,
-    DuplicateTitle,
-    AuthenticationError,
-    PermissionDenied,
-    InvalidApiToken,
-    Unauthorized,
-    PreconditionFailed,
-    NotFoundRoute,
-    MethodNotAllowed,
-    TooManyNamespaces,
-    Unavailable,
-    LogTruncated,
-    InternalError,
-)
+def error_classes() -> list[type[KVError]]:
+    """Every class of this module below `KVError`, each parent before its children
+    (breadth first, in order of definition): the one source both wire tables are
+    derived from (the gRPC one below, the HTTP client's in kvcore.client._errors), as
+    aiokafka derives its `for_code()` registry from the subclasses."""
+    found: list[type[KVError]] = []
+    level = KVError.__subclasses__()
+    while level:
+        found.extend(cls for cls in level if cls.__module__ == __name__)
+        level = [sub for cls in level for sub in cls.__subclasses__()]
+    return found
 
-_BY_CODE: dict[tuple[int, str], type[KVError]] = {(c.code, c.grpc_status): c for c in ALL_ERRORS}
+
+def _by_code_and_status() -> dict[tuple[int, str], type[KVError]]:
+    # (code, gRPC status) is the key, since PermissionDenied shares 10000 with
+    # AuthenticationError; where a child says exactly what its parent says (KeyTooLong:
+    # 10001, INVALID_ARGUMENT, told apart only by its HTTP status), the parent stands for it.
+    table: dict[tuple[int, str], type[KVError]] = {}
+    for cls in error_classes():
+        table.setdefault((cls.code, cls.grpc_status), cls)
+    return table
+
+
+_BY_CODE = _by_code_and_status()
 
 
 def error_from_code(code: int, grpc_status: str, message: str) -> KVError:

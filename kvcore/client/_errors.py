@@ -20,7 +20,7 @@ two families share decides nothing by itself: 10000 is 401 `AuthenticationError`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 
 from kvcore import errors
 from kvcore.errors import InternalError, KeyNotFound, KVError, ValidationError
@@ -28,19 +28,10 @@ from kvcore.errors import InternalError, KeyNotFound, KVError, ValidationError
 ErrorClass = type[KVError]
 
 
-def _tree() -> Iterator[ErrorClass]:
-    """Every class of `kvcore.errors` below `KVError`, each parent before its children
-    (breadth first). Classes defined elsewhere (a test's own) are no server's."""
-    level = KVError.__subclasses__()
-    while level:
-        yield from (cls for cls in level if cls.__module__ == errors.__name__)
-        level = [sub for cls in level for sub in cls.__subclasses__()]
-
-
 def _owners(key: Callable[[ErrorClass], Hashable]) -> dict[Hashable, ErrorClass]:
     """`key(cls)` -> the one family root that says it; keys two families say are left out."""
     roots: dict[Hashable, set[ErrorClass]] = {}
-    for cls in _tree():
+    for cls in errors.error_classes():
         parent = cls.__mro__[1]
         if not (issubclass(parent, KVError) and parent is not KVError and key(parent) == key(cls)):
             roots.setdefault(key(cls), set()).add(cls)
@@ -49,7 +40,7 @@ def _owners(key: Callable[[ErrorClass], Hashable]) -> dict[Hashable, ErrorClass]
 
 def _exact() -> dict[tuple[int, int], ErrorClass]:
     table: dict[tuple[int, int], ErrorClass] = {}
-    for cls in _tree():
+    for cls in errors.error_classes():
         table.setdefault((cls.http_status, cls.code), cls)  # a parent wins over a twin child
     return table
 

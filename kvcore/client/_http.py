@@ -19,7 +19,7 @@ import httpx
 
 from kvcore.client._errors import error_from_response, first_error, for_code
 from kvcore.errors import InternalError, ValidationError
-from kvcore.limits import resolve_expiration, validate_key
+from kvcore.limits import resolve_expiration, validate_point_key
 
 API_PREFIX = "/client/v4"
 DEFAULT_TIMEOUT_S = 30.0
@@ -50,8 +50,9 @@ def normalize_endpoint(endpoint: str) -> str:
 
 
 def quote_key(key: str) -> str:
-    """Percent-encode a key as one path segment (every reserved character escaped)."""
-    validate_key(key)
+    """Percent-encode a key as one path segment (every reserved character escaped),
+    checked first as the server checks a key in a URL (`limits.validate_point_key`)."""
+    validate_point_key(key)
     return quote(key, safe="")
 
 

@@ -110,7 +110,7 @@ class HotReads:
             return
         if len(self._memo) >= _MEMO_MAX:
             self._memo.clear()
-        self._memo[(scope.get("raw_path") or b"", authorization)] = (*target, digest)
+        self._memo[(scope.get("raw_path") or scope["path"].encode(), authorization)] = (*target, digest)
 
     def __contains__(self, request: tuple[bytes, bytes]) -> bool:
         return request in self._memo
@@ -120,7 +120,8 @@ class HotReads:
         when the request is not one."""
         if scope["method"] != "GET" or scope.get("query_string"):
             return False
-        memo = self._memo.get((scope.get("raw_path") or b"", raw_header(scope, b"authorization") or b""))
+        path = scope.get("raw_path") or scope["path"].encode()  # a server may leave raw_path out
+        memo = self._memo.get((path, raw_header(scope, b"authorization") or b""))
         hot = self._cached_read(memo[3], memo[0], memo[1], memo[2]) if memo is not None else None
         if hot is None:
             return False

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from kvcore.errors import LogTruncated
-from kvcore.model import Change, Entry, KeyPage, Namespace, Permission, Token
+from kvcore.model import Change, Entry, KeyPage, Namespace, Token
 from kvcore.store.ops import Op
 
 ChangeListener = Callable[[Sequence[Change]], None]
@@ -63,13 +63,8 @@ class Store(Writes, Protocol):
         self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
     ) -> KeyPage: ...
 
-    # -- tokens (stored hashed; token changes enter the change log)
-    def create_token(
-        self, account_id: str, permission: Permission, secret: str | None = None
-    ) -> tuple[Token, str]:
-        """A new token (`PutTokenOp`) and its secret: `secret`, or a random one."""
-        ...
-
+    # -- tokens (stored hashed; a new one is `submit(PutTokenOp.new(...)[0])`; token changes
+    # enter the change log)
     def list_tokens(self, account_id: str | None = None) -> list[Token]: ...
     def token_by_hash(self, secret_hash: str) -> Token | None: ...
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Protocol, TypeVar
 
+from kvcore import limits
 from kvcore.errors import (
     DuplicateTitle,
     InternalError,
@@ -31,15 +32,18 @@ from kvcore.errors import (
 )
 from kvcore.limits import MAX_NAMESPACES_PER_ACCOUNT
 from kvcore.model import (
+    MIN_TOKEN_SECRET_CHARS,
     NO_CONDITION,
     BulkResult,
     Change,
     ChangeKind,
     Condition,
     Namespace,
+    Permission,
     Token,
     WriteItem,
     WriteResult,
+    token_hash,
 )
 from kvcore.store import codec
 from kvcore.store.txn import CF, Txn
@@ -307,6 +311,25 @@ class PutTokenOp:
     token: Token
     kind: ClassVar[str] = "token_put"
     size: ClassVar[int] = _OP_OVERHEAD
+
+    @classmethod
+    def new(
+        cls, account_id: str, permission: Permission | str, secret: str | None, now: float
+    ) -> tuple[PutTokenOp, str]:
+        """A new token of `account_id` as the op that stores it, and its secret: `secret`
+        (at least MIN_TOKEN_SECRET_CHARS) or a fresh random one. Only the SHA-256 of the
+        secret is stored. `now`: epoch seconds, its `created`. Raises ValidationError."""
+        limits.validate_account_id(account_id)
+        try:
+            perm = Permission(permission)
+        except ValueError as exc:
+            raise ValidationError("permission: must be 'read' or 'write'") from exc
+        if secret is None:
+            secret = secrets.token_urlsafe(32)
+        elif len(secret) < MIN_TOKEN_SECRET_CHARS:
+            raise ValidationError(f"secret: at least {MIN_TOKEN_SECRET_CHARS} characters")
+        token = Token(secrets.token_hex(16), account_id, perm, token_hash(secret), now)
+        return cls(token), secret
 
     def apply(self, txn: Txn) -> Token:
         txn.put(CF.TOKENS, self.token.id.encode("ascii"), codec.encode_token(self.token))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import abc
 import logging
-import secrets
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Self, TypeVar
 
@@ -21,19 +20,16 @@ from kvcore import limits
 from kvcore.clock import Clock
 from kvcore.errors import NamespaceNotFound, ValidationError
 from kvcore.model import (
-    MIN_TOKEN_SECRET_CHARS,
     Change,
     Entry,
     KeyPage,
     Namespace,
-    Permission,
     Token,
-    token_hash,
 )
 from kvcore.store import codec
 from kvcore.store.base import ChangeListener
 from kvcore.store.catalog import Catalog
-from kvcore.store.ops import Op, PurgeOp, PutTokenOp
+from kvcore.store.ops import Op, PurgeOp
 from kvcore.store.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -58,6 +54,11 @@ class OpStore(abc.ABC):
         self._clock = clock
         self._log_retention = log_retention
         self._purge_interval_s = purge_interval_s
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the store expires entries by (and stamps new tokens with)."""
+        return self._clock
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -194,28 +195,6 @@ class OpStore(abc.ABC):
         return nsb, low, start
 
     # ---------------------------------------------------------------- tokens
-
-    def create_token(
-        self, account_id: str, permission: Permission, secret: str | None = None
-    ) -> tuple[Token, str]:
-        limits.validate_account_id(account_id)
-        try:
-            perm = Permission(permission)
-        except ValueError as exc:
-            raise ValidationError("permission: must be 'read' or 'write'") from exc
-        if secret is None:
-            secret = secrets.token_urlsafe(32)
-        elif len(secret) < MIN_TOKEN_SECRET_CHARS:
-            raise ValidationError(f"secret: at least {MIN_TOKEN_SECRET_CHARS} characters")
-        token = Token(
-            id=secrets.token_hex(16),
-            account_id=account_id,
-            permission=perm,
-            secret_hash=token_hash(secret),
-            created=self._clock.now(),
-        )
-        self.run(PutTokenOp(token))
-        return token, secret
 
     def list_tokens(self, account_id: str | None = None) -> list[Token]:
         tokens = [t for t in self._catalog.all_tokens() if account_id is None or t.account_id == account_id]

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers.tokens import create_token
 
 from central.rest_backend import StoreBackend
 from kvcore import limits
@@ -72,7 +73,7 @@ class Server:
         self.clock = ManualClock(T + 0.75)
         self.store = RocksStore(str(path / "store"), clock=self.clock)
         self.app = create_app(StoreBackend(self.store, clock=self.clock), Metrics("central"))
-        _, self.secret = self.store.create_token(ACCOUNT, Permission.WRITE)
+        _, self.secret = create_token(self.store, ACCOUNT, Permission.WRITE)
         self.ns = self.store.run(CreateNamespaceOp(ACCOUNT, "bounds")).id
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app),

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from helpers.tokens import create_token
 from jsonschema import Draft202012Validator
 
 from central.rest_backend import StoreBackend
@@ -58,9 +59,9 @@ def make_env(path: Path) -> Env:
     store = RocksStore(str(path / "store"))
     metrics = Metrics("central")
     app = create_app(StoreBackend(store), metrics)
-    _, write_secret = store.create_token(ACCOUNT, Permission.WRITE)
-    _, read_secret = store.create_token(ACCOUNT, Permission.READ)
-    _, other_secret = store.create_token(OTHER_ACCOUNT, Permission.WRITE)
+    _, write_secret = create_token(store, ACCOUNT, Permission.WRITE)
+    _, read_secret = create_token(store, ACCOUNT, Permission.READ)
+    _, other_secret = create_token(store, OTHER_ACCOUNT, Permission.WRITE)
     return Env(store, app, metrics, write_secret, read_secret, other_secret)
 
 

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from helpers.tokens import create_token
 from rest_support import ACCOUNT, OTHER_ACCOUNT, Env, SpecValidator, live, load_validator
 
 from kvcore.limits import MAX_VALUE_BYTES
@@ -119,7 +120,7 @@ def test_token_of_another_account_gets_403_and_learns_nothing(live: Env, http: h
 
 
 def test_revocation_is_immediate(live: Env, http: httpx.Client) -> None:
-    token, secret = live.store.create_token(ACCOUNT, Permission.READ)
+    token, secret = create_token(live.store, ACCOUNT, Permission.READ)
     assert http.get(live.prefix, headers=live.headers(secret)).status_code == 200
     live.store.run(RevokeTokenOp(token.id))
     _fails(http.get(live.prefix, headers=live.headers(secret)), 401, 10000)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
+from helpers.tokens import create_token
 from store_support import StoreOpener, stored_bytes
 
 from kvcore.clock import ManualClock
@@ -38,7 +39,7 @@ def test_seq_strictly_increasing_without_gaps_across_reopen(open_store: StoreOpe
             seqs.append(s.run(BulkPutOp(ACCT, ns, [WriteItem("a", b""), WriteItem("b", b"")])).seq - 1)
             seqs.append(seqs[-1] + 1)
             s.run(DeleteOp(ACCT, ns, "nothing-here"))  # a no-op takes no seq
-            s.create_token(ACCT, Permission.READ)
+            create_token(s, ACCT, Permission.READ)
             seqs.append(s.committed_seq)
     assert seqs == list(range(1, len(seqs) + 1))
     with open_store() as s:

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from helpers.postgres import postgres_server
+from helpers.tokens import create_token
 
 from kvcore.errors import DuplicateTitle, Unavailable
 from kvcore.model import Change, Permission, WriteItem
@@ -58,7 +59,7 @@ def test_two_stores_share_catalog_seq_and_log(pg_url: str) -> None:
         assert b.get_namespace(A, ns).title == "t"
         with pytest.raises(DuplicateTitle):
             b.run(CreateNamespaceOp(A, "t"))
-        token, _ = a.create_token(A, Permission.WRITE)
+        token, _ = create_token(a, A, Permission.WRITE)
         assert b.token_by_hash(token.secret_hash) == token
         results = [
             (a if i % 2 else b).run(PutOp(A, ns, WriteItem(f"k{i % 3}", b"v%d" % i))) for i in range(10)
@@ -134,7 +135,7 @@ def test_resync_reloads_the_catalog_when_the_log_was_trimmed_past_it(pg_url: str
         b._follower.close()  # b stops following, as if cut off
         a.run(DeleteNamespaceOp(A, gone.id))
         kept = a.run(CreateNamespaceOp(A, "kept"))
-        token, _ = a.create_token(A, Permission.READ)
+        token, _ = create_token(a, A, Permission.READ)
         assert gone.id in b._catalog.namespaces and kept.id not in b._catalog.namespaces
         assert b._resync() == a.committed_seq
         assert set(b._catalog.namespaces) == {kept.id}
