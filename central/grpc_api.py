@@ -119,7 +119,9 @@ class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
         limits.validate_point_key(request.key)
         # Read the seq first: the entry is then at least as new as as_of_seq.
         as_of = self._store.committed_seq
-        entry = await self._store.aget(request.account_id, _ns(request.namespace_id), request.key)
+        entry = await self._store.read(
+            self._store.get, request.account_id, _ns(request.namespace_id), request.key
+        )
         return wire.get_response(entry, as_of, with_value=not request.metadata_only)
 
     @_kv_errors
@@ -150,15 +152,22 @@ class KVService(pb_grpc.KVServicer):  # type: ignore[misc]
         limits.validate_bulk_get_count(len(request.keys))
         keys = [limits.validate_key(k, f"keys[{i}]") for i, k in enumerate(request.keys)]
         as_of = self._store.committed_seq
-        entries = await self._store.abulk_get(request.account_id, _ns(request.namespace_id), keys)
+        entries = await self._store.read(
+            self._store.bulk_get, request.account_id, _ns(request.namespace_id), keys
+        )
         return pb.BulkGetResponse(results=[wire.get_response(e, as_of) for e in entries])
 
     @_kv_errors
     async def ListKeys(self, request: pb.ListKeysRequest, context: Any) -> pb.ListKeysResponse:
         limit = limits.validate_list_limit(request.limit or None)
         limits.validate_prefix(request.prefix)
-        page = await self._store.alist_keys(
-            request.account_id, _ns(request.namespace_id), request.prefix, limit, request.cursor
+        page = await self._store.read(
+            self._store.list_keys,
+            request.account_id,
+            _ns(request.namespace_id),
+            request.prefix,
+            limit,
+            request.cursor,
         )
         return wire.key_page_to_pb(page)
 

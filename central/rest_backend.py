@@ -60,18 +60,18 @@ class StoreBackend:
 
     async def get(self, account_id: str, namespace_id: str, key: str, **_read_options: bool) -> ReadResult:
         """Every read here is central's own: `strong` and `metadata_only` change nothing."""
-        entry = await self._store.aget(account_id, namespace_id, key)
+        entry = await self._store.read(self._store.get, account_id, namespace_id, key)
         if entry is None:
             raise KeyNotFound()
         return ReadResult(entry=entry, age_s=0.0, source="central")
 
     async def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
-        return await self._store.abulk_get(account_id, namespace_id, keys)
+        return await self._store.read(self._store.bulk_get, account_id, namespace_id, keys)
 
     async def list_keys(
         self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
     ) -> KeyPage:
-        return await self._store.alist_keys(account_id, namespace_id, prefix, limit, cursor)
+        return await self._store.read(self._store.list_keys, account_id, namespace_id, prefix, limit, cursor)
 
     async def ready(self) -> tuple[bool, str]:
         return True, "ok"

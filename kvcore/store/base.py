@@ -17,7 +17,7 @@ sync, handed to the listeners in seq order.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 from kvcore.errors import LogTruncated
 from kvcore.model import Change, Entry, KeyPage, Namespace, Token
@@ -25,6 +25,8 @@ from kvcore.store.ops import Op
 
 ChangeListener = Callable[[Sequence[Change]], None]
 R = TypeVar("R")
+T = TypeVar("T")
+P = ParamSpec("P")
 
 __all__ = ["ChangeListener", "LogTruncated", "Store", "Writes"]
 
@@ -48,20 +50,17 @@ class Store(Writes, Protocol):
     ) -> tuple[list[Namespace], int]: ...
     def all_namespaces(self) -> list[Namespace]: ...
 
-    # -- entries: the sync reads, and the same for the event loop (in place on RocksDB,
-    # microseconds; on a reader thread on PostgreSQL, whose round trip must not stall it)
+    # -- entries: the reads, and one way to run any of them for the event loop (in place
+    # on RocksDB, microseconds; on a reader thread on PostgreSQL, whose round trip must
+    # not stall it)
     def get(self, account_id: str, namespace_id: str, key: str) -> Entry | None: ...
     def bulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]: ...
     def list_keys(
         self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
     ) -> KeyPage: ...
-    async def aget(self, account_id: str, namespace_id: str, key: str) -> Entry | None: ...
-    async def abulk_get(
-        self, account_id: str, namespace_id: str, keys: Sequence[str]
-    ) -> list[Entry | None]: ...
-    async def alist_keys(
-        self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
-    ) -> KeyPage: ...
+    async def read(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """One of the reads above, for a coroutine: `await store.read(store.get, a, n, k)`."""
+        ...
 
     # -- tokens (stored hashed; a new one is `submit(PutTokenOp.new(...)[0])`; token changes
     # enter the change log)

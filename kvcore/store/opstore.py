@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Self, TypeVar
+from typing import Final, ParamSpec, Self, TypeVar
 
 from kvcore import limits
 from kvcore.clock import Clock
@@ -35,6 +35,7 @@ from kvcore.store.writer import GroupCommitWriter
 log = logging.getLogger(__name__)
 PURGE_BATCH: Final = 1000  # expired entries deleted per operation
 T = TypeVar("T")
+P = ParamSpec("P")
 R = TypeVar("R")
 
 
@@ -135,21 +136,11 @@ class OpStore(abc.ABC):
     # The engine's sync list read (`get` and `bulk_get` are below), for coroutines.
     list_keys: Callable[[str, str, str, int, str], KeyPage]
 
-    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a sync read for a coroutine: in place here (RocksDB point reads and
-        iterators take microseconds); an engine whose reads wait on a network overrides it."""
-        return fn(*args)
-
-    async def aget(self, account_id: str, namespace_id: str, key: str) -> Entry | None:
-        return await self._read(self.get, account_id, namespace_id, key)
-
-    async def abulk_get(self, account_id: str, namespace_id: str, keys: Sequence[str]) -> list[Entry | None]:
-        return await self._read(self.bulk_get, account_id, namespace_id, keys)
-
-    async def alist_keys(
-        self, account_id: str, namespace_id: str, prefix: str, limit: int, cursor: str
-    ) -> KeyPage:
-        return await self._read(self.list_keys, account_id, namespace_id, prefix, limit, cursor)
+    async def read(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """One of this store's reads (`get`, `bulk_get`, `list_keys`, ...) for a coroutine:
+        in place here (RocksDB point reads and iterators take microseconds); an engine
+        whose reads wait on a network overrides it."""
+        return fn(*args, **kwargs)
 
     # ---------------------------------------------------------------- entries: point reads
 

@@ -13,7 +13,7 @@ differences that come from several centrals sharing one database:
   up from the database once before answering "not found" (another central may have
   just created the namespace or token);
 * expiry purge and log trim run on one central at a time (a session advisory lock);
-* the coroutine reads (`aget`, `abulk_get`, `alist_keys`) wait on reader threads,
+* reads for the event loop (`read(...)`) wait on reader threads,
   so a database round trip never stalls the event loop.
 
 Reads use a small connection pool in autocommit mode; each read is one statement.
@@ -27,7 +27,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -63,6 +63,7 @@ CLOSE_DRAIN_S: Final = 5.0
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 
 def _unavailable_on_db_errors(fn: _F) -> _F:
@@ -180,8 +181,10 @@ class PgStore(OpStore):
 
     # ---------------------------------------------------------------- entries: reads
 
-    async def _read(self, fn: Callable[..., _T], *args: Any) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._readers, functools.partial(fn, *args))
+    async def read(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """On a reader thread: a database round trip must not stall the event loop."""
+        call = functools.partial(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._readers, call)
 
     @_unavailable_on_db_errors
     def _raw_entries(self, entry_keys: Sequence[bytes]) -> list[bytes | None]:

@@ -340,12 +340,14 @@ def test_defensive_input_checks(store: AnyStore, ns: str, clock: ManualClock) ->
 async def test_coroutine_reads_match_the_sync_ones(store: AnyStore, ns: str) -> None:
     store.run(PutOp(ACCT, ns, WriteItem("a", b"1", '{"m":1}')))
     store.run(PutOp(ACCT, ns, WriteItem("b", b"2")))
-    assert await store.aget(ACCT, ns, "a") == store.get(ACCT, ns, "a")
-    assert await store.aget(ACCT, ns, "zz") is None
-    assert await store.abulk_get(ACCT, ns, ["b", "zz", "a"]) == store.bulk_get(ACCT, ns, ["b", "zz", "a"])
-    assert await store.alist_keys(ACCT, ns, "", 10, "") == store.list_keys(ACCT, ns, "", 10, "")
+    assert await store.read(store.get, ACCT, ns, "a") == store.get(ACCT, ns, "a")
+    assert await store.read(store.get, ACCT, ns, "zz") is None
+    assert await store.read(store.bulk_get, ACCT, ns, ["b", "zz", "a"]) == store.bulk_get(
+        ACCT, ns, ["b", "zz", "a"]
+    )
+    assert await store.read(store.list_keys, ACCT, ns, "", 10, "") == store.list_keys(ACCT, ns, "", 10, "")
     with pytest.raises(NamespaceNotFound):
-        await store.aget("other", ns, "a")
+        await store.read(store.get, "other", ns, "a")
 
 
 async def test_write_many_commits_each_write_alone(store: AnyStore, ns: str) -> None:
