@@ -212,24 +212,9 @@ def wait_ready(procs: Sequence[Process], timeout_s: float = READY_TIMEOUT_S, pat
 async def wait_ready_async(
     procs: Sequence[Process], timeout_s: float = READY_TIMEOUT_S, path: str = "/readyz"
 ) -> None:
-    """`wait_ready` that keeps the event loop running (e.g. for an in-process TCP proxy)."""
-    deadline = time.monotonic() + timeout_s
-    pending, last = list(procs), ""
-    async with httpx.AsyncClient(timeout=1.0) as client:
-        while pending:
-            for p in list(pending):
-                p.check_running()
-                try:
-                    r = await client.get(p.http + path)
-                    if r.status_code == 200:
-                        pending.remove(p)
-                    last = r.text[:200]
-                except httpx.HTTPError as exc:
-                    last = repr(exc)
-            if pending and time.monotonic() > deadline:
-                raise _not_ready(pending, timeout_s, last)
-            if pending:
-                await asyncio.sleep(POLL_S)
+    """`wait_ready` on a worker thread, so the event loop keeps running meanwhile (e.g. an
+    in-process TCP proxy the processes are reached through)."""
+    await asyncio.to_thread(wait_ready, procs, timeout_s, path)
 
 
 def wait_listening(proc: Process, addrs: Sequence[str], timeout_s: float = READY_TIMEOUT_S) -> None:
