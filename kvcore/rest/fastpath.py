@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol, cast
 from kvcore.errors import KVError, ValidationError
 from kvcore.model import Entry, ReadResult
 from kvcore.rest.auth import secret_hash_of
+from kvcore.rest.routing import raw_path
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -110,7 +111,7 @@ class HotReads:
             return
         if len(self._memo) >= _MEMO_MAX:
             self._memo.clear()
-        self._memo[(scope.get("raw_path") or scope["path"].encode(), authorization)] = (*target, digest)
+        self._memo[(raw_path(scope), authorization)] = (*target, digest)
 
     def __contains__(self, request: tuple[bytes, bytes]) -> bool:
         return request in self._memo
@@ -120,8 +121,7 @@ class HotReads:
         when the request is not one."""
         if scope["method"] != "GET" or scope.get("query_string"):
             return False
-        path = scope.get("raw_path") or scope["path"].encode()  # a server may leave raw_path out
-        memo = self._memo.get((path, raw_header(scope, b"authorization") or b""))
+        memo = self._memo.get((raw_path(scope), raw_header(scope, b"authorization") or b""))
         hot = self._cached_read(memo[3], memo[0], memo[1], memo[2]) if memo is not None else None
         if hot is None:
             return False
