@@ -8,6 +8,7 @@ request that cannot reach the server (refused, reset, timed out) is `Unavailable
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from collections.abc import Iterator
 from typing import Generic, Self, TypeVar
@@ -32,7 +33,7 @@ def _reaching(url: str) -> Iterator[None]:
         raise Unavailable(f"request to {where} {kind}: {exc or type(exc).__name__}") from exc
 
 
-class Transport(Generic[H]):
+class Transport(abc.ABC, Generic[H]):
     """The httpx client and the headers every request carries (auth, user agent)."""
 
     def __init__(self, headers: dict[str, str], timeout_s: float, http_client: H | None) -> None:
@@ -40,8 +41,9 @@ class Transport(Generic[H]):
         self._owns = http_client is None
         self._http: H = self._open(timeout_s) if http_client is None else http_client
 
+    @abc.abstractmethod
     def _open(self, timeout_s: float) -> H:
-        raise NotImplementedError
+        """A new httpx client of this flavour (sync or async), owned and closed by us."""
 
 
 class SyncTransport(Transport[httpx.Client]):
