@@ -11,7 +11,9 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +143,29 @@ def profile(pid: int, seconds: float, out_dir: Path, name: str, top: int = 12) -
         return [f"{100 * n / total:5.1f}% {f}" for f, n in c.most_common(top)] if total else []
 
     return {"samples": total, "file": str(raw.relative_to(ROOT)), "own": share(own), "inclusive": share(incl)}
+
+
+def profile_under_load(
+    load: Callable[[], object], secs: float, out_dir: Path, targets: dict[str, tuple[int, str]]
+) -> dict[str, Any]:
+    """Run `load` (a wrk run of about `secs` seconds, not measured) on a thread and, after a
+    second of warm-up, py-spy each of `targets` (key -> (pid, profile file name)) at once
+    for `secs - 2` seconds; each key's `profile` result."""
+    found: dict[str, Any] = {}
+    samplers = [
+        threading.Thread(
+            target=lambda k=key, p=pid, n=name: found.update({k: profile(p, secs - 2, out_dir, n)})
+        )
+        for key, (pid, name) in targets.items()
+    ]
+    loader = threading.Thread(target=load)
+    loader.start()
+    time.sleep(1)
+    for t in samplers:
+        t.start()
+    for t in [*samplers, loader]:
+        t.join()
+    return found
 
 
 def _short(frame: str) -> str:

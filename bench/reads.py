@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 
 from bench import wrk
-from bench.common import ROOT, Proc, cpu_s, free_port, profile, wait_ready
+from bench.common import ROOT, Proc, cpu_s, free_port, profile_under_load, wait_ready
 from bench.context import Ctx, value_prefix
 
 HOT_KEY = "hot"
@@ -137,17 +136,13 @@ def _profile_under_load(
     ctx: Ctx, pid: int, name: str, url: str, script: str, secs: float, **kw: Any
 ) -> dict[str, Any]:
     """A separate wrk run (not measured) while py-spy samples `pid`."""
-    box: dict[str, Any] = {}
-    t = threading.Thread(target=lambda: box.update(profile(pid, secs - 2, ctx.out, name)))
-    load = threading.Thread(
-        target=lambda: wrk.run(url, script, seconds=secs, connections=CONNECTIONS, threads=THREADS, **kw)
+    found = profile_under_load(
+        lambda: wrk.run(url, script, seconds=secs, connections=CONNECTIONS, threads=THREADS, **kw),
+        secs,
+        ctx.out,
+        {"pid": (pid, name)},
     )
-    load.start()
-    time.sleep(1)
-    t.start()
-    t.join()
-    load.join()
-    return box
+    return dict(found["pid"])
 
 
 def hot_read(
@@ -265,31 +260,20 @@ def cold_read(
         args=[str(THREADS)],
     )
     ctx.log("cold read: profiling replica and central under read-through load")
-    box: dict[str, Any] = {}
     secs_p = ctx.secs(8, 4)
-    tr = threading.Thread(
-        target=lambda: box.update(replica=profile(replica.pid, secs_p - 2, ctx.out, "cold-read-replica"))
-    )
-    tc = threading.Thread(
-        target=lambda: box.update(central=profile(central.pid, secs_p - 2, ctx.out, "cold-read-central"))
-    )
-    load = threading.Thread(
-        target=lambda: wrk.run(
+    found = profile_under_load(
+        lambda: wrk.run(
             replica.http + "/",
             script,
             seconds=secs_p,
             connections=CONNECTIONS,
             threads=THREADS,
             args=[str(THREADS)],
-        )
+        ),
+        secs_p,
+        ctx.out,
+        {"replica": (replica.pid, "cold-read-replica"), "central": (central.pid, "cold-read-central")},
     )
-    load.start()
-    time.sleep(1)
-    tr.start()
-    tc.start()
-    tr.join()
-    tc.join()
-    load.join()
-    res["profile_replica"] = box.get("replica")
-    res["profile_central"] = box.get("central")
+    res["profile_replica"] = found.get("replica")
+    res["profile_central"] = found.get("central")
     ctx.results["cold_read"] = res

@@ -9,12 +9,10 @@ machine hits both alike; the ratio is the median of the per-round ratios.
 from __future__ import annotations
 
 import statistics
-import threading
-import time
 from typing import Any
 
 from bench import wrk
-from bench.common import Proc, cpu_s, profile
+from bench.common import Proc, cpu_s, profile_under_load
 from bench.context import Ctx, value_prefix
 
 BODY = b"v" * 100
@@ -61,31 +59,20 @@ def regional_writes(
         },
     }
     ctx.log("regional writes: profiling replica and central under replica writes")
-    box: dict[str, Any] = {}
     p_secs = ctx.secs(8, 4)
-    tr = threading.Thread(
-        target=lambda: box.update(replica=profile(replica.pid, p_secs - 2, ctx.out, "rw-replica"))
-    )
-    tc = threading.Thread(
-        target=lambda: box.update(central=profile(central.pid, p_secs - 2, ctx.out, "rw-central"))
-    )
-    load = threading.Thread(
-        target=lambda: wrk.run(
+    found = profile_under_load(
+        lambda: wrk.run(
             replica.http + "/",
             wrk.put_script(prefix, "rwprof", BODY, wrk_headers),
             seconds=p_secs,
             connections=CONNECTIONS,
             threads=2,
-        )
+        ),
+        p_secs,
+        ctx.out,
+        {"replica": (replica.pid, "rw-replica"), "central": (central.pid, "rw-central")},
     )
-    load.start()
-    time.sleep(1)
-    tr.start()
-    tc.start()
-    tr.join()
-    tc.join()
-    load.join()
-    res["profile_replica"] = box.get("replica")
-    res["profile_central"] = box.get("central")
+    res["profile_replica"] = found.get("replica")
+    res["profile_central"] = found.get("central")
     ctx.results["regional_writes"] = res
     ctx.log(f"regional writes: ratio {res['ratio']} (rounds {res['ratio_range']})")

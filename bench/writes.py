@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from bench import wrk
-from bench.common import Proc, metric_value, profile, summary_ms
+from bench.common import Proc, metric_value, profile, profile_under_load, summary_ms
 from bench.context import Ctx, value_prefix
 from kvcore.store.ops import CreateNamespaceOp
 
@@ -103,23 +103,20 @@ def durable_writes(ctx: Ctx, central: Proc, account: str, ns: str, wrk_headers: 
     best = max(res["rest_64"]["wps"], res["grpc_64"]["wps"])
     if best < 5000:
         ctx.log("writes: profiling central under 64 REST writers (target 5,000/s missed)")
-        box: dict[str, Any] = {}
         p_secs = ctx.secs(8, 4)
-        load = threading.Thread(
-            target=lambda: box.update(
-                load=wrk.run(
-                    central.http + "/",
-                    wrk.put_script(prefix, "prof", BODY, wrk_headers),
-                    seconds=p_secs,
-                    connections=64,
-                    threads=2,
-                )
-            )
+        found = profile_under_load(
+            lambda: wrk.run(
+                central.http + "/",
+                wrk.put_script(prefix, "prof", BODY, wrk_headers),
+                seconds=p_secs,
+                connections=64,
+                threads=2,
+            ),
+            p_secs,
+            ctx.out,
+            {"central": (central.pid, "writes-central-rest")},
         )
-        load.start()
-        time.sleep(1)
-        res["profile_central_rest"] = profile(central.pid, p_secs - 2, ctx.out, "writes-central-rest")
-        load.join()
+        res["profile_central_rest"] = found.get("central")
         box2: dict[str, Any] = {}
         g = threading.Thread(
             target=lambda: box2.update(r=_grpc(central, account, ns, 64, 2, p_secs, "prof-"))
