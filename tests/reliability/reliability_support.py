@@ -9,6 +9,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -118,3 +119,36 @@ def thread_count(pid: int) -> int:
 def percentile(values: Sequence[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, round(q * (len(s) - 1)))] if s else float("nan")
+
+
+@dataclass
+class WriteLedger:
+    """What writers under a fault know of their writes: per key, the last acknowledged
+    (200) value, and the values of later writes whose answer was lost (`maybe`: each may
+    or may not have committed). A key whose write is acknowledged again is decided by it."""
+
+    acked: dict[str, bytes] = field(default_factory=dict)
+    maybe: dict[str, set[bytes]] = field(default_factory=dict)
+    acked_count: int = 0
+    failed_count: int = 0
+
+    async def put(self, kv: KV, ns: str, key: str, value: bytes) -> bool:
+        """PUT through `kv` and record the outcome; whether it was acknowledged."""
+        try:
+            r: httpx.Response | None = await kv.put(ns, key, value)
+        except httpx.HTTPError:
+            r = None
+        if r is not None and r.status_code == 200:
+            self.acked[key] = value
+            self.maybe.pop(key, None)
+            self.acked_count += 1
+            return True
+        self.failed_count += 1
+        self.maybe.setdefault(key, set()).add(value)
+        return False
+
+    def holds(self, key: str, r: httpx.Response) -> bool:
+        """Whether a read of `key` shows no acknowledged write lost."""
+        return r.status_code == 200 and (
+            r.content == self.acked[key] or r.content in self.maybe.get(key, set())
+        )

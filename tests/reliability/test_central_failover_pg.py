@@ -20,10 +20,9 @@ import asyncio
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from helpers.cluster import KV, Proc, create_account, running, start_central, start_replica
-from reliability_support import poll
+from reliability_support import WriteLedger, poll
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -51,9 +50,7 @@ async def test_replica_switches_central_within_5s_and_loses_no_acknowledged_writ
         account, secret = await create_account(a.grpc)
         async with KV(eu.http, account, secret, timeout=10) as kv, KV(us.http, account, secret) as kv_us:
             ns = await kv.create_namespace("failover")
-            acked: dict[str, bytes] = {}
-            maybe: dict[str, set[bytes]] = {}
-            counts = {"acked": 0, "failed": 0}
+            ledger = WriteLedger()
             acked_after_kill: list[float] = []
             killed_at = 0.0
             stop = asyncio.Event()
@@ -63,23 +60,14 @@ async def test_replica_switches_central_within_5s_and_loses_no_acknowledged_writ
                 while not stop.is_set():
                     n += 1
                     key, value = f"w{w}-k{n % KEYS_PER_WRITER}", f"w{w}:{n}".encode()
-                    try:
-                        r: httpx.Response | None = await kv.put(ns, key, value)
-                    except httpx.HTTPError:
-                        r = None
-                    if r is not None and r.status_code == 200:
-                        acked[key] = value
-                        maybe.pop(key, None)  # a later acknowledged write decides the key
-                        counts["acked"] += 1
+                    if await ledger.put(kv, ns, key, value):
                         if killed_at and not acked_after_kill:
                             acked_after_kill.append(time.monotonic() - killed_at)
                     else:
-                        counts["failed"] += 1
-                        maybe.setdefault(key, set()).add(value)
                         await asyncio.sleep(0.02)
 
             tasks = [asyncio.create_task(writer(w)) for w in range(WRITERS)]
-            await poll(lambda: _acked_at_least(counts, 100), 30, "100 acknowledged writes")
+            await poll(lambda: _acked_at_least(ledger, 100), 30, "100 acknowledged writes")
             mark = len(eu.log())
             a.kill9()
             killed_at = time.monotonic()
@@ -89,8 +77,8 @@ async def test_replica_switches_central_within_5s_and_loses_no_acknowledged_writ
 
             stream_s = await poll(stream_up_at_b, 15, "eu's stream up again")
             await poll(lambda: _true(bool(acked_after_kill)), 15, "a write acknowledged after the kill")
-            at_switch = counts["acked"]
-            await poll(lambda: _acked_at_least(counts, at_switch + 100), 30, "100 writes after the switch")
+            at_switch = ledger.acked_count
+            await poll(lambda: _acked_at_least(ledger, at_switch + 100), 30, "100 writes after the switch")
             stop.set()
             await asyncio.gather(*tasks)
 
@@ -98,21 +86,21 @@ async def test_replica_switches_central_within_5s_and_loses_no_acknowledged_writ
             print(
                 f"\nkill -9 of central A: eu's stream up at B after {stream_s:.2f}s, first write "
                 f"acknowledged {acked_after_kill[0]:.2f}s after the kill; "
-                f"{counts['acked']} writes acknowledged, {counts['failed']} failed"
+                f"{ledger.acked_count} writes acknowledged, {ledger.failed_count} failed"
             )
             assert f"switching to {b.grpc}" in since, since[-3000:]
             assert "reset=True" not in since and "reset the stream" not in since, since[-3000:]
             assert stream_s < SWITCH_BOUND_S and acked_after_kill[0] < SWITCH_BOUND_S
 
             lost = []
-            for key, value in acked.items():
+            for key, value in ledger.acked.items():
                 r = await kv.get(ns, key, strong=True)
-                if r.status_code != 200 or (r.content != value and r.content not in maybe.get(key, set())):
+                if not ledger.holds(key, r):
                     lost.append(f"{key}: {r.status_code} {r.content!r}, acknowledged {value!r}")
             assert not lost, "\n".join(lost[:20])
 
             async def converged() -> bool:
-                for key in acked:
+                for key in ledger.acked:
                     for region_kv in (kv, kv_us):
                         r = await region_kv.get(ns, key)
                         if r.status_code != 200 or r.content != (await kv.get(ns, key, strong=True)).content:
@@ -123,8 +111,8 @@ async def test_replica_switches_central_within_5s_and_loses_no_acknowledged_writ
             print(f"both regions converged {took:.2f}s after the writes stopped")
 
 
-async def _acked_at_least(counts: dict[str, int], n: int) -> bool:
-    return counts["acked"] >= n
+async def _acked_at_least(ledger: WriteLedger, n: int) -> bool:
+    return ledger.acked_count >= n
 
 
 async def _true(value: bool) -> bool:

@@ -19,11 +19,10 @@ import asyncio
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from helpers.cluster import KV, create_account, running, start_central, start_replica
 from helpers.pg_replication import sync_pair
-from reliability_support import poll
+from reliability_support import WriteLedger, poll
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -47,9 +46,8 @@ async def test_no_acknowledged_write_lost_when_primary_dies_and_centrals_resume(
             kv_eu = KV(eu.http, account, secret)
             try:
                 ns = await kva.create_namespace("dbfailover")
-                acked: dict[str, bytes] = {}
-                maybe: dict[str, set[bytes]] = {}
-                counts = {"acked": 0, "failed": 0, "acked_after_promote": 0}
+                ledger = WriteLedger()
+                acked_after_promote = [0]
                 promoted = asyncio.Event()
                 stop = asyncio.Event()
 
@@ -58,18 +56,9 @@ async def test_no_acknowledged_write_lost_when_primary_dies_and_centrals_resume(
                     while not stop.is_set():
                         n += 1
                         key, value = f"{w}-k{n % KEYS_PER_WRITER}", f"{w}:{n}".encode()
-                        try:
-                            r: httpx.Response | None = await kv.put(ns, key, value)
-                        except httpx.HTTPError:
-                            r = None
-                        if r is not None and r.status_code == 200:
-                            acked[key] = value
-                            maybe.pop(key, None)
-                            counts["acked"] += 1
-                            counts["acked_after_promote"] += promoted.is_set()
+                        if await ledger.put(kv, ns, key, value):
+                            acked_after_promote[0] += promoted.is_set()
                         else:
-                            counts["failed"] += 1
-                            maybe.setdefault(key, set()).add(value)
                             await asyncio.sleep(0.1)
 
                 tasks = [
@@ -77,15 +66,15 @@ async def test_no_acknowledged_write_lost_when_primary_dies_and_centrals_resume(
                     for name, kv in (("a", kva), ("b", kvb))
                     for i in range(WRITERS_PER_CENTRAL)
                 ]
-                await poll(lambda: _at_least(counts, "acked", 150), 30, "150 acknowledged writes")
+                await poll(lambda: _at_least(ledger.acked_count, 150), 30, "150 acknowledged writes")
                 pair.primary.kill9()
                 killed_at = time.monotonic()
-                acked_at_kill = counts["acked"]
+                acked_at_kill = ledger.acked_count
                 await asyncio.to_thread(pair.promote)
                 promoted.set()
                 promote_s = time.monotonic() - killed_at
                 resumed_s = await poll(
-                    lambda: _at_least(counts, "acked_after_promote", 60),
+                    lambda: _at_least(acked_after_promote[0], 60),
                     RESUME_BOUND_S,
                     "writes after promotion",
                 )
@@ -93,7 +82,9 @@ async def test_no_acknowledged_write_lost_when_primary_dies_and_centrals_resume(
                 await asyncio.gather(*tasks)
                 print(
                     f"\nprimary kill -9: {acked_at_kill} writes acknowledged before, standby promoted after "
-                    f"{promote_s:.2f}s, writes resumed {resumed_s:.2f}s after that; {counts}"
+                    f"{promote_s:.2f}s, writes resumed {resumed_s:.2f}s after that; "
+                    f"{ledger.acked_count} acknowledged ({acked_after_promote[0]} after the promotion), "
+                    f"{ledger.failed_count} failed"
                 )
                 assert a.alive and b.alive, "a central exited instead of reconnecting"
 
@@ -102,11 +93,9 @@ async def test_no_acknowledged_write_lost_when_primary_dies_and_centrals_resume(
                     r = await kv.put(ns, "after", b"failover")
                     assert r.status_code == 200, r.text
                 lost = []
-                for i, (key, value) in enumerate(acked.items()):
+                for i, (key, value) in enumerate(ledger.acked.items()):
                     r = await (kva, kvb)[i % 2].get(ns, key)
-                    if r.status_code != 200 or (
-                        r.content != value and r.content not in maybe.get(key, set())
-                    ):
+                    if not ledger.holds(key, r):
                         lost.append(f"{key}: {r.status_code} {r.content!r}, acknowledged {value!r}")
                 assert not lost, f"{len(lost)} acknowledged writes lost:\n" + "\n".join(lost[:20])
 
@@ -124,5 +113,5 @@ async def test_no_acknowledged_write_lost_when_primary_dies_and_centrals_resume(
                     await kv.aclose()
 
 
-async def _at_least(counts: dict[str, int], name: str, n: int) -> bool:
-    return counts[name] >= n
+async def _at_least(count: int, n: int) -> bool:
+    return count >= n
