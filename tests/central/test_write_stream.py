@@ -117,6 +117,17 @@ async def test_streamed_acknowledged_writes_survive_sigkill(central_factory: Any
         assert failed and all(isinstance(e, Unavailable) for e in failed)
 
         restarted = restart(central)
+        # The old channel may still be inside gRPC's reconnect backoff (up to 2 s, see
+        # kvcore.rpc.security): calls fail fast with Unavailable until it reconnects.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                await client.get(ACCOUNT, ns, "w0-0")
+                break
+            except Unavailable:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
         missing = []
         keys = list(acked)
         for start in range(0, len(keys), 100):
