@@ -63,10 +63,12 @@ class StreamedWrites:
 
     async def submit(self, op: PutOp | DeleteOp) -> WriteResult:
         """The op's result once central has it durable; its KVError if it failed."""
+        write = pb.StreamedWrite()
         if isinstance(op, PutOp):
-            write = pb.StreamedWrite(put=wire.put_to_pb(op))
+            wire.put_into(write.put, op)
             return await self._send(write, len(op.item.value) + len(op.item.key) + 128)
-        return await self._send(pb.StreamedWrite(delete=wire.delete_to_pb(op)), len(op.key) + 128)
+        wire.delete_into(write.delete, op)
+        return await self._send(write, len(op.key) + 128)
 
     async def close(self) -> None:
         if self._task is not None:
