@@ -45,6 +45,7 @@ from kvcore.model import (
     WriteResult,
     token_hash,
 )
+from kvcore.settings import MAX_PUSH_VALUE_BYTES
 from kvcore.store import codec
 from kvcore.store.txn import CF, Txn
 
@@ -102,6 +103,9 @@ def _put_one(txn: Txn, ns: Namespace, nsb: bytes, item: WriteItem, condition: Co
     _check(condition, live)
     if old_expiration:
         txn.delete(CF.EXPIRY, codec.expiry_key(old_expiration, ekey))
+    # A create carries its value to the change feed, which pushes it to every region
+    # at once (C1) without reading it back from the store.
+    pushed = item.value if live is None and len(item.value) <= MAX_PUSH_VALUE_BYTES else None
     change = txn.log(
         ChangeKind.KEY_CREATE if live is None else ChangeKind.KEY_UPDATE,
         namespace_id=ns.id,
@@ -109,6 +113,7 @@ def _put_one(txn: Txn, ns: Namespace, nsb: bytes, item: WriteItem, condition: Co
         key=item.key,
         expiration=item.expiration,
         metadata_json=item.metadata_json,
+        value=pushed,
     )
     txn.put(CF.DATA, ekey, codec.encode_entry(change.seq, item.expiration, item.metadata_json, item.value))
     if item.expiration:

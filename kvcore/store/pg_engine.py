@@ -71,18 +71,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any, Final
 
 import psycopg
 
 from kvcore.errors import Unavailable
-from kvcore.model import Change, ChangeKind
-from kvcore.settings import MAX_PUSH_VALUE_BYTES
+from kvcore.model import ChangeKind
 from kvcore.store import codec
 from kvcore.store.ops import BulkDeleteOp, BulkPutOp, DeleteOp, GroupOp, PurgeOp, PutOp
 from kvcore.store.pg_catalog import FLUSH, CatalogSync
-from kvcore.store.pg_follow import RECORD_PUSH_MAX_BYTES
 from kvcore.store.pg_schema import TABLES, WRITER_APP, notify_channel
 from kvcore.store.txn import CF, Txn
 from kvcore.store.writer import Op
@@ -279,8 +276,6 @@ class PgEngine:
         except BaseException:
             self._abort()
             raise
-        if txn.changes:
-            txn.changes[:] = _with_create_values(txn.changes, points)
 
     def _abort(self) -> None:
         self.prefetched = {}
@@ -344,18 +339,3 @@ class PgEngine:
 
 _Ranges = list[tuple[CF, bytes, bytes]]
 _Points = dict[tuple[CF, bytes], bytes | None]
-
-
-def _with_create_values(changes: Sequence[Change], points: _Points) -> list[Change]:
-    """`changes` with each create carrying the value the group wrote for it, when the
-    entry is still that version and small enough to push."""
-    out: list[Change] = []
-    for change in changes:
-        if change.kind is ChangeKind.KEY_CREATE:
-            raw = points.get((CF.DATA, codec.entry_key(codec.ns_bytes(change.namespace_id), change.key)))
-            if raw is not None and len(raw) <= RECORD_PUSH_MAX_BYTES:
-                entry = codec.decode_entry(change.key, raw)
-                if entry.version == change.seq and len(entry.value) <= MAX_PUSH_VALUE_BYTES:
-                    change = replace(change, value=entry.value, has_value=True)
-        out.append(change)
-    return out

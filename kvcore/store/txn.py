@@ -99,8 +99,11 @@ class Txn:
         metadata_json: str | None = None,
         title: str = "",
         token: Token | None = None,
+        value: bytes | None = None,
     ) -> Change:
-        """Allocate the next seq and stage its change-log record."""
+        """Allocate the next seq and stage its change-log record. `value` travels with the
+        change to the commit listeners (a create's, for the change feed) but is not
+        written to the log."""
         self._op_seq += 1
         change = Change(
             seq=self._op_seq,
@@ -113,6 +116,8 @@ class Txn:
             metadata_json=metadata_json,
             title=title,
             token=token,
+            value=value,
+            has_value=value is not None,
         )
         self._op_changes.append(change)
         self.put(CF.LOG, codec.u64(change.seq), codec.encode_change(change))
