@@ -23,8 +23,9 @@ class ValueReader:
     def with_values(self, changes: Sequence[Change]) -> dict[int, Change]:
         """Creates and updates among `changes` that can carry their value, by seq.
         Values the store attached already (a create's, at commit on either engine, and
-        PgStore's log follower for a page of creates) are kept when small; the rest are read with one bulk read per namespace, not one
-        per key (on a PostgreSQL store each read is a round trip on this event loop)."""
+        PgStore's log follower for a page of creates) are kept when small; the rest are
+        read with one bulk read per namespace, not one per key (on a PostgreSQL store
+        each read is a round trip on this event loop)."""
         valued: dict[int, Change] = {}
         groups: dict[tuple[str, str], list[Change]] = {}
         for change in changes:
