@@ -172,7 +172,13 @@ class HotKeyCache(Generic[K, V]):
             self._decay()
         self._sample_left -= 1
         self._hits += 1
-        freq = self._sketch.increment_slots(e.slots)  # no rehash on the hot path
+        sketch = self._sketch
+        if e.saturated_epoch == sketch.epoch:  # a hot key: its counters cannot rise
+            freq = sketch.count_saturated()
+        else:
+            freq = sketch.increment_slots(e.slots)  # no rehash on the hot path
+            if freq == SKETCH_MAX_COUNT:
+                e.saturated_epoch = sketch.epoch
         q = e.queue
         if q == PROTECTED:
             self._protected.move_to_end(e.key)
