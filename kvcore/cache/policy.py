@@ -167,7 +167,8 @@ class HotKeyCache(Generic[K, V]):
 
     def record_hit(self, e: Entry[K, V]) -> int:
         """`record_read` of a cached key whose record `e` the caller already holds (from
-        `entry`): one dict lookup fewer on the replica's hot read. Returns the estimate."""
+        `entry`, with no change to the cache in between: `e` must still be cached): one
+        dict lookup fewer on the replica's hot read. Returns the estimate."""
         if self._half_life_s is not None and self._clock.monotonic() >= self._next_decay:
             self._decay()
         self._sample_left -= 1
