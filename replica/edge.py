@@ -203,17 +203,19 @@ class EdgeState:
         ns = directory.namespaces.get(namespace_id)
         if ns is None or ns.account_id != account_id:
             return None
-        ref: KeyRef = (namespace_id, key)
-        cached = self.cache.get(ref)
-        if cached is None:
+        cache = self.cache
+        record = cache.entry((namespace_id, key))  # then `record_hit`: one lookup, not two
+        if record is None:
             return None
-        now = self.clock.now()
+        cached = record.value
         entry = cached.entry
+        now = self.clock.now()
         if entry.expiration is not None and entry.expiration <= now:
             return None  # `read_local` drops it (`lookup`) and reads through
-        self.cache.record_read(ref)
+        cache.record_hit(record)
         self.hits += 1
-        return entry, max(0.0, now - cached.installed_at)
+        age_s = now - cached.installed_at
+        return entry, age_s if age_s > 0.0 else 0.0
 
     def lookup(self, ref: KeyRef) -> Cached | None:
         """The cached live copy of `ref`, not counted as a read; an expired one is dropped

@@ -137,6 +137,10 @@ class HotKeyCache(Generic[K, V]):
         seg = self._seg = Segments[K, V](capacity_bytes, window_fraction)
         # The segments' dict and queues, read directly on record_read's hot path.
         self._entries, self._window, self._protected = seg.entries, seg.window, seg.protected
+        # entry(key): the cache's record of `key` (`.value` is what `get` returns), or
+        # None; no effect. The dict's own C `get`, so a hot read pays no Python call
+        # for it before `record_hit(record)`.
+        self.entry: Callable[[K], Entry[K, V] | None] = self._entries.get
         self._climber = HillClimber(capacity_bytes) if adaptive else None
         self._sample_reads = int(CLIMB_SAMPLES * self._sketch.sample_size)
         self._sample_left = self._sample_reads  # reads left in the climber's sample
@@ -150,22 +154,39 @@ class HotKeyCache(Generic[K, V]):
     def record_read(self, key: K) -> int:
         """Count one read of `key` (call on every read, hit or miss) and, if it is cached,
         refresh its recency; returns the key's frequency estimate."""
+        e = self._entries.get(key)
+        if e is not None:
+            return self.record_hit(e)
         if self._half_life_s is not None and self._clock.monotonic() >= self._next_decay:
             self._decay()
-        e = self._entries.get(key)
         self._sample_left -= 1
-        if e is None:
-            freq = self._sketch.increment(key)
+        freq = self._sketch.increment(key)
+        if self._sample_left <= 0:
+            self._end_sample()
+        return freq
+
+    def record_hit(self, e: Entry[K, V]) -> int:
+        """`record_read` of a cached key whose record `e` the caller already holds (from
+        `entry`, with no change to the cache in between: `e` must still be cached): one
+        dict lookup fewer on the replica's hot read. Returns the estimate."""
+        if self._half_life_s is not None and self._clock.monotonic() >= self._next_decay:
+            self._decay()
+        self._sample_left -= 1
+        self._hits += 1
+        sketch = self._sketch
+        if e.saturated_epoch == sketch.epoch:  # a hot key: its counters cannot rise
+            freq = sketch.count_saturated()
         else:
-            freq = self._sketch.increment_slots(e.slots)  # no rehash on the hot path
-            self._hits += 1
-            q = e.queue
-            if q == PROTECTED:
-                self._protected.move_to_end(key)
-            elif q == WINDOW:
-                self._window.move_to_end(key)
-            else:
-                self._seg.promote(e)
+            freq = sketch.increment_slots(e.slots)  # no rehash on the hot path
+            if freq == SKETCH_MAX_COUNT:
+                e.saturated_epoch = sketch.epoch
+        q = e.queue
+        if q == PROTECTED:
+            self._protected.move_to_end(e.key)
+        elif q == WINDOW:
+            self._window.move_to_end(e.key)
+        else:
+            self._seg.promote(e)
         if self._sample_left <= 0:
             self._end_sample()
         return freq

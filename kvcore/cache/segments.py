@@ -30,7 +30,7 @@ WINDOW, PROBATION, PROTECTED = 0, 1, 2
 
 
 class Entry(Generic[K, V]):
-    __slots__ = ("key", "queue", "size", "slots", "value")
+    __slots__ = ("key", "queue", "saturated_epoch", "size", "slots", "value")
 
     def __init__(self, key: K, value: V, size: int, slots: tuple[int, int, int, int]) -> None:
         self.key = key
@@ -38,6 +38,7 @@ class Entry(Generic[K, V]):
         self.size = size
         self.slots = slots  # the key's sketch counters: estimates without rehashing
         self.queue = WINDOW
+        self.saturated_epoch = -1  # the sketch epoch its counters were seen saturated in
 
 
 class Segments(Generic[K, V]):

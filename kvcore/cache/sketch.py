@@ -27,7 +27,13 @@ decay or saturation) while over-counting less than a plain increment.
 
 Decay, so yesterday's hot keys do not squat the cache:
 - every `sample_size` increments (10 x width by default) all counters halve, the
-  classic TinyLFU reset;
+  classic TinyLFU reset. Every increment counts toward it, a saturated key's too:
+  Caffeine's FrequencySketch counts only increments that raised a counter, which
+  with a saturated hot set ages the sketch far more slowly: bench/cache_sim.py's
+  popularity shift at a 10% cache fell from 73.5% to 71.7% hits with it, behind
+  LRU's 72.1% (stationary traces gained 0.1-0.3 points). A caller that saw a key
+  saturated in the current `epoch` may count it with `count_saturated`, skipping
+  its counters;
 - `decay(now)` halves all counters once per `half_life_s` of elapsed time, so a
   quiet replica forgets too (the cache calls it with its injected clock).
 
@@ -67,6 +73,7 @@ class FrequencySketch:
         "_mask",
         "_max",
         "_table",
+        "epoch",
         "halvings",
         "sample_size",
         "width",
@@ -97,6 +104,9 @@ class FrequencySketch:
         self._half_life_s = half_life_s
         self._last_decay: float | None = None
         self.halvings = 0  # how many times counts were halved (tests, metrics)
+        # Bumped whenever counters may go down (a halving, a clear); between bumps they
+        # only rise, so a key seen at `max_count` in this epoch is still there.
+        self.epoch = 0
 
     @property
     def memory_bytes(self) -> int:
@@ -129,7 +139,13 @@ class FrequencySketch:
         a, b, c, d = slots
         t = self._table
         ta, tb, tc, td = t[a], t[b], t[c], t[d]
-        m = min(ta, tb, tc, td)
+        # The minimum by comparisons: half the cost of the builtin `min` on four ints,
+        # and this runs on every read.
+        m = ta if ta < tb else tb
+        if tc < m:
+            m = tc
+        if td < m:
+            m = td
         if m < self._max:
             m += 1
             # Conservative update: raise only counters below the new minimum.
@@ -146,6 +162,17 @@ class FrequencySketch:
             self._halve(1)
             m >>= 1
         return m
+
+    def count_saturated(self) -> int:
+        """`increment_slots` for a key whose estimate the caller saw at `max_count` in
+        the current `epoch`, without reading its counters: nothing to raise, the
+        occurrence still counts toward the sample. Returns the estimate (halved if
+        this occurrence ended the sample)."""
+        self._additions += 1
+        if self._additions >= self.sample_size:
+            self._halve(1)
+            return self._max >> 1
+        return self._max
 
     @property
     def max_count(self) -> int:
@@ -182,6 +209,7 @@ class FrequencySketch:
     def clear(self) -> None:
         self._table = bytearray(len(self._table))
         self._additions = 0
+        self.epoch += 1
 
     def _halve(self, times: int) -> None:
         if times >= 8:
@@ -190,3 +218,4 @@ class FrequencySketch:
             self._table = self._table.translate(_SHIFT_TABLES[times])
         self._additions >>= min(times, 63)
         self.halvings += times
+        self.epoch += 1

@@ -18,7 +18,6 @@ from typing import Any, Final, Protocol, cast
 from kvcore.errors import KVError, ValidationError
 from kvcore.model import Entry, ReadResult
 from kvcore.rest.auth import secret_hash_of
-from kvcore.rest.routing import raw_path
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -27,7 +26,6 @@ Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 _OCTET_STREAM: Final = (b"content-type", b"application/octet-stream")
-_FROM_CACHE: Final = (b"x-edgekv-source", b"cache")
 _MEMO_MAX: Final = 8192
 
 
@@ -89,11 +87,18 @@ class HotReads:
     def __init__(self, reader: CachedReader, region: str) -> None:
         self._cached_read = reader.cached_read
         self._region = region.encode()
-        self._memo: dict[tuple[bytes, bytes], tuple[str, str, str, str]] = {}
-        # The last hot entry's entry-only headers: reused while the same entry object
-        # is served, which is what a hot key is.
+        # (request's raw path, Authorization) -> (its path, account, namespace, key,
+        # token secret hash). Keyed by the path as received and checked against the
+        # decoded one, so a hit is a request the table would route exactly as the one
+        # remembered (`routing.raw_path` is a function of both) without calling it.
+        self._memo: dict[tuple[bytes, bytes], tuple[str, str, str, str, str]] = {}
+        # The last answer's headers, reused while the same entry object (a hot key) is
+        # served at the same whole age: [age_lo, age_hi) is the age range they hold for.
+        # Each answer sends a copy (a server or middleware may keep or change its list).
         self._entry: Entry | None = None
+        self._entry_headers: Headers = []
         self._headers: Headers = []
+        self._age_lo = self._age_hi = 0.0
 
     @staticmethod
     def of(backend: object, region: str) -> HotReads | None:
@@ -111,27 +116,43 @@ class HotReads:
             return
         if len(self._memo) >= _MEMO_MAX:
             self._memo.clear()
-        self._memo[(raw_path(scope), authorization)] = (*target, digest)
+        path: str = scope["path"]
+        raw = scope.get("raw_path")
+        self._memo[(path.encode() if raw is None else raw, authorization)] = (path, *target, digest)
 
     def __contains__(self, request: tuple[bytes, bytes]) -> bool:
+        """Whether (raw path as received, Authorization header) is remembered."""
         return request in self._memo
 
-    async def serve(self, scope: Scope, send: Send) -> bool:
-        """Answer a repeat GET of a cached value; False (nothing sent, nothing counted)
-        when the request is not one."""
+    def answer(self, scope: Scope) -> tuple[Message, Message] | None:
+        """The two ASGI messages (start, body) answering a repeat GET of a cached value,
+        the read counted by `cached_read`; None (nothing counted) when the request is
+        not one. Synchronous: the caller sends them, so no coroutine per request."""
         if scope["method"] != "GET" or scope.get("query_string"):
-            return False
-        memo = self._memo.get((raw_path(scope), raw_header(scope, b"authorization") or b""))
-        hot = self._cached_read(memo[3], memo[0], memo[1], memo[2]) if memo is not None else None
+            return None
+        authorization = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = bytes(value)
+                break
+        raw = scope.get("raw_path")
+        path: str = scope["path"]
+        memo = self._memo.get((path.encode() if raw is None else raw, authorization))
+        if memo is None or memo[0] != path:
+            return None
+        hot = self._cached_read(memo[4], memo[1], memo[2], memo[3])
         if hot is None:
-            return False
+            return None
         entry, age_s = hot
         if entry is not self._entry:
-            self._headers = entry_headers(entry, self._region)
+            self._entry_headers = entry_headers(entry, self._region)
             self._entry = entry
-        headers = [*self._headers, (b"age", b"%d" % age_s), _FROM_CACHE]
-        if entry.expiration is not None:
-            headers.append((b"expiration", b"%d" % entry.expiration))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": entry.value})
-        return True
+            self._age_hi = -1.0  # rebuild below
+        if not self._age_lo <= age_s < self._age_hi:
+            whole_s = int(age_s)
+            self._headers = [*self._entry_headers, *tail_headers(entry, whole_s, b"cache")]
+            self._age_lo, self._age_hi = whole_s, whole_s + 1.0
+        return (
+            {"type": "http.response.start", "status": 200, "headers": [*self._headers]},
+            {"type": "http.response.body", "body": entry.value},
+        )

@@ -38,7 +38,7 @@ def _token(tid: str, account: str, secret: str) -> Token:
     )
 
 
-def _setup() -> tuple[Any, EdgeState, Metrics, ManualClock]:
+def _setup(expiration: int | None = None) -> tuple[Any, EdgeState, Metrics, ManualClock]:
     clock = ManualClock()
     metrics = Metrics("us")
     edge = EdgeState(clock=clock, cache_bytes=10**6, admit_threshold=1)
@@ -46,7 +46,7 @@ def _setup() -> tuple[Any, EdgeState, Metrics, ManualClock]:
     tokens = [_token("t1", ACC, SECRET), _token("t2", OTHER, OTHER_SECRET)]
     edge.apply_batch(ChangeBatch([], 5, 5, snapshot=Snapshot([Namespace(NS, ACC, "t")], tokens)))
     edge.cache.record_read((NS, "hot"))
-    edge.after_read_through(ReadThrough((NS, "hot")), Entry("hot", b"value", None, None, 5), 5)
+    edge.after_read_through(ReadThrough((NS, "hot")), Entry("hot", b"value", None, expiration, 5), 5)
     backend = ReplicaBackend(edge=edge, central=None, deadline=Deadline(1.0), region="us")  # type: ignore[arg-type]
     return create_app(backend, metrics), edge, metrics, clock
 
@@ -110,3 +110,61 @@ async def test_revocation_other_accounts_and_changes_take_the_full_path() -> Non
         revoke = Change(7, ChangeKind.TOKEN_REVOKE, clock.now(), token=_token("t1", ACC, SECRET))
         edge.apply_batch(ChangeBatch([revoke], 7, 7))
         assert (await _get(c, SECRET)).status_code == 401
+
+
+async def test_age_and_expiration_headers_follow_the_clock_and_expiry_ends_the_hot_path() -> None:
+    clock0 = ManualClock()
+    expiration = int(clock0.now()) + 10
+    app, edge, _, clock = _setup(expiration)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
+        first = await _get(c, SECRET)
+        ages = []
+        for step_s in (0.4, 0.5, 0.2, 1.0, 2.9):  # whole ages 0, 0, 1, 2, 5
+            clock.advance(step_s)
+            r = await _get(c, SECRET)
+            assert r.content == b"value" and r.headers["expiration"] == str(expiration)
+            assert {k: v for k, v in r.headers.items() if k != "age"} == {
+                k: v for k, v in first.headers.items() if k != "age"
+            }
+            ages.append(r.headers["age"])
+    assert ages == ["0", "0", "1", "2", "5"]
+    # Expired: the hot path gives way (the full path drops the copy and reads through),
+    # counting nothing itself.
+    clock.advance(expiration - clock.now())
+    hits, freq = edge.hits, edge.cache.frequency((NS, "hot"))
+    assert app.hot is not None
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "query_string": b"",
+        "headers": [(b"authorization", f"Bearer {SECRET}".encode())],
+    }
+    assert app.hot.answer(scope) is None
+    assert (edge.hits, edge.cache.frequency((NS, "hot"))) == (hits, freq)
+
+
+async def test_a_repeat_is_recognised_by_raw_and_decoded_path_together() -> None:
+    """The memo is keyed by the raw path as received; a request with the same raw bytes
+    but another decoded path (which the table would route differently) is not a repeat."""
+    app, edge, _, _ = _setup()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
+        assert (await _get(c, SECRET)).status_code == 200
+    assert app.hot is not None
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"r"), (b"authorization", f"Bearer {SECRET}".encode())],
+    }
+    hits = edge.hits
+    answer = app.hot.answer(scope)
+    assert answer is not None and answer[1]["body"] == b"value" and edge.hits == hits + 1
+    assert app.hot.answer({**scope, "path": PATH + "/"}) is None
+    assert app.hot.answer({**scope, "query_string": b"strong=true"}) is None
+    assert app.hot.answer({**scope, "method": "HEAD"}) is None
+    assert app.hot.answer({**scope, "headers": [(b"host", b"r")]}) is None
+    assert edge.hits == hits + 1  # none of those counted

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvcore.cache import ENTRY_OVERHEAD_BYTES, HotKeyCache, entry_size
+from kvcore.cache.policy import SKETCH_MAX_COUNT
+from kvcore.cache.sketch import FrequencySketch
 from kvcore.clock import ManualClock
 
 NS = "0" * 32
@@ -385,3 +387,21 @@ def test_cache_moves_its_window_once_a_sample_ends() -> None:
     for i in range(600):
         fixed.record_read(k(f"f{i % 100}"))
     assert fixed.window_bytes_max == 100
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=6), min_size=200, max_size=1_500))
+def test_hits_count_in_the_sketch_exactly_as_plain_increments(reads: list[int]) -> None:
+    """record_read of cached keys (record_hit, which skips the counters of a key it saw
+    saturated) leaves the same sketch as incrementing every read, across halvings (7
+    keys, 150 reads a sample: some key saturates in every sample)."""
+    c = make(10**7, admit_threshold=1, sample_size=150, half_life_s=None)
+    plain = FrequencySketch(4096, sample_size=150, half_life_s=None, max_count=SKETCH_MAX_COUNT)
+    for i in reads:
+        key = k(f"k{i}")
+        got = c.record_read(key)
+        assert got == plain.increment(key)
+        if key not in c:
+            c.offer(key, b"v", 1)
+        assert c.sketch.halvings == plain.halvings
+    assert all(c.frequency(k(f"k{i}")) == plain.estimate(k(f"k{i}")) for i in range(7))

@@ -120,3 +120,41 @@ def test_clear() -> None:
     s.increment("k")
     s.clear()
     assert s.estimate("k") == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=6), min_size=200, max_size=1_500))
+def test_count_saturated_is_increment_slots_for_a_key_seen_saturated(keys: list[int]) -> None:
+    """A caller that remembers the epoch a key was seen at max_count in and then calls
+    `count_saturated` (as HotKeyCache.record_hit does) leaves the sketch exactly as
+    `increment_slots` would: same estimates, same halvings, same return values."""
+    plain = FrequencySketch(64, sample_size=150, half_life_s=None, max_count=15)
+    fast = FrequencySketch(64, sample_size=150, half_life_s=None, max_count=15)
+    seen_saturated: dict[int, int] = {}
+    used_fast_path = 0
+    for key in keys:
+        want = plain.increment_slots(plain.slots(key))
+        if seen_saturated.get(key) == fast.epoch:
+            got = fast.count_saturated()
+            used_fast_path += 1
+        else:
+            got = fast.increment_slots(fast.slots(key))
+            if got == fast.max_count:
+                seen_saturated[key] = fast.epoch
+        assert got == want
+        assert fast.halvings == plain.halvings
+    assert all(fast.estimate(k) == plain.estimate(k) for k in range(7))
+    # 7 keys, 150 reads before the first halving: one key has 22+, 7+ of them saturated.
+    assert used_fast_path > 0
+
+
+def test_epoch_moves_whenever_counters_can_go_down() -> None:
+    s = FrequencySketch(64, sample_size=10**9, half_life_s=60.0)
+    epochs = [s.epoch]
+    s.decay(0.0)  # baseline only: nothing halved
+    assert s.epoch == epochs[-1]
+    s.decay(61.0)
+    epochs.append(s.epoch)
+    s.clear()
+    epochs.append(s.epoch)
+    assert epochs[0] < epochs[1] < epochs[2]
