@@ -74,7 +74,7 @@ async def test_push_value_threshold(tmp_path: Path) -> None:
             task = asyncio.create_task(follow())
             small = await client.submit(PutOp("a" * 32, ns.id, WriteItem(key="small", value=b"s" * 1024)))
             big = await client.submit(PutOp("a" * 32, ns.id, WriteItem(key="big", value=b"b" * 1025)))
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 20  # ends when the change arrives; generous when busy
             while time.monotonic() < deadline and not any(c.seq == big.seq for b in got for c in b.changes):
                 await asyncio.sleep(0.01)
             task.cancel()
