@@ -44,8 +44,12 @@ async def test_cluster_secret_is_required(tmp_path: Path) -> None:
         try:
             # Once it answers at all (a loaded machine may take seconds to start it), it
             # has had its chance to connect: it still is not ready a while later.
-            eventually_sync(lambda: httpx.get(f"{bad.http}/readyz").status_code > 0, 30, "bad replica up",
-                            retry_on=(httpx.HTTPError,))  # fmt: skip
+            eventually_sync(
+                lambda: httpx.get(f"{bad.http}/readyz").status_code > 0,
+                30,
+                "the wrong-secret replica answering",
+                retry_on=(httpx.HTTPError,),
+            )
             time.sleep(1.5)
             assert httpx.get(f"{bad.http}/readyz").status_code == 503
             assert httpx.get(f"{good.http}/readyz").status_code == 200
