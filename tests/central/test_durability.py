@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from helpers.cluster import restart
+from helpers.eventually import reconnected
 
 from kvcore.errors import KVError
 from kvcore.model import WriteItem
@@ -48,6 +49,8 @@ async def test_acknowledged_writes_survive_sigkill(central_factory: Any) -> None
 
     restarted = restart(central)  # same data dir and ports
     async with CentralClient(restarted.grpc) as client:
+        # gRPC shares a target's connection (and its reconnect backoff) between channels.
+        await reconnected(lambda: client.get(ACCOUNT, ns.id, "w0-0"))
         missing = []
         keys = list(acked)
         for start in range(0, len(keys), 100):
@@ -60,7 +63,8 @@ async def test_acknowledged_writes_survive_sigkill(central_factory: Any) -> None
 
 
 async def test_central_metrics_exported(central_factory: Any) -> None:
-    central = central_factory(propagation_delay=5)
+    # The update stays pending for the whole test: a busy machine cannot flush it early.
+    central = central_factory(propagation_delay=60)
     async with CentralClient(central.grpc) as client:
         ns = await client.submit(CreateNamespaceOp(ACCOUNT, "metrics"))
         await client.submit(PutOp(ACCOUNT, ns.id, WriteItem(key="k", value=b"1")))

@@ -23,6 +23,7 @@ from kvcore.store.pg import PgStore
 pytestmark = pytest.mark.timeout(180)
 
 DELAY_S = 2.0
+HOT_REPORT_INTERVAL_S = 1.0
 _KEY_KINDS = (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE)
 
 
@@ -49,7 +50,11 @@ def shared(postgres: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
         for p in (a, b):
             wait_ready(p.http, proc=p)
         ra = start_replica(tmp, a.grpc, "ra", wait=False)
-        rb = start_replica(tmp, b.grpc, "rb", wait=False)
+        # Hot-key reports every second (default 5 s): the carried-update check waits a few
+        # report rounds, not one round with a thin margin.
+        rb = start_replica(
+            tmp, b.grpc, "rb", wait=False, extra=("--hot-report-interval", str(HOT_REPORT_INTERVAL_S))
+        )
         procs += [ra, rb]
         for p in (ra, rb):
             wait_ready(p.http, proc=p)
@@ -75,9 +80,9 @@ async def test_create_via_a_served_by_b_replica_at_once_update_within_delay(shar
     account, secret = await create_account(shared.a.grpc)  # a token made through A ...
     async with KV(shared.a.http, account, secret) as via_a, KV(shared.replica_b.http, account, secret) as rb:
         # ... is known at B's replica (B's catalog and stream follow the shared log).
-        await _until(lambda: _status(rb.list_namespaces(), 200), 5, "token at B's replica")
+        await _until(lambda: _status(rb.list_namespaces(), 200), 20, "token at B's replica")
         ns = await via_a.create_namespace("shared")
-        await _until(lambda: _status(rb.namespace(ns), 200), 5, "namespace at B's replica")
+        await _until(lambda: _status(rb.namespace(ns), 200), 20, "namespace at B's replica")
 
         lags: list[float] = []
         for i in range(50):
@@ -93,14 +98,14 @@ async def test_create_via_a_served_by_b_replica_at_once_update_within_delay(shar
         assert _p99(lags) < 0.100
 
         # An update through A of a key B's replica holds hot and has reported to B (every
-        # 5 s): B's hub carries the new value within the delay (+1 s), counted from A's
-        # commit; every read meanwhile is served from the replica's cache.
+        # HOT_REPORT_INTERVAL_S): B's hub carries the new value within the delay (+1 s),
+        # counted from A's commit; every read meanwhile is served from the replica's cache.
         for _ in range(10):
             r = await rb.get(ns, "new-0")
             if r.headers.get("x-edgekv-source") == "cache":
                 break
         assert r.headers.get("x-edgekv-source") == "cache", "key never cached at B's replica"
-        await asyncio.sleep(5.5)
+        await asyncio.sleep(3.5 * HOT_REPORT_INTERVAL_S)  # a few report rounds
         assert (await via_a.put(ns, "new-0", b"updated")).status_code == 200
         t0 = time.perf_counter()
         while True:
@@ -133,7 +138,7 @@ async def test_log_is_commit_ordered_and_complete_under_writes_through_both(shar
     start_seq = follower.committed_seq
     clients = [KV(p.http, account, secret) for p in (shared.a, shared.b)]
     try:
-        await _until(lambda: _status(clients[1].list_namespaces(), 200), 5, "token at B")
+        await _until(lambda: _status(clients[1].list_namespaces(), 200), 20, "token at B")
         ns = await clients[0].create_namespace("order")
         acked: list[str] = []
         deadline = time.monotonic() + 10

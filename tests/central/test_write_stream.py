@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from helpers.cluster import restart
+from helpers.eventually import reconnected
 
 from kvcore.errors import KVError, NamespaceNotFound, PreconditionFailed, Unavailable, ValidationError
 from kvcore.model import Condition, WriteItem
@@ -95,7 +96,7 @@ async def test_streamed_acknowledged_writes_survive_sigkill(central_factory: Any
     failed: list[KVError] = []
     async with CentralClient(central.grpc, timeout_s=5, stream_writes=True) as client:
         ns = (await client.submit(CreateNamespaceOp(ACCOUNT, "durable"))).id
-        stop = time.monotonic() + 1.5
+        stop = time.monotonic() + 20.0  # a bound only: the kill below ends the writers
 
         async def writer(w: int) -> None:
             i = 0
@@ -110,24 +111,20 @@ async def test_streamed_acknowledged_writes_survive_sigkill(central_factory: Any
                 i += 1
 
         writers = [asyncio.create_task(writer(w)) for w in range(32)]
-        await asyncio.sleep(1.0)
+        # Kill once the load has clearly run, with every writer still writing (not after a
+        # fixed time: on a busy machine the writers could stop before the kill, none in flight).
+        deadline = time.monotonic() + 15.0
+        while len(acked) < 300 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         central.kill9()
         await asyncio.gather(*writers)
         assert len(acked) > 100, "the load did not run"
         assert failed and all(isinstance(e, Unavailable) for e in failed)
 
         restarted = restart(central)
-        # The old channel may still be inside gRPC's reconnect backoff (up to 2 s, see
-        # kvcore.rpc.security): calls fail fast with Unavailable until it reconnects.
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                await client.get(ACCOUNT, ns, "w0-0")
-                break
-            except Unavailable:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
+        # The old channel may still be inside gRPC's reconnect backoff: reads retry until
+        # it has reconnected.
+        await reconnected(lambda: client.get(ACCOUNT, ns, "w0-0"))
         missing = []
         keys = list(acked)
         for start in range(0, len(keys), 100):

@@ -44,7 +44,7 @@ async def test_wrangler_with_only_a_token(tmp_path: Path) -> None:
     replica = start_replica(tmp_path, central.grpc, "eu")
     home = tmp_path / "home"
     try:
-        account, token = await create_account(central.grpc)
+        account, token = await create_account(central.grpc, known_at=[replica.http])
         other, _ = await create_account(central.grpc)  # never shown to `token`
         for base in (replica.http, central.http):
             api = f"{base}/client/v4"

@@ -85,9 +85,9 @@ async def test_account_discovery_on_central_and_replica(tmp_path: Path) -> None:
     central = start_central(tmp_path)
     replica = start_replica(tmp_path, central.grpc, "eu")
     try:
-        account, secret = await create_account(central.grpc)
-        other, read_secret = await create_account(central.grpc, Permission.READ)
-        await asyncio.sleep(0.3)  # token creates are pushed at once; give the stream a moment
+        # Token creates are pushed to the replica at once, but not before central answers.
+        account, secret = await create_account(central.grpc, known_at=[replica.http])
+        other, read_secret = await create_account(central.grpc, Permission.READ, known_at=[replica.http])
         for base in (central.http, replica.http):
             _check_discovery(base, account, secret, other)
             _check_sdk(base, account, secret)

@@ -11,7 +11,6 @@ through a real replica and central:
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -35,8 +34,7 @@ async def test_compatibility_decisions(tmp_path: Path) -> None:
     central = start_central(tmp_path)
     replica = start_replica(tmp_path, central.grpc, "eu")
     try:
-        account, secret = await create_account(central.grpc)
-        await asyncio.sleep(0.3)
+        account, secret = await create_account(central.grpc, known_at=[replica.http])
         headers = {"authorization": f"Bearer {secret}"}
         for base in (replica.http, central.http):
             root = f"{base}/client/v4/accounts/{account}/storage/kv/namespaces"

@@ -46,7 +46,7 @@ async def test_bounds_on_every_write_path(tmp_path: Path) -> None:
     central = start_central(tmp_path)
     replica = start_replica(tmp_path, central.grpc, "eu")
     try:
-        account, secret = await create_account(central.grpc)
+        account, secret = await create_account(central.grpc, known_at=[replica.http])
         async with KV(replica.http, account, secret) as kv:
             ns = await kv.create_namespace("bounds")
             values = f"{kv.root}/{ns}/values"

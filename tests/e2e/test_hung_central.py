@@ -20,7 +20,7 @@ async def test_hung_central_is_detected_within_20_s(tmp_path: Path) -> None:
     replica = start_replica(tmp_path, central.grpc, "eu", extra=("--central-timeout", "2"))
     stopped = False
     try:
-        account, secret = await create_account(central.grpc)
+        account, secret = await create_account(central.grpc, known_at=[replica.http])
         async with KV(replica.http, account, secret) as kv:
             ns = await kv.create_namespace("hang")
             assert (await kv.put(ns, "hot", b"cached")).status_code == 200

@@ -19,6 +19,7 @@ from helpers.cluster import (
     start_replica,
     stop_all,
     wait_ready_async,
+    wait_token_known,
 )
 from helpers.proxy import TcpProxy
 
@@ -73,7 +74,7 @@ async def test_push_value_threshold(tmp_path: Path) -> None:
             task = asyncio.create_task(follow())
             small = await client.submit(PutOp("a" * 32, ns.id, WriteItem(key="small", value=b"s" * 1024)))
             big = await client.submit(PutOp("a" * 32, ns.id, WriteItem(key="big", value=b"b" * 1025)))
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 20  # ends when the change arrives; generous when busy
             while time.monotonic() < deadline and not any(c.seq == big.seq for b in got for c in b.changes):
                 await asyncio.sleep(0.01)
             task.cancel()
@@ -91,6 +92,7 @@ async def test_25_mib_value_through_a_replica(tmp_path: Path) -> None:
         async with CentralClient(central.grpc) as client:
             account = "e" * 32
             _, token = await client.create_token(account, Permission.WRITE)
+        await wait_token_known(replica.http, account, token)
         value = os.urandom(25 * 1024 * 1024)
         async with KV(replica.http, account, token, timeout=60) as kv:
             ns = await kv.create_namespace("big")
@@ -118,6 +120,7 @@ async def test_replica_drops_its_cache_when_its_log_position_is_gone(tmp_path: P
         async with CentralClient(central.grpc) as client:
             account = "f" * 32
             _, token = await client.create_token(account, Permission.WRITE)
+        await wait_token_known(replica.http, account, token)
         async with KV(replica.http, account, token) as kv, KV(central.http, account, token) as direct:
             ns = await kv.create_namespace("trim")
             assert (await kv.put(ns, "k", b"old")).status_code == 200

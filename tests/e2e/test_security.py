@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers.cluster import KV, start_central, start_replica, stop_all
+from helpers.eventually import eventually_sync
 
 from kvcore.errors import Unavailable
 from kvcore.model import Permission
@@ -41,6 +42,14 @@ async def test_cluster_secret_is_required(tmp_path: Path) -> None:
         bad = start_replica(tmp_path, central.grpc, "eu", extra=("--cluster-secret", "wrong"), wait=False)
         good = start_replica(tmp_path, central.grpc, "us", extra=("--cluster-secret", SECRET))
         try:
+            # Once it answers at all (a loaded machine may take seconds to start it), it
+            # has had its chance to connect: it still is not ready a while later.
+            eventually_sync(
+                lambda: httpx.get(f"{bad.http}/readyz").status_code > 0,
+                30,
+                "the wrong-secret replica answering",
+                retry_on=(httpx.HTTPError,),
+            )
             time.sleep(1.5)
             assert httpx.get(f"{bad.http}/readyz").status_code == 503
             assert httpx.get(f"{good.http}/readyz").status_code == 200

@@ -4,12 +4,12 @@ replicas spread over them; a write through one region is served by the other."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from helpers.cluster import start_dev
+from helpers.eventually import eventually_sync
 from helpers.postgres import PgServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -32,11 +32,10 @@ def test_dev_runs_two_centrals_on_one_database(postgres: PgServer, tmp_path: Pat
             ns = http.post(f"{us}/namespaces", json={"title": "t"}).json()["result"]["id"]
             assert http.put(f"{us}/namespaces/{ns}/values/k", content=b"v").status_code == 200
             # eu's replica follows the second central, which learns the write from the log.
-            for _ in range(100):
-                r = http.get(f"{eu}/namespaces/{ns}/values/k")
-                if r.status_code == 200:
-                    break
-                time.sleep(0.05)
+            eventually_sync(
+                lambda: http.get(f"{eu}/namespaces/{ns}/values/k").status_code == 200, 20, "the write at eu"
+            )
+            r = http.get(f"{eu}/namespaces/{ns}/values/k")
             assert (r.status_code, r.content) == (200, b"v")
             # Both centrals serve the same data.
             for c in info["centrals"]:

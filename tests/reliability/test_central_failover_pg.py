@@ -47,7 +47,7 @@ async def test_replica_switches_central_within_5s_and_loses_no_acknowledged_writ
         procs.append(eu)
         us = start_replica(tmp_path, b.grpc, "us")
         procs.append(us)
-        account, secret = await create_account(a.grpc)
+        account, secret = await create_account(a.grpc, known_at=[eu.http, us.http])
         async with KV(eu.http, account, secret, timeout=10) as kv, KV(us.http, account, secret) as kv_us:
             ns = await kv.create_namespace("failover")
             ledger = WriteLedger()

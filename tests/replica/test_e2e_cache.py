@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from helpers.cluster import KV, Proc, create_account, metric_value, start_central, start_replica, stop_all
+from helpers.eventually import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
 CACHE_BYTES = 1024 * 1024
+HOT_REPORT_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -30,7 +33,17 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     central = start_central(tmp, propagation_delay=2.0)
     procs = [central]
     try:
-        procs.append(start_replica(tmp, central.grpc, "eu", cache_bytes=CACHE_BYTES))
+        # Hot-key reports every second (default 5 s): a test that needs its key reported
+        # waits several report rounds, not one with a thin margin.
+        procs.append(
+            start_replica(
+                tmp,
+                central.grpc,
+                "eu",
+                cache_bytes=CACHE_BYTES,
+                extra=("--hot-report-interval", str(HOT_REPORT_INTERVAL_S)),
+            )
+        )
         yield Edge(central, procs[1])
     finally:
         stop_all(list(reversed(procs)))
@@ -45,18 +58,15 @@ class Clients:
 
 @pytest.fixture
 async def kv(edge: Edge) -> AsyncIterator[Clients]:
-    account, secret = await create_account(edge.central.grpc)
+    account, secret = await create_account(edge.central.grpc, known_at=[edge.replica.http])
     kc, kr = KV(edge.central.http, account, secret), KV(edge.replica.http, account, secret)
     try:
-        for _ in range(250):
-            if (await kr.list_namespaces()).status_code == 200:
-                break
-            await asyncio.sleep(0.02)
         ns = await kc.create_namespace("cache")
-        for _ in range(250):
-            if (await kr.namespace(ns)).status_code == 200:
-                break
-            await asyncio.sleep(0.02)
+
+        async def ns_known() -> bool:
+            return (await kr.namespace(ns)).status_code == 200
+
+        await eventually(ns_known, 20, "the namespace at the replica")
         yield Clients(kc, kr, ns)
     finally:
         await kc.aclose()
@@ -141,8 +151,13 @@ async def test_the_byte_bound_holds_under_a_random_workload(kv: Clients) -> None
 
 async def test_every_replica_metric_of_the_design_is_exported_with_the_region(kv: Clients) -> None:
     await kv.central.put(kv.ns, "m", b"1")
+    updates0 = await m(kv.replica, "edgekv_replication_lag_seconds_count", kind="update")
     await kv.central.put(kv.ns, "m", b"2")
-    await asyncio.sleep(2.5)  # the update's lazy flush
+
+    async def update_applied() -> bool:  # the update's lazy flush (2 s), applied at the replica
+        return await m(kv.replica, "edgekv_replication_lag_seconds_count", kind="update") > updates0
+
+    await eventually(update_applied, 20, "the update applied at the replica")
     await kv.replica.get(kv.ns, "m")
     text = await kv.replica.metrics()
     expected = {
@@ -174,13 +189,15 @@ async def test_reported_hot_keys_get_fresh_values_not_invalidations(kv: Clients)
     for _ in range(4):
         r = await kv.replica.get(kv.ns, "warm")
     assert r.headers["x-edgekv-source"] == "cache"
-    await asyncio.sleep(5.5)  # the replica reports its hot set every 5 s
+    # The replica reports its hot set every HOT_REPORT_INTERVAL_S: a few rounds of it.
+    await asyncio.sleep(3.5 * HOT_REPORT_INTERVAL_S)
     assert (await kv.central.put(kv.ns, "warm", b"v2")).status_code == 200
-    for _ in range(80):
+    deadline = time.monotonic() + 20  # the lazy flush is 2 s; a busy machine adds to it
+    while True:
         r = await kv.replica.get(kv.ns, "warm")
         # Before the lazy flush the old copy, after it the new one: both from the cache.
         assert r.headers["x-edgekv-source"] == "cache", r.headers
         if r.content == b"v2":
             break
+        assert time.monotonic() < deadline, "the update never reached the replica's cache"
         await asyncio.sleep(0.05)
-    assert r.content == b"v2"

@@ -79,7 +79,7 @@ async def test_replica_fails_over_after_central_kill9_without_reset(tmp_path: Pa
     with running(first) as procs:
         replica = start_replica(tmp_path, f"{first.grpc},{second_addr}", "eu")
         procs.append(replica)
-        account, secret = await create_account(first.grpc)
+        account, secret = await create_account(first.grpc, known_at=[replica.http])
         async with KV(replica.http, account, secret, timeout=10) as kv:
             ns = await kv.create_namespace("failover")
             acked: dict[str, bytes] = {}

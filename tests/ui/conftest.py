@@ -29,7 +29,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         procs.append(us)
         eu = start_replica(tmp, central.grpc, "eu")
         procs.append(eu)
-        account, secret = new_account(central.grpc)
+        account, secret = new_account(central.grpc, known_at=[us.http, eu.http])
         yield Cluster(central, us, eu, account, secret)
 
 

@@ -91,7 +91,7 @@ def test_a_region_that_went_away_and_a_central_that_went_away(tmp_path: Path) ->
         ap = start_replica(tmp_path, central.grpc, "ap", extra=["--advertise-url", "http://127.0.0.1:9/"])
         sa = start_replica(tmp_path, central.grpc, "sa")
         procs += [ap, sa]
-        account, secret = new_account(central.grpc)
+        account, secret = new_account(central.grpc, known_at=[ap.http, sa.http])
 
         def regions() -> dict[str, dict[str, Any]]:
             r = _api(central.http, "regions", secret, account_id=account)

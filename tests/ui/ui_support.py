@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import secrets
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,11 +58,12 @@ class Cluster:
             return str(r.json()["result"]["id"])
 
 
-def new_account(central_grpc: str) -> tuple[str, str]:
-    """`create_account` run in a thread of its own: Playwright's sync API leaves its event
-    loop marked running in this thread, where `asyncio.run` would refuse to start."""
+def new_account(central_grpc: str, known_at: Sequence[str] = ()) -> tuple[str, str]:
+    """`create_account` (which waits until the replicas at `known_at` accept the token) run
+    in a thread of its own: Playwright's sync API leaves its event loop marked running in
+    this thread, where `asyncio.run` would refuse to start."""
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, create_account(central_grpc)).result()
+        return pool.submit(asyncio.run, create_account(central_grpc, known_at=known_at)).result()
 
 
 @dataclass

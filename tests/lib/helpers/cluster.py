@@ -30,12 +30,14 @@ import httpx
 from edgekv import launch
 from edgekv.launch import EDGEKV, free_port, stop_all
 from edgekv.launch import Process as Proc
+from helpers.eventually import eventually
 from kvcore.model import Permission
 from kvcore.rpc.client import CentralClient
 
 __all__ = [
     "EDGEKV", "KV", "Proc", "create_account", "etag", "free_port", "metric_value", "restart", "running",
     "start_central", "start_dev", "start_replica", "stop_all", "wait_ready", "wait_ready_async",
+    "wait_token_known",
 ]  # fmt: skip
 
 
@@ -147,12 +149,32 @@ def running(*procs: Proc) -> Iterator[list[Proc]]:
         stop_all(list(reversed(items)))
 
 
-async def create_account(central_grpc: str, permission: Permission = Permission.WRITE) -> tuple[str, str]:
-    """A fresh account id and a bearer secret for it, created through central's Admin API."""
+async def create_account(
+    central_grpc: str, permission: Permission = Permission.WRITE, *, known_at: Sequence[str] = ()
+) -> tuple[str, str]:
+    """A fresh account id and a bearer secret for it, created through central's Admin API.
+
+    A replica knows only the tokens central has pushed to it on the change stream (no
+    lookup at central), so a request right after the create may get a 401: `known_at`
+    (replicas' HTTP bases) waits, up to 20 s, until each of them accepts the secret."""
     account = secrets.token_hex(16)
     async with CentralClient(central_grpc) as client:
         _, secret = await client.create_token(account, permission)
+    for base in known_at:
+        await wait_token_known(base, account, secret)
     return account, secret
+
+
+async def wait_token_known(base: str, account: str, secret: str, timeout_s: float = 20.0) -> None:
+    """Wait until the process at `base` accepts `secret` (anything but a 401 on the
+    account's namespace list): a replica learns a token from the change stream."""
+    url = f"{base}/client/v4/accounts/{account}/storage/kv/namespaces"
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {secret}"}, timeout=5) as http:
+
+        async def known() -> bool:
+            return (await http.get(url)).status_code != 401
+
+        await eventually(known, timeout_s, f"the token at {base}")
 
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:
