@@ -55,6 +55,18 @@ def _get(client: httpx.AsyncClient, secret: str, path: str = PATH) -> Any:
     return client.get(path, headers={"authorization": f"Bearer {secret}"})
 
 
+def _hot_scope() -> dict[str, Any]:
+    """An ASGI scope of a repeat GET of the hot key, as a server would pass it."""
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"r"), (b"authorization", f"Bearer {SECRET}".encode())],
+    }
+
+
 async def test_repeat_reads_answer_like_the_first_and_are_counted() -> None:
     app, edge, metrics, clock = _setup()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
@@ -133,15 +145,7 @@ async def test_age_and_expiration_headers_follow_the_clock_and_expiry_ends_the_h
     clock.advance(expiration - clock.now())
     hits, freq = edge.hits, edge.cache.frequency((NS, "hot"))
     assert app.hot is not None
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": PATH,
-        "raw_path": PATH.encode(),
-        "query_string": b"",
-        "headers": [(b"authorization", f"Bearer {SECRET}".encode())],
-    }
-    assert app.hot.answer(scope) is None
+    assert app.hot.answer(_hot_scope()) is None
     assert (edge.hits, edge.cache.frequency((NS, "hot"))) == (hits, freq)
 
 
@@ -152,14 +156,7 @@ async def test_a_repeat_is_recognised_by_raw_and_decoded_path_together() -> None
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
         assert (await _get(c, SECRET)).status_code == 200
     assert app.hot is not None
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": PATH,
-        "raw_path": PATH.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"r"), (b"authorization", f"Bearer {SECRET}".encode())],
-    }
+    scope = _hot_scope()
     hits = edge.hits
     answer = app.hot.answer(scope)
     assert answer is not None and answer[1]["body"] == b"value" and edge.hits == hits + 1
