@@ -1,8 +1,10 @@
 """Which changes travel with their value, read from the store.
 
 A create (C1) and an update of a key some region holds hot carry their value when it
-is at most `push_value_max_bytes` and the key still holds exactly that version; the
-rest travel as invalidations and the replica reads through on its next miss.
+is at most `push_value_max_bytes` and is still the key's: read back here, the key
+still holds exactly that version; attached by the store at commit (a create's), no
+later write of the key in its commit group (kvcore.store.txn). The rest travel as
+invalidations and the replica reads through on its next miss.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class ValueReader:
         return valued
 
     def with_create_values(self, changes: list[Change]) -> list[Change]:
-        """Creates carry their value (when small and still current); the rest as they are."""
+        """Creates carry their value (when small and still current, see the module
+        docstring); the rest as they are."""
         valued = self.with_values([c for c in changes if c.kind is ChangeKind.KEY_CREATE])
         return [valued.get(c.seq, without_value(c)) for c in changes]

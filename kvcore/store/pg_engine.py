@@ -240,8 +240,8 @@ class PgEngine:
 
     def commit(self, txn: Txn) -> None:
         """Make the group durable (see the module docstring for the three transactions
-        of its one round trip), publish its catalog changes, and give its creates their
-        value (txn.changes, for the listeners: the hub then reads none)."""
+        of its one round trip) and publish its catalog changes. Its creates carry their
+        value already (kvcore.store.ops, at log time), for the listeners."""
         self.prefetched = {}
         if txn.empty:
             self._abort()

@@ -10,6 +10,7 @@ batch until the group is complete.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ class CF(StrEnum):
 
 
 _PUT, _DELETE, _RANGE = 0, 1, 2
+_KEY_KINDS = (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE)
 _Write = tuple[int, CF, bytes, bytes]  # (kind, cf, key or range begin, value or range end)
 
 
@@ -44,6 +46,9 @@ class Txn:
         self.now = now
         self.seq = seq  # last seq allocated in this group
         self.changes: list[Change] = []
+        # (namespace, key) -> index in `changes` of the group's create of it that carries
+        # its value, until a later change of the key in the group makes that value stale.
+        self._valued_creates: dict[tuple[str, str], int] = {}
         self._writes: list[_Write] = []
         self._overlay: dict[tuple[CF, bytes], bytes | None] = {}
         self._ranges: list[tuple[CF, bytes, bytes]] = []
@@ -103,7 +108,8 @@ class Txn:
     ) -> Change:
         """Allocate the next seq and stage its change-log record. `value` travels with the
         change to the commit listeners (a create's, for the change feed) but is not
-        written to the log."""
+        written to the log; a later change of the same key in the group takes it off
+        again (`commit_op`)."""
         self._op_seq += 1
         change = Change(
             seq=self._op_seq,
@@ -134,7 +140,10 @@ class Txn:
             self._ranges.extend(self._op_ranges)
         self._overlay.update(self._op_overlay)
         self._writes.extend(self._op_writes)
-        self.changes.extend(self._op_changes)
+        for change in self._op_changes:
+            if change.kind in _KEY_KINDS:
+                self._supersede(change)
+            self.changes.append(change)
         self.seq = self._op_seq
         self.catalog.commit_op()
         self._clear_op()
@@ -143,6 +152,19 @@ class Txn:
         self._op_seq = self.seq
         self.catalog.rollback_op()
         self._clear_op()
+
+    def _supersede(self, change: Change) -> None:
+        """Before `change` joins the group: an earlier create of its key in the group
+        loses its value, which is no longer the key's. The feed pushes creates at once
+        but holds later updates and deletes (C2): a superseded value pushed would be
+        served everywhere until they are flushed. It travels as an invalidation instead,
+        as a create read back from the store would."""
+        ref = (change.namespace_id, change.key)
+        at = self._valued_creates.pop(ref, None)
+        if at is not None:
+            self.changes[at] = replace(self.changes[at], value=None, has_value=False)
+        if change.has_value:
+            self._valued_creates[ref] = len(self.changes)
 
     def _clear_op(self) -> None:
         self._op_changes = []

@@ -16,7 +16,7 @@ from store_support import StoreOpener, stored_bytes
 from kvcore.clock import ManualClock
 from kvcore.model import Change, ChangeKind, Permission, WriteItem
 from kvcore.store.base import LogTruncated, Store
-from kvcore.store.ops import BulkPutOp, CreateNamespaceOp, DeleteOp, PutOp
+from kvcore.store.ops import BulkPutOp, CreateNamespaceOp, DeleteOp, GroupOp, PutOp
 
 ACCT = "acct1"
 
@@ -140,6 +140,28 @@ def test_listener_sees_commit_before_future_returns_to_next_reader(open_store: S
         while len(seen) < 2 and time.monotonic() < deadline:
             time.sleep(0.005)
         assert seen == [True, True]
+
+
+def test_a_create_written_over_in_its_group_reaches_listeners_without_its_value(
+    open_store: StoreOpener,
+) -> None:
+    """A create's value rides to the listeners only while it is still the key's: a later
+    update or delete of the key in the same group (or op) takes it off, so the feed does
+    not push a value that is already gone while it holds the newer write (C2)."""
+    with open_store() as s:
+        got: list[Change] = []
+        s.add_listener(got.extend)
+        ns = s.run(CreateNamespaceOp(ACCT, "t")).id
+        put = lambda key, value: PutOp(ACCT, ns, WriteItem(key, value))  # noqa: E731
+        group = [put("u", b"u1"), put("u", b"u2"), put("d", b"d1"), DeleteOp(ACCT, ns, "d"), put("c", b"c1")]
+        s.run(GroupOp(group))
+        s.run(BulkPutOp(ACCT, ns, [WriteItem("b", b"b1"), WriteItem("b", b"b2")]))
+        deadline = time.monotonic() + 5  # PostgreSQL: delivered by the log follower, a moment later
+        while len(got) < 9 and time.monotonic() < deadline:
+            time.sleep(0.005)
+    creates = {c.key: c.value for c in got if c.kind is ChangeKind.KEY_CREATE}
+    assert creates == {"u": None, "d": None, "c": b"c1", "b": None}
+    assert all(c.has_value == (c.value is not None) for c in got)
 
 
 async def test_cancelled_before_running_is_not_applied(open_store: StoreOpener) -> None:
