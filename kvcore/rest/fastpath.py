@@ -3,8 +3,9 @@ answered before the router runs, and the response headers of every value read.
 
 The first read of a key goes through the route table like any request (its endpoint
 is `Handlers.get_value`); when the replica served it from its cache, the endpoint
-remembers the request here: (raw path, Authorization header) -> (account, namespace,
-key, token secret hash). A repeat of the same request skips the route match, the
+remembers the request here: (raw path, Authorization header) -> (decoded path, account,
+namespace, key, token secret hash); a repeat must match the decoded path too, so it is
+routed exactly as the first. A repeat of the same request skips the route match, the
 header parsing and the hashing, and asks the backend's `cached_read`, which looks the
 token up again every time (a revocation still takes effect at once) and counts the
 read as the full path would. Whatever is not a cached repeat goes to the router.
@@ -93,12 +94,12 @@ class HotReads:
         # remembered (`routing.raw_path` is a function of both) without calling it.
         self._memo: dict[tuple[bytes, bytes], tuple[str, str, str, str, str]] = {}
         # The last answer's headers, reused while the same entry object (a hot key) is
-        # served at the same whole age: [age_lo, age_hi) is the age range they hold for.
+        # served at the same whole age: [age_lo_s, age_hi_s) is the age range they hold for.
         # Each answer sends a copy (a server or middleware may keep or change its list).
         self._entry: Entry | None = None
         self._entry_headers: Headers = []
         self._headers: Headers = []
-        self._age_lo = self._age_hi = 0.0
+        self._age_lo_s = self._age_hi_s = 0.0
 
     @staticmethod
     def of(backend: object, region: str) -> HotReads | None:
@@ -147,11 +148,11 @@ class HotReads:
         if entry is not self._entry:
             self._entry_headers = entry_headers(entry, self._region)
             self._entry = entry
-            self._age_hi = -1.0  # rebuild below
-        if not self._age_lo <= age_s < self._age_hi:
+            self._age_hi_s = -1.0  # rebuild below
+        if not self._age_lo_s <= age_s < self._age_hi_s:
             whole_s = int(age_s)
             self._headers = [*self._entry_headers, *tail_headers(entry, whole_s, b"cache")]
-            self._age_lo, self._age_hi = whole_s, whole_s + 1.0
+            self._age_lo_s, self._age_hi_s = whole_s, whole_s + 1.0
         return (
             {"type": "http.response.start", "status": 200, "headers": [*self._headers]},
             {"type": "http.response.body", "body": entry.value},
