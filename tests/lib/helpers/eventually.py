@@ -6,7 +6,8 @@ deadline passes, instead of a fixed sleep that a busy 2-core CI machine outlasts
     entry = await reconnected(lambda: client.get(account, ns, "k"), 15)
 
 Deadlines here bound a wait, they assert no latency: a test that asserts a latency says
-so with its own bound. Each returns the seconds the wait took (for a test's printout).
+so with its own bound. `eventually` and `eventually_sync` return the seconds the wait
+took (for a test's printout), `reconnected` the call's result.
 """
 
 from __future__ import annotations
