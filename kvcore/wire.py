@@ -131,8 +131,8 @@ def put_to_pb(op: PutOp) -> pb.PutRequest:
 
 def put_into(req: pb.PutRequest, op: PutOp) -> None:
     """Fill an empty `req` (a field of the write stream's message, say) with `op`, in
-    place: building a submessage and copying it in costs the replica about 2 µs per
-    write on the write stream (upb), filling it about 0.6."""
+    place: cheaper than building a submessage, which upb copies when it is passed to
+    a constructor (the figures are in the README, regional writes)."""
     req.account_id, req.namespace_id = op.account_id, op.namespace_id
     item, src = req.item, op.item
     item.key, item.value = src.key, src.value

@@ -29,9 +29,8 @@ Decay, so yesterday's hot keys do not squat the cache:
 - every `sample_size` increments (10 x width by default) all counters halve, the
   classic TinyLFU reset. Every increment counts toward it, a saturated key's too:
   Caffeine's FrequencySketch counts only increments that raised a counter, which
-  with a saturated hot set ages the sketch far more slowly: bench/cache_sim.py's
-  popularity shift at a 10% cache fell from 73.5% to 71.7% hits with it, behind
-  LRU's 72.1% (stationary traces gained 0.1-0.3 points). A caller that saw a key
+  with a saturated hot set ages the sketch far more slowly, and put the popularity
+  shift of bench/cache_sim.py behind LRU (figures in the README). A caller that saw a key
   saturated in the current `epoch` may count it with `count_saturated`, skipping
   its counters;
 - `decay(now)` halves all counters once per `half_life_s` of elapsed time, so a
@@ -139,8 +138,8 @@ class FrequencySketch:
         a, b, c, d = slots
         t = self._table
         ta, tb, tc, td = t[a], t[b], t[c], t[d]
-        # The minimum by comparisons: half the cost of the builtin `min` on four ints,
-        # and this runs on every read.
+        # The minimum by comparisons, cheaper than the builtin `min` on four ints
+        # (README, hot reads), and this runs on every read.
         m = ta if ta < tb else tb
         if tc < m:
             m = tc

@@ -397,11 +397,15 @@ def test_hits_count_in_the_sketch_exactly_as_plain_increments(reads: list[int]) 
     keys, 150 reads a sample: some key saturates in every sample)."""
     c = make(10**7, admit_threshold=1, sample_size=150, half_life_s=None)
     plain = FrequencySketch(4096, sample_size=150, half_life_s=None, max_count=SKETCH_MAX_COUNT)
+    saturated_hits = 0  # hits of a cached key already at the maximum: the skipping path
     for i in reads:
         key = k(f"k{i}")
+        was_saturated = key in c and c.frequency(key) == SKETCH_MAX_COUNT
         got = c.record_read(key)
         assert got == plain.increment(key)
+        saturated_hits += was_saturated
         if key not in c:
             c.offer(key, b"v", 1)
         assert c.sketch.halvings == plain.halvings
     assert all(c.frequency(k(f"k{i}")) == plain.estimate(k(f"k{i}")) for i in range(7))
+    assert saturated_hits > 0, "no hit took the saturated path"
