@@ -235,6 +235,8 @@ def _print_table(info: dict[str, Any], root: Path, delay: float) -> None:
         f'Cloudflare SDK: Cloudflare(base_url="{first}/client/v4", api_token="{info["token"]}")',
         f"edgekv kv:      export EDGEKV_ENDPOINT={first} EDGEKV_ACCOUNT_ID={info['account_id']} "
         f"EDGEKV_API_TOKEN={info['token']}",
+        f"edgekv token:   export EDGEKV_CENTRAL={','.join(c['grpc'] for c in info['centrals'])}"
+        "  (then: edgekv token create --permission read)",
     ):
         _out.print(line, soft_wrap=True, highlight=False)
 

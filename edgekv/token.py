@@ -94,7 +94,12 @@ def _shown(token: Token) -> dict[str, str]:
 @_command("create", as_json=True)
 def create(
     to: Target,
-    account: Annotated[str, typer.Option(help="Account id (32 hex) the token belongs to.")],
+    account: Annotated[
+        str,
+        typer.Option(
+            envvar="EDGEKV_ACCOUNT_ID", help="Account id (32 hex) the token belongs to.", show_envvar=True
+        ),
+    ],
     permission: Annotated[Permission, typer.Option(help="read or write.")] = Permission.WRITE,
 ) -> None:
     """Create a token; its secret is printed once and never stored."""
@@ -110,7 +115,11 @@ def create(
 
 @_command("list", as_json=True)
 def list_(
-    to: Target, account: Annotated[str | None, typer.Option(help="Only this account's tokens.")] = None
+    to: Target,
+    account: Annotated[
+        str | None,
+        typer.Option(envvar="EDGEKV_ACCOUNT_ID", help="Only this account's tokens.", show_envvar=True),
+    ] = None,
 ) -> None:
     """List tokens (never their secrets)."""
     tokens = to.run(lambda c: c.list_tokens(account))

@@ -44,7 +44,11 @@ def walk(info: dict[str, Any], propagation_delay_s: float) -> None:
             r = http.get(url(region, values))
             _out.print(f"  {region}: {r.status_code}")
 
-        _step(f"Write it in region {writer!r}: a create is pushed to every region at once.")
+        _step(
+            f"Write it in region {writer!r}: a create is pushed to every region at once "
+            "(each drops its cached 404; a region keeps the value only once the key is hot, "
+            "so a first read there may say read-through)."
+        )
         http.put(url(writer, values), content=b"hello, world")
         written = time.monotonic()
         for region in names:

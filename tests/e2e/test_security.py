@@ -4,6 +4,7 @@ and API tokens managed with `edgekv token` (a revocation reaches replicas at onc
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -21,9 +22,14 @@ from kvcore.rpc.client import CentralClient
 SECRET = "s3cret-cluster-key-for-tests"
 
 
-def edgekv(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def edgekv(*args: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edgekv", *args], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-m", "edgekv", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **env},
     )
 
 
@@ -111,18 +117,19 @@ async def test_token_commands_and_revocation_reach_replicas(tmp_path: Path) -> N
         )
         assert made.returncode == 0, made.stderr
         writer = json.loads(made.stdout)
+        # The central and the account from the environment, as `edgekv dev` prints them.
         made = edgekv(
             "token",
             "create",
-            "--central",
-            central.grpc,
-            "--account",
-            account,
             "--permission",
             "read",
             "--json",
+            EDGEKV_CENTRAL=central.grpc,
+            EDGEKV_ACCOUNT_ID=account,
         )
+        assert made.returncode == 0, made.stderr
         reader = json.loads(made.stdout)
+        assert reader["account_id"] == account
         listed = edgekv("token", "list", "--central", central.grpc, "--account", account, "--json")
         assert {t["id"] for t in json.loads(listed.stdout)} == {writer["id"], reader["id"]}
         assert all("token" not in t for t in json.loads(listed.stdout)), "secrets are never listed"
