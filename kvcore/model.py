@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass, field
+from typing import Final
 
 # API token secrets chosen by an operator (bootstrap, `edgekv token create --secret`)
 # must be at least this long; generated ones are 43 characters.
@@ -112,6 +113,10 @@ class ChangeKind(enum.IntEnum):
         """Updates and deletes are coalesced and held up to the propagation delay;
         everything else (creates, namespaces, tokens) is pushed at once."""
         return self in (ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE)
+
+
+KEY_KINDS: Final = (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE)
+"""The changes of one key (the rest are of namespaces and tokens)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ from kvcore.cache import HotKeyCache, NegativeCache, entry_size
 from kvcore.clock import Clock
 from kvcore.errors import KeyNotFound
 from kvcore.model import (
+    KEY_KINDS,
     BulkResult,
     Change,
     ChangeBatch,
@@ -77,8 +78,6 @@ from replica.directory import Directory
 from replica.recent import RecentChanges
 
 KeyRef = tuple[str, str]  # (namespace_id, key)
-
-KEY_KINDS = (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE)
 
 
 @dataclass(slots=True)

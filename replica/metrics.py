@@ -27,8 +27,8 @@ from prometheus_client.core import Metric
 
 from kvcore.clock import Clock
 from kvcore.metrics import Metrics
-from kvcore.model import ChangeBatch, ChangeKind
-from replica.edge import KEY_KINDS, EdgeState
+from kvcore.model import KEY_KINDS, ChangeBatch, ChangeKind
+from replica.edge import EdgeState
 from replica.stream import StreamStatus
 
 LabelValues = tuple[str, ...]

@@ -13,10 +13,9 @@ from central.changefeed.batches import chunked
 from central.changefeed.source import ChangeSource
 from central.changefeed.values import ValueReader
 from kvcore.errors import LogTruncated
-from kvcore.model import ChangeBatch, ChangeKind, Snapshot
+from kvcore.model import KEY_KINDS, ChangeBatch, Snapshot
 
 CATCH_UP_PAGE = 1000
-_KEY_KINDS = (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE)
 
 
 def snapshot(store: ChangeSource) -> Snapshot:
@@ -57,7 +56,7 @@ async def catch_up(
         if not page:
             break
         end = page[-1].seq
-        chunks = chunked(values.with_create_values([c for c in page if c.kind in _KEY_KINDS]))
+        chunks = chunked(values.with_create_values([c for c in page if c.kind in KEY_KINDS]))
         for i, chunk in enumerate(chunks):
             # Safe up to this chunk's last change; the page's last chunk covers the
             # whole page (its namespace and token records are in the snapshot).

@@ -14,7 +14,7 @@ from dataclasses import replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from kvcore.model import Change, ChangeKind, Token
+from kvcore.model import KEY_KINDS, Change, ChangeKind, Token
 from kvcore.store import codec
 from kvcore.store.catalog import Catalog, CatalogView
 
@@ -35,7 +35,6 @@ class CF(StrEnum):
 
 
 _PUT, _DELETE, _RANGE = 0, 1, 2
-_KEY_KINDS = (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE)
 _Write = tuple[int, CF, bytes, bytes]  # (kind, cf, key or range begin, value or range end)
 
 
@@ -141,7 +140,7 @@ class Txn:
         self._overlay.update(self._op_overlay)
         self._writes.extend(self._op_writes)
         for change in self._op_changes:
-            if change.kind in _KEY_KINDS:
+            if change.kind in KEY_KINDS:
                 self._supersede(change)
             self.changes.append(change)
         self.seq = self._op_seq

@@ -17,14 +17,13 @@ import pytest
 from helpers.cluster import KV, Proc, create_account, start_central, start_replica, stop_all, wait_ready
 from helpers.postgres import PgServer
 
-from kvcore.model import Change, ChangeKind
+from kvcore.model import KEY_KINDS, Change, ChangeKind
 from kvcore.store.pg import PgStore
 
 pytestmark = pytest.mark.timeout(180)
 
 DELAY_S = 2.0
 HOT_REPORT_INTERVAL_S = 1.0
-_KEY_KINDS = (ChangeKind.KEY_CREATE, ChangeKind.KEY_UPDATE, ChangeKind.KEY_DELETE)
 
 
 @dataclass
@@ -171,7 +170,7 @@ async def test_log_is_commit_ordered_and_complete_under_writes_through_both(shar
     seqs = [c.seq for c in mine]
     # Every committed change exactly once, in order: seqs are start+1 .. last without gaps.
     assert seqs == list(range(start_seq + 1, last + 1)), "gap, repeat or reorder in the log"
-    key_changes = [c for c in mine if c.namespace_id == ns and c.kind in _KEY_KINDS]
+    key_changes = [c for c in mine if c.namespace_id == ns and c.kind in KEY_KINDS]
     tags = [json.loads(c.metadata_json)["tag"] for c in key_changes if c.metadata_json]
     assert sorted(tags) == sorted(acked), "an acknowledged write is missing from the log (or extra)"
     print(f"\n{len(acked)} acknowledged puts, {len(key_changes)} key changes through 2 centrals in 10 s")
