@@ -71,12 +71,17 @@ def namespace_from_pb(msg: pb.Namespace) -> Namespace:
 
 
 def write_item_to_pb(item: WriteItem) -> pb.WriteItem:
-    return pb.WriteItem(
-        key=item.key,
-        value=item.value,
-        **_meta_out(item.metadata_json),
-        expiration=_exp_out(item.expiration),
-    )
+    msg = pb.WriteItem()
+    write_item_into(msg, item)
+    return msg
+
+
+def write_item_into(msg: pb.WriteItem, item: WriteItem) -> None:
+    """Fill an empty `msg` with `item`, in place (see `put_into`)."""
+    msg.key, msg.value = item.key, item.value
+    if item.metadata_json is not None:
+        msg.metadata_json, msg.has_metadata = item.metadata_json, True
+    msg.expiration = _exp_out(item.expiration)
 
 
 def write_item_from_pb(msg: pb.WriteItem | pb.Entry) -> WriteItem:
@@ -134,12 +139,7 @@ def put_into(req: pb.PutRequest, op: PutOp) -> None:
     place: cheaper than building a submessage, which upb copies when it is passed to
     a constructor (the figures are in the README, regional writes)."""
     req.account_id, req.namespace_id = op.account_id, op.namespace_id
-    item, src = req.item, op.item
-    item.key, item.value = src.key, src.value
-    if src.metadata_json is not None:
-        item.metadata_json, item.has_metadata = src.metadata_json, True
-    if src.expiration:
-        item.expiration = src.expiration
+    write_item_into(req.item, op.item)
     if op.condition.is_set:
         condition_into(req.condition, op.condition)
 
