@@ -193,9 +193,7 @@ def _exists(pid: int) -> bool:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not _exists(pid):
         return False
     # A zombie postmaster of pg_ctl's (already reaped by init) counts as gone.
     with contextlib.suppress(OSError):
