@@ -122,8 +122,11 @@ def run(
     threads: int = 2,
     args: list[str] | None = None,
     timeout_s: float = 5.0,
+    errors_ok: bool = False,
 ) -> dict[str, Any]:
-    """One wrk run; returns the JSON from `done()` plus `rps` and latencies in ms."""
+    """One wrk run; returns the JSON from `done()` plus `rps` and latencies in ms.
+    RuntimeError if any request failed (a non-2xx/3xx status, a timeout, a socket
+    error), unless `errors_ok`: a rate of failed requests measures nothing."""
     with tempfile.TemporaryDirectory(prefix="edgekv-wrk-") as tmp:
         lua = Path(tmp) / "bench.lua"
         lua.write_text(script)
@@ -159,4 +162,7 @@ def run(
     res["errors"] = sum(res[k] for k in list(res) if k.startswith("err_"))
     res["connections"] = connections
     res["threads"] = threads
+    if res["errors"] and not errors_ok:
+        kinds = {k: v for k, v in res.items() if k.startswith("err_") and v}
+        raise RuntimeError(f"wrk at {url}: {res['errors']} of {res['requests']} requests failed {kinds}")
     return res
