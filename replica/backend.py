@@ -17,10 +17,7 @@ from typing import TypeVar
 
 from kvcore.errors import Unavailable
 from kvcore.model import Entry, KeyPage, Namespace, ReadResult, Token
-from kvcore.store.ops import (
-    InNamespace,
-    Op,
-)
+from kvcore.store.ops import InNamespace, Op
 from replica.edge import EdgeState, ReadThrough
 from replica.link import CentralLink
 
@@ -159,6 +156,8 @@ class ReplicaBackend:
         (C3) and return central's result."""
         if isinstance(op, InNamespace):
             self._edge.local_namespace(op.account_id, op.namespace_id)
-        result = await self._central_call(lambda: self._central.submit(op), op.size)
+        # The deadline travels with the write (a streamed write's own, a unary call's
+        # gRPC deadline): no timer around the call.
+        result = await self._central.submit(op, timeout_s=self._deadline.seconds(op.size))
         self._edge.after_write(op, result)
         return result

@@ -9,10 +9,13 @@ stream); tests use a fake that type-checks against this.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from kvcore.model import ChangeBatch, Entry
 from kvcore.rest.backend import KVCalls
+from kvcore.store.ops import Op
+
+R = TypeVar("R")
 
 
 class CentralLink(KVCalls, Protocol):
@@ -21,6 +24,11 @@ class CentralLink(KVCalls, Protocol):
     @property
     def target(self) -> str:
         """Which central(s) this talks to, 'HOST:PORT[,HOST:PORT...]' (for logs)."""
+        ...
+
+    async def submit(self, op: Op[R], *, timeout_s: float | None = None) -> R:
+        """Commit a write at central and return its result once durable; Unavailable
+        if central did not answer within `timeout_s` seconds."""
         ...
 
     async def get(

@@ -108,18 +108,20 @@ class CentralClient:
 
     # -- writes
 
-    async def submit(self, op: Op[R]) -> R:
+    async def submit(self, op: Op[R], *, timeout_s: float | None = None) -> R:
         """Commit `op` at central and return its result (as `Store.submit` does there);
-        raises the KVError central answered with. With `stream_writes`, a `PutOp` (of a
-        value up to `MAX_STREAMED_VALUE_BYTES`) or `DeleteOp` travels on the shared write
-        stream, with no deadline of its own (callers bound the wait: the replica does)."""
-        big = isinstance(op, PutOp) and len(op.item.value) > MAX_STREAMED_VALUE_BYTES
-        if self.stream_writes and isinstance(op, PutOp | DeleteOp) and not big:
-            return cast(R, await self._streamed.submit(op))
+        raises the KVError central answered with, or Unavailable when central did not
+        answer within `timeout_s` seconds (default: the op's deadline in `_WRITE_RPCS`).
+        With `stream_writes`, a `PutOp` (of a value up to `MAX_STREAMED_VALUE_BYTES`)
+        or `DeleteOp` travels on the shared write stream, within the same deadline."""
         try:
-            method, encode, decode, timeout_s = _WRITE_RPCS[type(op)]
+            method, encode, decode, op_timeout_s = _WRITE_RPCS[type(op)]
         except KeyError:
             raise InternalError(f"no RPC carries a {type(op).__name__}") from None
+        timeout_s = timeout_s or op_timeout_s or self.timeout_s
+        big = isinstance(op, PutOp) and len(op.item.value) > MAX_STREAMED_VALUE_BYTES
+        if self.stream_writes and isinstance(op, PutOp | DeleteOp) and not big:
+            return cast(R, await self._streamed.submit(op, timeout_s))
         return cast(R, decode(await self._call(getattr(self._kv, method), encode(op), timeout_s)))
 
     @property

@@ -6,6 +6,8 @@ broken stream failing its waiters with Unavailable, then reopening."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from typing import Any
 
@@ -136,3 +138,28 @@ async def test_streamed_acknowledged_writes_survive_sigkill(central_factory: Any
         again = await asyncio.wait_for(client.submit(PutOp(ACCOUNT, ns, WriteItem("after", b"1"))), 10)
         assert again.created
     assert restarted.alive
+
+
+async def test_a_streamed_write_fails_within_its_deadline_when_central_hangs(central_factory: Any) -> None:
+    """A hung central (SIGSTOP: the connection stays open, nothing answers) fails a
+    streamed write with Unavailable once its own deadline passes, as a unary call's
+    gRPC deadline would; after SIGCONT the stream carries writes again."""
+    central = central_factory()
+    async with CentralClient(central.grpc, stream_writes=True) as client:
+        ns = (await client.submit(CreateNamespaceOp(ACCOUNT, "hung"))).id
+        assert (await client.submit(PutOp(ACCOUNT, ns, WriteItem("before", b"1")))).created
+        os.kill(central.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            writes = [
+                client.submit(PutOp(ACCOUNT, ns, WriteItem(f"k{i}", b"x")), timeout_s=1.0) for i in range(40)
+            ]
+            results = await asyncio.wait_for(asyncio.gather(*writes, return_exceptions=True), 30)
+            waited_s = time.monotonic() - t0
+            assert all(isinstance(r, Unavailable) and "in time" in r.message for r in results), results[:2]
+            # 1 s deadline, checked every 0.1 s; generous on top for a loaded machine.
+            assert 0.9 <= waited_s < 5.0, waited_s
+        finally:
+            os.kill(central.pid, signal.SIGCONT)
+        after = await asyncio.wait_for(client.submit(PutOp(ACCOUNT, ns, WriteItem("after", b"1"))), 30)
+        assert after.seq > 0

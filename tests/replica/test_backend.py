@@ -58,7 +58,7 @@ class FakeCentral:
             e = Entry(e.key, b"", e.metadata_json, e.expiration, e.version)
         return e, as_of
 
-    async def submit(self, op: Op[R]) -> R:
+    async def submit(self, op: Op[R], *, timeout_s: float | None = None) -> R:
         if self.fail:
             raise self.fail
         self.seq += 1

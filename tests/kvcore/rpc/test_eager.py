@@ -1,0 +1,108 @@
+"""`start_eagerly`: the first step runs in the caller, the rest as a task, with a
+task's results, exceptions and cancellation (Python 3.12's eager tasks)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kvcore.rpc.eager import start_eagerly
+
+
+async def test_the_first_step_runs_before_start_eagerly_returns() -> None:
+    steps: list[str] = []
+    gate = asyncio.Event()
+
+    async def work() -> int:
+        steps.append("first")
+        await gate.wait()
+        steps.append("second")
+        await asyncio.sleep(0)  # a bare yield
+        await asyncio.sleep(0.001)  # a timer
+        return 7
+
+    fut = start_eagerly(work())
+    assert steps == ["first"] and not fut.done()
+    await asyncio.sleep(0.01)
+    assert steps == ["first"]
+    gate.set()
+    assert await fut == 7
+    assert steps == ["first", "second"]
+
+
+async def test_a_coroutine_that_never_waits_is_done_at_once() -> None:
+    async def quick() -> str:
+        return "done"
+
+    async def broken() -> None:
+        raise KeyError("x")
+
+    ok = start_eagerly(quick())
+    assert ok.done() and ok.result() == "done"
+    failed = start_eagerly(broken())
+    assert failed.done()
+    with pytest.raises(KeyError):
+        failed.result()
+
+
+async def test_exceptions_reach_the_coroutine_and_then_the_caller() -> None:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[int] = loop.create_future()
+    seen: list[str] = []
+
+    async def work() -> int:
+        try:
+            return await fut
+        except ValueError:
+            seen.append("caught")
+            raise RuntimeError("wrapped") from None
+
+    task = start_eagerly(work())
+    fut.set_exception(ValueError("boom"))
+    with pytest.raises(RuntimeError, match="wrapped"):
+        await task
+    assert seen == ["caught"]
+
+
+async def test_cancelling_reaches_the_coroutine_where_it_waits() -> None:
+    loop = asyncio.get_running_loop()
+    never: asyncio.Future[None] = loop.create_future()
+    cleaned: list[bool] = []
+
+    async def work() -> None:
+        try:
+            await never
+        finally:
+            cleaned.append(never.cancelled())
+
+    task = start_eagerly(work())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == [True]  # the awaited future was cancelled, as Task.cancel does
+
+
+async def test_a_cancel_after_the_awaited_future_is_done_is_still_delivered() -> None:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[int] = loop.create_future()
+    got: list[str] = []
+
+    async def work() -> None:
+        try:
+            await fut
+            got.append("resumed")
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            got.append("cancelled")
+            raise
+
+    task = start_eagerly(work())
+    await asyncio.sleep(0)
+    fut.set_result(1)  # done, but the task has not run since
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Thrown in where it waited, as a task would: not swallowed by the done future.
+    assert got == ["cancelled"]
