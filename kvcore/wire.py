@@ -293,10 +293,13 @@ def change_to_pb(change: Change) -> pb.Change:
     return msg
 
 
+_CHANGE_KINDS = {kind.value: kind for kind in ChangeKind}  # a dict lookup, not an Enum call
+
+
 def change_from_pb(msg: pb.Change) -> Change:
     return Change(
         seq=msg.seq,
-        kind=ChangeKind(msg.kind),
+        kind=_CHANGE_KINDS[msg.kind],
         commit_time=msg.commit_time,
         namespace_id=msg.namespace_id,
         account_id=msg.account_id,

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from kvcore.errors import Unavailable
 from kvcore.model import Entry, KeyPage, Namespace, ReadResult, Token
-from kvcore.store.ops import InNamespace, Op
+from kvcore.store.ops import InNamespace, Op, PutOp
 from replica.edge import EdgeState, ReadThrough
 from replica.link import CentralLink
 
@@ -158,6 +158,15 @@ class ReplicaBackend:
             self._edge.local_namespace(op.account_id, op.namespace_id)
         # The deadline travels with the write (a streamed write's own, a unary call's
         # gRPC deadline): no timer around the call.
-        result = await self._central.submit(op, timeout_s=self._deadline.seconds(op.size))
+        seconds = self._deadline.seconds(op.size)
+        if not isinstance(op, PutOp):
+            result = await self._central.submit(op, timeout_s=seconds)
+        else:
+            ref = (op.namespace_id, op.item.key)
+            self._edge.put_forwarded(ref)
+            try:
+                result = await self._central.submit(op, timeout_s=seconds)
+            finally:
+                self._edge.put_answered(ref)
         self._edge.after_write(op, result)
         return result

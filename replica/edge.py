@@ -37,7 +37,11 @@ Change rules (C1-C4):
   delete can arrive after a newer create of the same key (held changes are older
   than the creates pushed past them), and a negative entry would then hide a live
   key. A read of it caches the negative answer with central's seq instead.
-- The replica's own acknowledged writes are installed at once (C3).
+- The replica's own acknowledged writes are installed at once (C3). A value the stream
+  brings for a key with a put of this region's still on its way (`own_puts`; usually
+  that put's own change, which central pushes before it acknowledges) is not offered
+  to the cache: the acknowledgement installs that version right after, and a put that
+  is never acknowledged here leaves the key to be read from central.
 - Entries are installed only for namespaces in the directory: without the stream
   nothing would ever invalidate them.
 """
@@ -124,6 +128,8 @@ class EdgeState:
             window_s=recent_window_s, max_keys=recent_max, clock=clock
         )
         self.directory = Directory()
+        # Keys with a put of this region's forwarded and not yet answered (key -> how many).
+        self.own_puts: dict[KeyRef, int] = {}
         self.applied_seq = 0  # every change <= it has been applied
         self.committed_seq = 0  # central's, as last heard
         # Value reads by outcome (edgekv_cache_requests_total{result}).
@@ -306,6 +312,16 @@ class EdgeState:
 
     # ------------------------------------------------------------------ own writes (C3)
 
+    def put_forwarded(self, ref: KeyRef) -> None:
+        """A put of this region's to `ref` is on its way to central (see `own_puts`)."""
+        self.own_puts[ref] = self.own_puts.get(ref, 0) + 1
+
+    def put_answered(self, ref: KeyRef) -> None:
+        """Central answered that put (or it failed); `after_write` applies a success."""
+        n = self.own_puts.pop(ref, 1) - 1
+        if n:
+            self.own_puts[ref] = n
+
     def after_write(self, op: Op[Any], result: Any) -> None:
         """Apply this replica's own write, acknowledged by central with `result`, to the
         local state at once (C3: a region reads its own writes)."""
@@ -416,7 +432,10 @@ class EdgeState:
             if cached is not None and cached.entry.version >= seq:
                 pass  # a newer version is cached already (C4)
             elif (
-                change.has_value and change.value is not None and self._may_install(ref, seq, use_floor=False)
+                change.has_value
+                and change.value is not None
+                and ref not in self.own_puts
+                and self._may_install(ref, seq, use_floor=False)
             ):
                 entry = Entry(change.key, change.value, change.metadata_json, change.expiration, seq)
                 if not self._install(ref, entry, force=False):

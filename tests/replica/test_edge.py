@@ -304,6 +304,36 @@ def test_own_put_is_served_at_once_and_own_delete_negative() -> None:
     assert edge.lookup(ref) is None and ref in edge.negative
 
 
+def test_the_echo_of_a_put_in_flight_leaves_the_install_to_its_acknowledgement() -> None:
+    edge = make_edge()
+    ref = (NS, "k")
+    hot(edge)
+    edge.put_forwarded(ref)
+    edge.put_forwarded(ref)  # two puts of one key in flight
+    # Central pushes the create before it acknowledges the put: not offered to the cache.
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_CREATE, 5, value=b"mine")))
+    assert cached_version(edge) is None
+    edge.put_answered(ref)
+    edge.after_write(PutOp(ACC, NS, WriteItem("k", b"mine")), WriteResult(5, True, 0.0))
+    assert cached_version(edge) == 5  # C3: the acknowledgement installed it
+    edge.put_answered(ref)  # the second put failed (a 412, a timeout): nothing to apply
+    assert edge.own_puts == {}
+    # With no put in flight, a value the stream brings for a hot key is installed again.
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 7, value=b"theirs")))
+    assert cached_version(edge) == 7
+
+
+def test_a_put_never_acknowledged_here_leaves_the_key_to_central() -> None:
+    edge = make_edge()
+    ref = (NS, "k")
+    hot(edge)
+    edge.after_write(PutOp(ACC, NS, WriteItem("k", b"v1")), WriteResult(3, True, 0.0))
+    edge.put_forwarded(ref)
+    edge.apply_batch(batch(key_change(ChangeKind.KEY_UPDATE, 4, value=b"v2")))
+    edge.put_answered(ref)  # its caller's deadline passed: no after_write
+    assert cached_version(edge) is None  # v1 is not served after v2 committed (C4)
+
+
 def test_own_put_loses_to_newer_change_seen_first() -> None:
     edge = make_edge()
     ref = (NS, "k")
