@@ -7,16 +7,18 @@ starts goes out only after all of them have run. `start_eagerly` runs the corout
 at once up to its first suspension (for a gRPC `call.write`, that is where the
 message is handed to gRPC's core), then lets a task drive the rest.
 
-This is Python 3.12's eager task (`asyncio.eager_task_factory`, PEP-less, see the
-"Eager Task Factory" section of the asyncio docs) for one coroutine, on 3.11: the
-same semantics for results, exceptions and cancellation. Cancelling the returned
-future cancels what the coroutine awaits, as `Task.cancel` does, so the coroutine
-sees `CancelledError` where it waits and its `finally` clauses run.
+This is Python 3.12's eager task (`asyncio.eager_task_factory`, "Eager Task Factory"
+in the asyncio docs) for one coroutine, on 3.11, with a task's semantics for results,
+exceptions, cancellation and context variables: the first step runs in a copy of the
+caller's context, which the task then keeps. Cancelling the returned future cancels
+what the coroutine awaits, as `Task.cancel` does, so the coroutine sees
+`CancelledError` where it waits and its `finally` clauses run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -30,8 +32,9 @@ def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
     or its exception); otherwise a task awaits what the coroutine awaits and resumes
     it, step by step, until it finishes. Must be called with a running loop."""
     loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()  # the task's own, as create_task would make it
     try:
-        awaited = coro.send(None)
+        awaited = context.run(coro.send, None)
     except StopIteration as stop:
         done: asyncio.Future[T] = loop.create_future()
         done.set_result(stop.value)
@@ -40,7 +43,7 @@ def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         failed: asyncio.Future[T] = loop.create_future()
         failed.set_exception(exc)
         return failed
-    return loop.create_task(_drive(coro, awaited))
+    return loop.create_task(_drive(coro, awaited), context=context)
 
 
 async def _drive(coro: Coroutine[Any, Any, T], awaited: Any) -> T:
@@ -54,6 +57,8 @@ async def _drive(coro: Coroutine[Any, Any, T], awaited: Any) -> T:
         try:
             if awaited is None:
                 await asyncio.sleep(0)
+            elif not asyncio.isfuture(awaited):
+                thrown = RuntimeError(f"start_eagerly: bad yield {awaited!r}")  # as Task says
             else:
                 # What a task does with a future its coroutine yields: take the
                 # "blocking" mark off, or awaiting it again raises RuntimeError.

@@ -4,6 +4,7 @@ task's results, exceptions and cancellation (Python 3.12's eager tasks)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 
@@ -106,3 +107,17 @@ async def test_a_cancel_after_the_awaited_future_is_done_is_still_delivered() ->
         await task
     # Thrown in where it waited, as a task would: not swallowed by the done future.
     assert got == ["cancelled"]
+
+
+async def test_the_first_step_sets_context_variables_in_the_tasks_context_not_the_callers() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="caller")
+    seen: list[str] = []
+
+    async def work() -> None:
+        var.set("task")
+        await asyncio.sleep(0)
+        seen.append(var.get())
+
+    await start_eagerly(work())
+    assert var.get() == "caller"  # as with create_task: the caller's context is untouched
+    assert seen == ["task"]  # the rest of the coroutine kept the first step's context
