@@ -32,19 +32,56 @@ async def test_the_first_step_runs_before_start_eagerly_returns() -> None:
     assert steps == ["first", "second"]
 
 
-async def test_a_coroutine_that_never_waits_is_done_at_once() -> None:
+async def test_a_coroutine_that_never_waits_has_run_at_once() -> None:
+    ran: list[str] = []
+
     async def quick() -> str:
+        ran.append("quick")
         return "done"
 
     async def broken() -> None:
+        ran.append("broken")
         raise KeyError("x")
 
-    ok = start_eagerly(quick())
-    assert ok.done() and ok.result() == "done"
-    failed = start_eagerly(broken())
-    assert failed.done()
+    ok, failed = start_eagerly(quick()), start_eagerly(broken())
+    assert ran == ["quick", "broken"]  # both ran to the end before start_eagerly returned
+    assert await ok == "done"
     with pytest.raises(KeyError):
-        failed.result()
+        await failed
+
+
+async def test_the_first_step_runs_as_the_new_task() -> None:
+    caller = asyncio.current_task()
+    seen: list[asyncio.Task[object] | None] = []
+
+    async def work() -> None:
+        seen.append(asyncio.current_task())
+        async with asyncio.timeout(0.01):  # belongs to this task, not to the caller
+            await asyncio.sleep(10)
+
+    task = start_eagerly(work())
+    assert seen == [task] and asyncio.current_task() is caller
+    with pytest.raises(TimeoutError):
+        await task
+    assert not caller.cancelled() and caller.cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_a_cancel_before_the_tasks_next_step_reaches_the_coroutine() -> None:
+    loop = asyncio.get_running_loop()
+    never: asyncio.Future[None] = loop.create_future()
+    cleaned: list[bool] = []
+
+    async def work() -> None:
+        try:
+            await never
+        finally:
+            cleaned.append(never.cancelled())
+
+    task = start_eagerly(work())
+    task.cancel()  # same iteration: the task has not stepped since the eager first step
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == [True]
 
 
 async def test_exceptions_reach_the_coroutine_and_then_the_caller() -> None:
