@@ -5,9 +5,11 @@ request message becomes one `GroupOp` of `PutOp`s and `DeleteOp`s (one group-com
 operation, so its writes share one WAL sync with whatever else is queued); each write
 is decoded and validated by the unary Put/Delete's own functions, and fails alone.
 The response for a message is sent once its group is durable (C6), one result per
-write, tagged with the write's id. Messages are not awaited one by one: the next is
-read and queued while earlier ones commit, so a busy replica keeps the writer's queue
-full.
+write, tagged with the write's id. A write whose `deadline_unix_ms` has passed on
+central's clock when the writer reaches it is withdrawn: it fails with Unavailable
+and is not applied (`GroupOp.deadlines`), as a unary call's cancelled op is.
+Messages are not awaited one by one: the next is read and queued while earlier ones
+commit, so a busy replica keeps the writer's queue full.
 
 Why a stream: per write, a unary grpc.aio call costs central a call object, a
 servicer task and several event-loop callbacks, and the replica a call of its own;
@@ -60,17 +62,20 @@ class WritesService(pb_grpc.WritesServicer):  # type: ignore[misc]
     async def _commit(self, request: pb.WriteBatchRequest) -> pb.WriteBatchResponse:
         ids: list[int] = []
         ops: list[PutOp | DeleteOp] = []
+        deadlines: list[float | None] = []
         results: list[pb.StreamedWriteResult] = []
         now = self._clock.now()
         for msg in request.writes:
             try:
                 ops.append(point_op(msg, now))
-                ids.append(msg.id)
             except KVError as exc:
                 results.append(result_to_pb(msg.id, exc))
+                continue
+            ids.append(msg.id)
+            deadlines.append(msg.deadline_unix_ms / 1000 if msg.deadline_unix_ms else None)
         if ops:
             try:
-                outcomes: list[_Outcome] = await self._writes.submit(GroupOp(ops))
+                outcomes: list[_Outcome] = await self._writes.submit(GroupOp(ops, deadlines))
             except KVError as exc:  # the store is closing: every write fails alike
                 outcomes = [exc] * len(ops)
             results.extend(result_to_pb(i, o) for i, o in zip(ids, outcomes, strict=True))

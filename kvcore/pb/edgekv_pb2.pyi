@@ -399,14 +399,16 @@ class RevokeTokenRequest(_message.Message):
     def __init__(self, token_id: _Optional[str] = ...) -> None: ...
 
 class StreamedWrite(_message.Message):
-    __slots__ = ("id", "put", "delete")
+    __slots__ = ("id", "put", "delete", "deadline_unix_ms")
     ID_FIELD_NUMBER: _ClassVar[int]
     PUT_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     id: int
     put: PutRequest
     delete: DeleteRequest
-    def __init__(self, id: _Optional[int] = ..., put: _Optional[_Union[PutRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ...) -> None: ...
+    deadline_unix_ms: int
+    def __init__(self, id: _Optional[int] = ..., put: _Optional[_Union[PutRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ..., deadline_unix_ms: _Optional[int] = ...) -> None: ...
 
 class WriteBatchRequest(_message.Message):
     __slots__ = ("writes",)

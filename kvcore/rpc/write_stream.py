@@ -26,8 +26,11 @@ A write is acknowledged only by its own result, which central sends after the gr
 holding it is durable (C6); a failed condition or a validation error comes back as
 that write's KVError (412, 400, ...), as from the unary call. A write with no result
 after its `timeout_s` fails with `Unavailable` ("central did not answer in time",
-checked every `DEADLINE_SWEEP_S`), as a unary call past its deadline does; it may
-still commit. When the stream breaks, every write awaiting a result fails with
+checked every `DEADLINE_SWEEP_S`), as a unary call past its deadline does. If it was
+still queued here it is never sent; if it was sent, it carries its deadline
+(`deadline_unix_ms`, wall clock) and central withdraws it unless its writer reached it
+in time. Like a unary call's, a write past its deadline may still have committed only
+if central applied it before the deadline. When the stream breaks, every write awaiting a result fails with
 `Unavailable` (it may or may not have committed) and the next write opens a new stream.
 
 Not thread-safe: one event loop (the replica's) drives it.
@@ -43,6 +46,7 @@ from typing import Any, Final
 import grpc
 
 from kvcore import wire
+from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import KVError, Unavailable, error_from_code
 from kvcore.model import WriteResult
 from kvcore.pb import edgekv_pb2 as pb
@@ -85,11 +89,14 @@ class _Waiter:
 
 
 class StreamedWrites:
-    def __init__(self, channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]) -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...], clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._stub = pb_grpc.WritesStub(channel)
+        self._clock = clock
         self._metadata = metadata
         self._next_id = 0
-        self._queue: list[tuple[pb.StreamedWrite, int]] = []  # (write, its bytes)
+        self._queue: list[tuple[pb.StreamedWrite, int, _Waiter]] = []  # (write, its bytes, waiter)
         self._waiters: dict[int, _Waiter] = {}
         self._call: Any = None  # the open stream, or None
         self._receiver: asyncio.Task[None] | None = None  # reads the open stream's results
@@ -101,10 +108,13 @@ class StreamedWrites:
         self._sweep: asyncio.TimerHandle | None = None
         self._error: KVError | None = None  # why the open stream is being torn down
         self.batches_sent = 0  # messages sent (tests, benchmarks)
+        self._closed = False
 
     async def submit(self, op: PutOp | DeleteOp, timeout_s: float) -> WriteResult:
         """The op's result once central has it durable; its KVError if it failed;
         Unavailable if the stream broke or no result came within `timeout_s` seconds."""
+        if self._closed:
+            raise Unavailable("central connection closed")
         write = pb.StreamedWrite()
         if isinstance(op, PutOp):
             wire.put_into(write.put, op)
@@ -116,8 +126,8 @@ class StreamedWrites:
         write.id = wid = self._next_id
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[WriteResult | KVError] = loop.create_future()
-        self._waiters[wid] = _Waiter(fut, loop.time() + timeout_s)
-        self._queue.append((write, nbytes))
+        self._waiters[wid] = waiter = _Waiter(fut, loop.time() + timeout_s)
+        self._queue.append((write, nbytes, waiter))
         waiting = len(self._waiters)
         self._writers = waiting if waiting > self._writers else self._writers * WRITERS_DECAY
         if self._call is None:
@@ -134,14 +144,23 @@ class StreamedWrites:
         return outcome
 
     async def close(self) -> None:
+        """Fail every write still waiting (Unavailable) and end the stream; later
+        submits fail the same way."""
+        self._closed = True
         for timer in (self._sweep, self._flush_timer):
             if timer is not None:
                 timer.cancel()
         self._sweep = self._flush_timer = None
-        if self._receiver is not None:
-            self._receiver.cancel()
+        receiver, call = self._receiver, self._call
+        self._receiver = self._call = None
+        self._queue.clear()
+        self._writing, self._unacked = False, 0
+        if call is not None:
+            call.cancel()
+        if receiver is not None:
+            receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._receiver
+                await receiver
         self._fail_all(Unavailable("central connection closed"))
 
     # -- internals
@@ -170,17 +189,31 @@ class StreamedWrites:
         self._maybe_send(overdue=True)
 
     def _take_batch(self) -> pb.WriteBatchRequest:
+        """The next message: the queue's head, each write with its deadline
+        (`deadline_unix_ms`); a write already answered (past its deadline: its caller
+        was told Unavailable) is withdrawn, never sent."""
         q = self._queue
         n = size = 0
         while n < len(q) and n < MAX_BATCH_WRITES and (n == 0 or size + q[n][1] <= MAX_BATCH_BYTES):
             size += q[n][1]
             n += 1
-        batch = [w for w, _ in q[:n]]
+        # Deadlines are kept on the loop's monotonic clock and sent on the wall clock.
+        to_wall_s = self._clock.now() - asyncio.get_running_loop().time()
+        batch = []
+        for write, _, waiter in q[:n]:
+            if waiter.future.done():
+                continue
+            write.deadline_unix_ms = int((waiter.deadline + to_wall_s) * 1000)
+            batch.append(write)
         del q[:n]
         return pb.WriteBatchRequest(writes=batch)
 
     def _start_write(self) -> None:
         batch = self._take_batch()
+        while not batch.writes and self._queue:
+            batch = self._take_batch()
+        if not batch.writes:
+            return  # every queued write was withdrawn
         self._unacked += len(batch.writes)
         self._writing = True
         self._writer = start_eagerly(self._write(self._call, batch))

@@ -28,6 +28,7 @@ from kvcore.errors import (
     NamespaceNotFound,
     PreconditionFailed,
     TooManyNamespaces,
+    Unavailable,
     ValidationError,
 )
 from kvcore.limits import MAX_NAMESPACES_PER_ACCOUNT
@@ -216,9 +217,14 @@ class GroupOp:
     """Independent point writes in one commit group (a replica's streamed batch): each
     is staged and kept, or dropped alone with its error, exactly as if it had been
     queued by itself; the results (WriteResult or KVError, in order) are returned
-    once the group is durable, like any operation's."""
+    once the group is durable, like any operation's.
+
+    `deadlines` (optional, one per op: wall-clock seconds or None) withdraws an op
+    whose deadline has passed when the writer reaches it (`txn.now`): it fails with
+    Unavailable and is not applied, as a unary call's cancelled op is withdrawn."""
 
     ops: Sequence[PutOp | DeleteOp]
+    deadlines: Sequence[float | None] = ()
     size: int = field(init=False)
     kind: ClassVar[str] = "group"  # metered per member, by the member's kind
 
@@ -227,7 +233,11 @@ class GroupOp:
 
     def apply(self, txn: Txn) -> list[WriteResult | KVError]:
         out: list[WriteResult | KVError] = []
-        for op in self.ops:
+        deadlines = self.deadlines or [None] * len(self.ops)
+        for op, deadline in zip(self.ops, deadlines, strict=True):
+            if deadline is not None and txn.now > deadline:
+                out.append(Unavailable("central did not answer in time", detail="withdrawn: deadline passed"))
+                continue
             try:
                 result = op.apply(txn)
             except KVError as exc:

@@ -163,3 +163,19 @@ async def test_a_streamed_write_fails_within_its_deadline_when_central_hangs(cen
             os.kill(central.pid, signal.SIGCONT)
         after = await asyncio.wait_for(client.submit(PutOp(ACCOUNT, ns, WriteItem("after", b"1"))), 30)
         assert after.seq > 0
+        # Told they failed, they did not commit later: each carried its deadline, and
+        # central withdrew them when it woke past it (as a unary call's would be).
+        late = await client.bulk_get(ACCOUNT, ns, [f"k{i}" for i in range(40)])
+        assert late == [None] * 40, f"{sum(e is not None for e in late)} of 40 timed-out writes committed"
+
+
+async def test_a_closed_client_fails_streamed_writes_as_unavailable(central_factory: Any) -> None:
+    central = central_factory()
+    client = CentralClient(central.grpc)
+    ns = (await client.submit(CreateNamespaceOp(ACCOUNT, "closing"))).id
+    pending = asyncio.ensure_future(client.submit(PutOp(ACCOUNT, ns, WriteItem("racing", b"1"))))
+    await client.close()  # in the same iteration as the write that opens the stream
+    with pytest.raises(Unavailable):
+        await pending
+    with pytest.raises(Unavailable, match="closed"):
+        await client.submit(PutOp(ACCOUNT, ns, WriteItem("after", b"1")))

@@ -15,6 +15,7 @@ from kvcore.errors import (
     NamespaceNotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    Unavailable,
     ValidationError,
 )
 from kvcore.model import ChangeKind, Condition, WriteItem, WriteResult
@@ -369,3 +370,22 @@ async def test_write_many_commits_each_write_alone(store: AnyStore, ns: str) -> 
     assert first.created and deleted.seq == first.seq + 1
     assert store.get(ACCT, ns, "a") is None
     assert [c.key for c in store.changes_since(first.seq - 1)] == ["a", "a"]
+
+
+async def test_a_group_member_past_its_deadline_is_withdrawn(
+    store: AnyStore, ns: str, clock: ManualClock
+) -> None:
+    """A streamed write whose deadline (the store's wall clock) has passed when the
+    writer reaches it fails with Unavailable and is not applied; the others commit."""
+    now = clock.now()
+    results = await store.submit(
+        GroupOp(
+            [PutOp(ACCT, ns, WriteItem("late", b"1")), PutOp(ACCT, ns, WriteItem("in-time", b"2"))],
+            [now - 1.0, now + 60.0],
+        )
+    )
+    assert isinstance(results[0], Unavailable) and "in time" in results[0].message
+    assert isinstance(results[1], WriteResult) and results[1].created
+    assert store.get(ACCT, ns, "late") is None
+    assert store.get(ACCT, ns, "in-time") is not None
+    assert [c.key for c in store.changes_since(results[1].seq - 1)] == ["in-time"]
