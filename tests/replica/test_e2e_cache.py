@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers.cluster import KV, Proc, create_account, metric_value, start_central, start_replica, stop_all
+from helpers.cluster import (
+    KV,
+    Proc,
+    caught_up,
+    create_account,
+    metric_value,
+    start_central,
+    start_replica,
+    stop_all,
+)
 from helpers.eventually import eventually
 
 pytestmark = pytest.mark.timeout(120)
@@ -67,6 +76,9 @@ async def kv(edge: Edge) -> AsyncIterator[Clients]:
             return (await kr.namespace(ns)).status_code == 200
 
         await eventually(ns_known, 20, "the namespace at the replica")
+        # Central answers for the replica until the stream brings the namespace: reads
+        # are cached only once the replica's own directory has it.
+        await caught_up(kc, kr)
         yield Clients(kc, kr, ns)
     finally:
         await kc.aclose()

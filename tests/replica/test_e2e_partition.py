@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from helpers.cluster import (
     KV,
+    caught_up,
     create_account,
     metric_value,
     restart,
@@ -57,6 +58,7 @@ async def setup_account(central_grpc: str, central_http: str, replica_http: str)
         return (await kr.namespace(ns)).status_code == 200
 
     await poll(ns_known, 5, "namespace at the replica")
+    await caught_up(kc, kr)  # in the replica's own directory, not only answered by central
     return kc, kr, ns
 
 

@@ -177,6 +177,19 @@ async def wait_token_known(base: str, account: str, secret: str, timeout_s: floa
         await eventually(known, timeout_s, f"the token at {base}")
 
 
+async def caught_up(central: KV, replica: KV, timeout_s: float = 20.0) -> None:
+    """Wait until `replica` has applied everything central had committed when this was
+    called (its `edgekv_replication_applied_seq` reaches central's committed seq): a
+    namespace created at central is then in the replica's own directory, not only
+    answered by central on the replica's behalf."""
+    target = metric_value(await central.metrics(), "edgekv_central_committed_seq") or 0.0
+
+    async def applied() -> bool:
+        return (metric_value(await replica.metrics(), "edgekv_replication_applied_seq") or 0.0) >= target
+
+    await eventually(applied, timeout_s, f"the replica at {replica.base} applying seq {target:.0f}")
+
+
 def metric_value(text: str, name: str, **labels: str) -> float | None:
     """The value of one series in Prometheus text (labels matched as a subset)."""
     for line in text.splitlines():
