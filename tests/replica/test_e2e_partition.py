@@ -158,11 +158,11 @@ async def test_restart_resumes_from_the_persisted_seq(tmp_path: Path, how: str) 
         for i in range(20):
             assert (await kc.put(ns, f"k{i}", b"one")).status_code == 200
 
-        async def caught_up() -> bool:
+        async def applied_all() -> bool:
             committed = metric_value(await kc.metrics(), "edgekv_central_committed_seq", region="central")
             return await gauge(kr, "edgekv_replication_applied_seq") >= (committed or 0) > 0
 
-        await poll(caught_up, 10, "replica caught up")
+        await poll(applied_all, 10, "replica caught up")
         if how == "sigterm":
             assert replica.stop() == 0
         else:
@@ -178,7 +178,7 @@ async def test_restart_resumes_from_the_persisted_seq(tmp_path: Path, how: str) 
 
         await asyncio.to_thread(restart, replica, wait=False)
         await wait_ready_async(replica.http, proc=replica)
-        await poll(caught_up, DELAY_S + 5, "replica caught up after restart")
+        await poll(applied_all, DELAY_S + 5, "replica caught up after restart")
         log = replica.log()
         assert f"resuming from seq {persisted}" in log
         assert f"stream up (resumed from seq {persisted}, reset=False)" in log
