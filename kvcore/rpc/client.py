@@ -97,7 +97,10 @@ class CentralClient:
     async def _error(self, err: grpc.aio.AioRpcError) -> KVError:
         """The KVError for a failed call, with "pass --tls-ca" when a plaintext client
         met a TLS central (gRPC itself only says "Socket closed")."""
-        exc = from_rpc_error(err)
+        return await self._explained(from_rpc_error(err))
+
+    async def _explained(self, exc: KVError) -> KVError:
+        """`exc`, its detail saying "pass --tls-ca" when a plaintext client met a TLS central."""
         plaintext_refused = isinstance(exc, Unavailable) and not self._tls and "Socket closed" in exc.detail
         if plaintext_refused and await speaks_tls(self.target.split(",")[0]):
             exc.detail = f"TLS handshake failed: pass --tls-ca (central speaks TLS) [{exc.detail}]"
@@ -124,7 +127,10 @@ class CentralClient:
         timeout_s = timeout_s or op_timeout_s or self.timeout_s
         big = isinstance(op, PutOp) and len(op.item.value) > MAX_STREAMED_VALUE_BYTES
         if self.stream_writes and isinstance(op, PutOp | DeleteOp) and not big:
-            return cast(R, await self._streamed.submit(op, timeout_s))
+            try:
+                return cast(R, await self._streamed.submit(op, timeout_s))
+            except Unavailable as exc:
+                raise await self._explained(exc) from None
         return cast(R, decode(await self._call(getattr(self._kv, method), encode(op), timeout_s)))
 
     @property

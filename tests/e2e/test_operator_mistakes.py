@@ -4,6 +4,7 @@ silent split brain through SO_REUSEPORT)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -14,8 +15,10 @@ import pytest
 from helpers.cluster import EDGEKV, Proc, start_central, start_replica, stop_all
 
 from edgekv.dev import free_port
-from kvcore.model import Permission
+from kvcore.errors import Unavailable
+from kvcore.model import Permission, WriteItem
 from kvcore.rpc.client import CentralClient
+from kvcore.store.ops import PutOp
 
 
 def run(*args: str, timeout: float = 60) -> tuple[int, list[str]]:
@@ -150,6 +153,13 @@ def test_tls_key_not_matching_the_certificate(tmp_path: Path) -> None:
     assert "cannot listen" not in lines[0]
 
 
+async def _streamed_put_says_pass_tls_ca(target: str) -> None:
+    async with CentralClient(target) as client:
+        with pytest.raises(Unavailable) as caught:
+            await asyncio.wait_for(client.submit(PutOp("a" * 32, "b" * 32, WriteItem("k", b"v"))), 30)
+    assert "TLS handshake failed: pass --tls-ca" in caught.value.detail, caught.value.detail
+
+
 def test_tls_mismatch_says_pass_tls_ca(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path, "central")
     other, _ = self_signed(tmp_path, "other")
@@ -161,6 +171,8 @@ def test_tls_mismatch_says_pass_tls_ca(tmp_path: Path) -> None:
         assert_one_line(rc, lines, "TLS handshake failed: central's certificate is not signed by --tls-ca")
         rc, lines = run("token", "list", "--central", central.grpc, "--tls-ca", str(cert))
         assert rc == 0, lines
+        # A write on the client's write stream (its default) says it too.
+        asyncio.run(_streamed_put_says_pass_tls_ca(central.grpc))
         # A replica started without --tls-ca says the same in its log, and is not ready.
         eu = start_replica(tmp_path, central.grpc, "eu", wait=False)
         try:
