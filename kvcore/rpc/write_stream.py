@@ -223,7 +223,8 @@ class StreamedWrites:
             await call.write(batch)
             self.batches_sent += 1
         except Exception as err:
-            self._broken(call, err)
+            if not call.done():  # else the receiver reads the status central ended it with
+                self._broken(call, err)
             return
         finally:
             if call is self._call:  # else the stream is gone, and with it this flag
