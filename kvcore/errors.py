@@ -179,6 +179,12 @@ class Unavailable(KVError):
     grpc_status = "UNAVAILABLE"
     default_message = "service unavailable: central cannot be reached"
 
+    @classmethod
+    def deadline_passed(cls, detail: str = "") -> Unavailable:
+        """Central did not answer a call within its deadline (a replica's or a client's):
+        the one wording of it, whichever layer noticed."""
+        return cls("central did not answer in time", detail=detail)
+
 
 class LogTruncated(KVError):
     """A change-stream resume point older than the retained change log."""

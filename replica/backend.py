@@ -81,7 +81,7 @@ class ReplicaBackend:
             async with asyncio.timeout(seconds):
                 return await call()
         except TimeoutError:
-            raise Unavailable("central did not answer in time") from None
+            raise Unavailable.deadline_passed() from None
 
     async def _central_or_local(self, call: Callable[[], Awaitable[T]], local: Callable[[], T | None]) -> T:
         """Central's answer; while central is unreachable, the edge's, if it has one (C7)."""

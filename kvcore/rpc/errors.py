@@ -77,7 +77,7 @@ def from_rpc_error(err: grpc.aio.AioRpcError | grpc.RpcError) -> KVError:
     if cf_code is not None:
         return error_from_code(cf_code, code.name, details)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return Unavailable("central did not answer in time", detail=f"deadline exceeded: {details}")
+        return Unavailable.deadline_passed(f"deadline exceeded: {details}")
     if code in _UNAVAILABLE:
         # The body a REST client gets says only this; the cause is for the operator.
         return Unavailable("central unavailable", detail=explain_transport(details))

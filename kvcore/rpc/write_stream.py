@@ -284,7 +284,7 @@ class StreamedWrites:
         now = asyncio.get_running_loop().time()
         for w in self._waiters.values():
             if w.deadline <= now and not w.future.done():
-                w.future.set_result(Unavailable("central did not answer in time"))
+                w.future.set_result(Unavailable.deadline_passed())
         self._sweep = None
         if self._waiters:
             self._sweep = asyncio.get_running_loop().call_later(DEADLINE_SWEEP_S, self._fail_late)

@@ -236,7 +236,7 @@ class GroupOp:
         deadlines = self.deadlines or [None] * len(self.ops)
         for op, deadline in zip(self.ops, deadlines, strict=True):
             if deadline is not None and txn.now > deadline:
-                out.append(Unavailable("central did not answer in time", detail="withdrawn: deadline passed"))
+                out.append(Unavailable.deadline_passed("withdrawn: deadline passed"))
                 continue
             try:
                 result = op.apply(txn)
