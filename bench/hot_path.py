@@ -8,7 +8,9 @@ it, with `replica.metrics.observe`) answers a repeat `GET .../values/{key}` of a
 same rounds, is a bare ASGI callable sending the same status, headers and body: the
 ratio (baseline us / replica us, higher is better) is what to compare across commits.
 `cached_read_us` is `EdgeState.cached_read` alone (token, namespace, cache lookup,
-sketch count, hit count). Rounds alternate replica and baseline; medians are reported.
+sketch count, hit count); `hot_response_us` is the app's whole answer as bytes, as
+`kvcore.serving.HotReadProtocol` takes it over a socket (no ASGI messages). Rounds
+alternate replica and baseline; medians are reported.
 """
 
 from __future__ import annotations
@@ -97,10 +99,19 @@ async def main(reads: int, rounds: int) -> dict[str, Any]:
         raise RuntimeError(f"the hot key is not served from the cache: {start}")
     base = baseline_app(start, body["body"])
     digest = secret_hash_of(f"Bearer {SECRET}")
-    replica_us, base_us, cached_us = [], [], []
+    hot_response = app.hot_response
+    if hot_response(scope) != b"".join(  # what `HotReadProtocol` writes, as uvicorn would
+        [b"HTTP/1.1 200 OK\r\n", *(b"%s: %s\r\n" % h for h in start["headers"]), b"\r\n", body["body"]]
+    ):
+        raise RuntimeError("the hot read's bytes differ from its ASGI messages")
+    replica_us, base_us, cached_us, wire_us = [], [], [], []
     for _ in range(rounds):
         replica_us.append(await per_request_us(app, scope, reads))
         base_us.append(await per_request_us(base, scope, reads))
+        t0 = time.perf_counter()
+        for _ in range(reads):
+            hot_response(scope)
+        wire_us.append((time.perf_counter() - t0) / reads * 1e6)
         t0 = time.perf_counter()
         for _ in range(reads):
             edge.cached_read(digest, ACCOUNT, NS, "hot")
@@ -114,6 +125,7 @@ async def main(reads: int, rounds: int) -> dict[str, Any]:
         "ratio_vs_baseline": round(statistics.median(ratios), 3),
         "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
         "cached_read_us": round(statistics.median(cached_us), 3),
+        "hot_response_us": round(statistics.median(wire_us), 3),
     }
 
 

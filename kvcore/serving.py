@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import signal
 import socket
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from kvcore.errors import StartupError
 from kvcore.listen import bind_listener
@@ -32,6 +34,49 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+class HotReadProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol (httptools), answering a hot read without ASGI.
+
+    An app whose `hot_response` is a function `(scope) -> bytes | None` (a replica's
+    `kvcore.rest.app.RestApp`) is asked, once uvicorn has parsed a request's headers
+    into its ASGI scope, for the whole response; when it gives one, it is written to
+    the socket in one write and
+    the request is complete, with no ASGI task, no `send` messages and no second
+    write for the body. That was half of a replica's CPU per hot read (uvicorn's
+    `RequestResponseCycle.send`, the task and its two socket writes). Anything else,
+    and any request that needs more of uvicorn than a plain keep-alive exchange
+    (HTTP/1.0 or `Connection: close`, `Expect: 100-continue`, a paused writer, an
+    access log at INFO, default headers, the concurrency limit), runs as uvicorn runs it.
+
+    Overrides `HttpToolsProtocol._start_asgi_task`, uvicorn's one place where a parsed
+    request (the first or a pipelined one) starts; `make test` runs real sockets
+    through it (tests/replica/test_hot_wire.py), so a uvicorn that changed it fails
+    there."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._hot_response: Callable[[Any], bytes | None] | None = getattr(self.app, "hot_response", None)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        hot_response = self._hot_response
+        if (
+            hot_response is not None
+            and app is self.app
+            and cycle.keep_alive
+            and not cycle.waiting_for_100_continue
+            and not cycle.default_headers
+            and not (cycle.access_log and self.access_logger.isEnabledFor(logging.INFO))
+            and not self.flow.write_paused
+        ):
+            response = hot_response(cycle.scope)
+            if response is not None:
+                cycle.response_started = cycle.response_complete = True
+                self.transport.write(response)
+                cycle.on_response()
+                return
+        super()._start_asgi_task(cycle, app)
 
 
 def http_server(
@@ -65,6 +110,8 @@ def http_server(
         proxy_headers=False,
         ssl_certfile=certfile,
         ssl_keyfile=keyfile,
+        # Apps with a hot read (a replica's) answer it before ASGI (`HotReadProtocol`).
+        http=HotReadProtocol if getattr(app, "hot_response", None) is not None else "auto",
     )
     if certfile:
         try:

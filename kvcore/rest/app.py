@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from starlette.exceptions import HTTPException
@@ -144,6 +144,10 @@ class RestApp:
         # A hot read is counted as a read of `hot_route` (the value GET it repeats); its
         # series are resolved once, since counting is much of what a hot read costs.
         self._hot_count, self._hot_duration = http.series(hot_route.name, "GET", 200)
+        # `_hot_response` for a backend with a hot read (a replica), else None.
+        self.hot_response: Callable[[Scope], bytes | None] | None = (
+            None if hot is None else self._hot_response
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -175,6 +179,17 @@ class RestApp:
             route = scope.get("route")
             name = route.name if isinstance(route, Route) else "other"
             self.http.record(name, scope["method"], status, time.perf_counter() - start)
+
+    def _hot_response(self, scope: Scope) -> bytes | None:
+        """The whole HTTP/1.1 response to a hot read (`HotReads.response_bytes`), counted
+        as `__call__` counts one; None when `scope` is not a hot read. For
+        `kvcore.serving.HotReadProtocol`, which writes it before any ASGI task starts."""
+        start = time.perf_counter()
+        response = self.hot.response_bytes(scope)  # type: ignore[union-attr]  # set only with `hot`
+        if response is not None:
+            self._hot_count.inc()
+            self._hot_duration.observe(time.perf_counter() - start)
+        return response
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> int:
         """Everything else through starlette's router (a 405 of the table, /docs, the

@@ -9,6 +9,11 @@ routed exactly as the first. A repeat of the same request skips the route match,
 header parsing and the hashing, and asks the backend's `cached_read`, which looks the
 token up again every time (a revocation still takes effect at once) and counts the
 read as the full path would. Whatever is not a cached repeat goes to the router.
+
+A repeat is answered in one of two shapes: the two ASGI messages (`answer`, for any
+ASGI server) or the whole HTTP/1.1 response as bytes (`response_bytes`, which
+`kvcore.serving`'s protocol writes to the socket before uvicorn starts an ASGI task).
+Both come from the same headers, so the bytes are the ones uvicorn would have written.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ Headers = list[tuple[bytes, bytes]]
 
 _OCTET_STREAM: Final = (b"content-type", b"application/octet-stream")
 _MEMO_MAX: Final = 8192
+_STATUS_200: Final = b"HTTP/1.1 200 OK\r\n"
 
 
 class CachedReader(Protocol):
@@ -99,6 +105,7 @@ class HotReads:
         self._entry: Entry | None = None
         self._entry_headers: Headers = []
         self._headers: Headers = []
+        self._head: bytes | None = None  # `_headers` as bytes, built on first use
         self._age_lo_s = self._age_hi_s = 0.0
 
     @staticmethod
@@ -129,6 +136,29 @@ class HotReads:
         """The two ASGI messages (start, body) answering a repeat GET of a cached value,
         the read counted by `cached_read`; None (nothing counted) when the request is
         not one. Synchronous: the caller sends them, so no coroutine per request."""
+        entry = self._find(scope)
+        if entry is None:
+            return None
+        return (
+            {"type": "http.response.start", "status": 200, "headers": [*self._headers]},
+            {"type": "http.response.body", "body": entry.value},
+        )
+
+    def response_bytes(self, scope: Scope) -> bytes | None:
+        """`answer` as one HTTP/1.1 response (status line, headers, blank line, body), as
+        uvicorn writes those messages with no default headers; None as for `answer`."""
+        entry = self._find(scope)
+        if entry is None:
+            return None
+        head = self._head
+        if head is None:
+            lines = [_STATUS_200, *(b"%s: %s\r\n" % h for h in self._headers), b"\r\n"]
+            head = self._head = b"".join(lines)
+        return head + entry.value
+
+    def _find(self, scope: Scope) -> Entry | None:
+        """The cached entry a repeat GET asks for (counted by `cached_read`), with
+        `self._headers` made its headers; None when the request is not one."""
         if scope["method"] != "GET" or scope.get("query_string"):
             return None
         authorization = b""
@@ -152,8 +182,6 @@ class HotReads:
         if not self._age_lo_s <= age_s < self._age_hi_s:
             whole_s = int(age_s)
             self._headers = [*self._entry_headers, *tail_headers(entry, whole_s, b"cache")]
+            self._head = None
             self._age_lo_s, self._age_hi_s = whole_s, whole_s + 1.0
-        return (
-            {"type": "http.response.start", "status": 200, "headers": [*self._headers]},
-            {"type": "http.response.body", "body": entry.value},
-        )
+        return entry

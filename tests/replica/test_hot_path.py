@@ -8,47 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from helpers.hot_edge import ACC, NS, OTHER_SECRET, PATH, SECRET, hot_edge, token
 
 from kvcore.clock import ManualClock
-from kvcore.metrics import Metrics
-from kvcore.model import (
-    Change,
-    ChangeBatch,
-    ChangeKind,
-    Entry,
-    Namespace,
-    Permission,
-    Snapshot,
-    Token,
-    token_hash,
-)
-from kvcore.rest.app import create_app
-from replica.backend import Deadline, ReplicaBackend
-from replica.edge import EdgeState, ReadThrough
-from replica.metrics import observe
-
-ACC, OTHER, NS = "a" * 32, "b" * 32, "1" * 32
-SECRET, OTHER_SECRET = "s" * 40, "o" * 40
-PATH = f"/client/v4/accounts/{ACC}/storage/kv/namespaces/{NS}/values/hot"
-
-
-def _token(tid: str, account: str, secret: str) -> Token:
-    return Token(
-        id=tid, account_id=account, permission=Permission.READ, secret_hash=token_hash(secret), created=0.0
-    )
-
-
-def _setup(expiration: int | None = None) -> tuple[Any, EdgeState, Metrics, ManualClock]:
-    clock = ManualClock()
-    metrics = Metrics("us")
-    edge = EdgeState(clock=clock, cache_bytes=10**6, admit_threshold=1)
-    observe(metrics, edge)
-    tokens = [_token("t1", ACC, SECRET), _token("t2", OTHER, OTHER_SECRET)]
-    edge.apply_batch(ChangeBatch([], 5, 5, snapshot=Snapshot([Namespace(NS, ACC, "t")], tokens)))
-    edge.cache.record_read((NS, "hot"))
-    edge.after_read_through(ReadThrough((NS, "hot")), Entry("hot", b"value", None, expiration, 5), 5)
-    backend = ReplicaBackend(edge=edge, central=None, deadline=Deadline(1.0), region="us")  # type: ignore[arg-type]
-    return create_app(backend, metrics), edge, metrics, clock
+from kvcore.model import Change, ChangeBatch, ChangeKind
 
 
 def _get(client: httpx.AsyncClient, secret: str, path: str = PATH) -> Any:
@@ -68,7 +31,7 @@ def _hot_scope() -> dict[str, Any]:
 
 
 async def test_repeat_reads_answer_like_the_first_and_are_counted() -> None:
-    app, edge, metrics, clock = _setup()
+    app, edge, metrics, clock = hot_edge()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
         first = await _get(c, SECRET)
         # The first read took the full path and left the memo the next ones use.
@@ -90,7 +53,7 @@ async def test_repeat_reads_answer_like_the_first_and_are_counted() -> None:
 
 
 async def test_revocation_other_accounts_and_changes_take_the_full_path() -> None:
-    app, edge, _, clock = _setup()
+    app, edge, _, clock = hot_edge()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
         assert (await _get(c, SECRET)).status_code == 200
         assert (await _get(c, SECRET)).status_code == 200
@@ -119,7 +82,7 @@ async def test_revocation_other_accounts_and_changes_take_the_full_path() -> Non
         r = await _get(c, SECRET)
         assert r.content == b"newer" and r.headers["etag"] == '"6"'
         # Revoked: refused on the very next request, memo or not.
-        revoke = Change(7, ChangeKind.TOKEN_REVOKE, clock.now(), token=_token("t1", ACC, SECRET))
+        revoke = Change(7, ChangeKind.TOKEN_REVOKE, clock.now(), token=token("t1", ACC, SECRET))
         edge.apply_batch(ChangeBatch([revoke], 7, 7))
         assert (await _get(c, SECRET)).status_code == 401
 
@@ -127,7 +90,7 @@ async def test_revocation_other_accounts_and_changes_take_the_full_path() -> Non
 async def test_age_and_expiration_headers_follow_the_clock_and_expiry_ends_the_hot_path() -> None:
     clock0 = ManualClock()
     expiration = int(clock0.now()) + 10
-    app, edge, _, clock = _setup(expiration)
+    app, edge, _, clock = hot_edge(expiration)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
         first = await _get(c, SECRET)
         ages = []
@@ -152,7 +115,7 @@ async def test_age_and_expiration_headers_follow_the_clock_and_expiry_ends_the_h
 async def test_a_repeat_is_recognised_by_raw_and_decoded_path_together() -> None:
     """The memo is keyed by the raw path as received; a request with the same raw bytes
     but another decoded path (which the table would route differently) is not a repeat."""
-    app, edge, _, _ = _setup()
+    app, edge, _, _ = hot_edge()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
         assert (await _get(c, SECRET)).status_code == 200
     assert app.hot is not None

@@ -1,0 +1,157 @@
+"""The hot read on the wire (kvcore.serving `HotReadProtocol`): a replica's REST app served
+by uvicorn on a loopback port, talked to over raw sockets. A hot read is answered
+before any ASGI task, with the very bytes the ASGI path sends; pipelined requests keep
+their order; whatever needs more of uvicorn than a keep-alive exchange goes through
+ASGI as before."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from helpers.hot_edge import ACC, PATH, SECRET, hot_edge, token
+
+from kvcore.metrics import Metrics
+from kvcore.model import Change, ChangeBatch, ChangeKind
+from kvcore.serving import HotReadProtocol, http_server, serve_until
+from replica.edge import EdgeState
+
+pytestmark = pytest.mark.timeout(30)
+
+HOT_GET = f"GET {PATH} HTTP/1.1\r\nhost: r\r\nauthorization: Bearer {SECRET}\r\n\r\n".encode()
+
+
+class CountingApp:
+    """The replica's app, counting the HTTP requests that reached it through ASGI."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.hot_response = app.hot_response
+        self.asgi_requests = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.asgi_requests += 1
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class Served:
+    app: CountingApp
+    edge: EdgeState
+    metrics: Metrics
+    port: int
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection("127.0.0.1", self.port)
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    app, edge, metrics, _ = hot_edge()
+    counting = CountingApp(app)
+    server = http_server(counting, "127.0.0.1:0")
+    assert server.config.http is HotReadProtocol
+    assert server.listen_sockets
+    port = server.listen_sockets[0].getsockname()[1]
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve_until(server, stop))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield Served(counting, edge, metrics, port)
+    finally:
+        stop.set()
+        await task
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, str], bytes]:
+    """One HTTP/1.1 response with a content-length: (its bytes, headers, body)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if line)
+    body = await reader.readexactly(int(headers["content-length"]))
+    return head + body, headers, body
+
+
+async def test_a_hot_read_skips_asgi_and_sends_the_bytes_asgi_sends(served: Served) -> None:
+    reader, writer = await served.connect()
+    try:
+        writer.write(HOT_GET)
+        first, headers, body = await read_response(reader)  # the full path, which remembers it
+        assert served.app.asgi_requests == 1
+        assert first.startswith(b"HTTP/1.1 200 OK\r\n") and body == b"value"
+        assert headers["x-edgekv-source"] == "cache"
+        hits = served.edge.hits
+        for _ in range(3):
+            writer.write(HOT_GET)
+            repeat, _, _ = await read_response(reader)
+            assert repeat == first  # the clock stands still: the same age, byte for byte
+        assert served.app.asgi_requests == 1  # no repeat reached ASGI
+        assert served.edge.hits == hits + 3  # each counted as a hit
+        text = served.metrics.render().decode()
+        assert 'edgekv_http_requests_total{code="200",method="GET",region="us",route="values"} 4.0' in text
+    finally:
+        writer.close()
+
+
+async def test_pipelined_requests_are_answered_in_order(served: Served) -> None:
+    reader, writer = await served.connect()
+    try:
+        writer.write(HOT_GET)
+        await read_response(reader)
+        # Hot reads around a request only ASGI answers (a query string takes the full path).
+        query_get = HOT_GET.replace(b"/values/hot ", b"/values/hot?x=1 ")
+        writer.write(HOT_GET + query_get + HOT_GET + b"GET /healthz HTTP/1.1\r\nhost: r\r\n\r\n" + HOT_GET)
+        bodies = [(await read_response(reader))[2] for _ in range(5)]
+        assert bodies[:3] == [b"value"] * 3 and bodies[4] == b"value"
+        assert bodies[3] == b'{"status":"ok"}'
+        assert served.app.asgi_requests == 1 + 2
+    finally:
+        writer.close()
+
+
+async def test_a_revoked_token_is_refused_on_the_wire_at_once(served: Served) -> None:
+    reader, writer = await served.connect()
+    try:
+        for _ in range(2):
+            writer.write(HOT_GET)
+            assert (await read_response(reader))[2] == b"value"
+        revoke = Change(7, ChangeKind.TOKEN_REVOKE, 0.0, token=token("t1", ACC, SECRET))
+        served.edge.apply_batch(ChangeBatch([revoke], 7, 7))
+        writer.write(HOT_GET)
+        response, _, _ = await read_response(reader)
+        assert response.startswith(b"HTTP/1.1 401 ")
+        assert served.app.asgi_requests == 2  # the first read and the refusal
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "closes"),
+    [
+        (HOT_GET.replace(b"HTTP/1.1", b"HTTP/1.0"), True),
+        (HOT_GET.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n"), True),
+        (HOT_GET.replace(b"\r\n\r\n", b"\r\nexpect: 100-continue\r\n\r\n"), False),
+    ],
+    ids=["http-1.0", "connection-close", "expect-100-continue"],
+)
+async def test_requests_needing_more_of_uvicorn_go_through_asgi(
+    served: Served, request_bytes: bytes, closes: bool
+) -> None:
+    reader, writer = await served.connect()
+    try:
+        writer.write(HOT_GET)
+        await read_response(reader)
+        writer.write(request_bytes)
+        _, headers, body = await read_response(reader)
+        assert body == b"value" and headers["x-edgekv-source"] == "cache"
+        assert served.app.asgi_requests == 2
+        assert (headers.get("connection") == "close") is closes
+        if closes:
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # the server closed it
+    finally:
+        writer.close()
