@@ -10,7 +10,10 @@ and a result read at `S` is installed only if `newer_than(key, S)` is false.
 Bounded in time (`window_s`, far longer than any read-through deadline) and in
 keys. What falls out raises `floor`, the highest seq forgotten: a key not found in
 the map is treated as changed at `floor`, so forgetting can only make the guard
-refuse an install (a cache miss later), never accept a stale one. A stream reset
+refuse an install (a cache miss later), never accept a stale one. Expired keys are
+forgotten in sweeps, at most every `window_s / PRUNE_SWEEPS_PER_WINDOW`, not on every
+record (it runs twice per write a replica forwards); keeping a key a little longer
+only keeps `floor` lower for the others, which is as safe as forgetting it. A stream reset
 raises `floor` to central's committed seq: changes missed before a reset are never
 seen, so nothing read before it may be installed after it.
 """
@@ -25,6 +28,8 @@ from kvcore.clock import SYSTEM_CLOCK, Clock
 
 K = TypeVar("K", bound=Hashable)
 
+PRUNE_SWEEPS_PER_WINDOW = 20
+
 
 class RecentChanges(Generic[K]):
     def __init__(
@@ -38,6 +43,8 @@ class RecentChanges(Generic[K]):
         # key -> (highest seq applied, monotonic time recorded); oldest first.
         self._seqs: OrderedDict[K, tuple[int, float]] = OrderedDict()
         self.floor = 0
+        self._sweep_every_s = window_s / PRUNE_SWEEPS_PER_WINDOW
+        self._next_sweep = clock.monotonic()
 
     def record(self, key: K, seq: int) -> None:
         """Note that a change of `key` at `seq` has been applied (or acknowledged)."""
@@ -45,8 +52,10 @@ class RecentChanges(Generic[K]):
         old = self._seqs.pop(key, None)
         if old is not None and old[0] > seq:
             seq = old[0]
-        self._seqs[key] = (seq, now)
-        self._prune(now)
+        seqs = self._seqs
+        seqs[key] = (seq, now)
+        if now >= self._next_sweep or len(seqs) > self.max_keys:
+            self._prune(now)
 
     def newer_than(self, key: K, seq: int, *, use_floor: bool = True) -> bool:
         """Whether a change of `key` with a seq above `seq` may have been applied.
@@ -64,6 +73,7 @@ class RecentChanges(Generic[K]):
         self.floor = max(self.floor, seq)
 
     def _prune(self, now: float) -> None:
+        self._next_sweep = now + self._sweep_every_s
         horizon = now - self.window_s
         seqs = self._seqs
         while seqs:
