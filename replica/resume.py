@@ -1,11 +1,13 @@
 """The replica's resume point: where to pick up the change stream, persisted.
 
 A tiny RocksDB (rocksdict) in `<data_dir>/replica-state` holds the last `safe_seq`
-the replica applied (every change <= it has been applied), written after each
-batch. Per-batch writes go to the WAL without an fsync: losing the last few
-batches to a machine crash only makes the replica resume a little earlier, and
-re-sent changes are harmless (versions are compared). `close()` flushes, so a clean
-shutdown never loses the resume point.
+the replica applied (every change <= it has been applied). It is written after a
+batch at most every `write_every_s` (the stream brings a batch per forwarded write
+under load), to the WAL without an fsync: losing the last few batches to a crash
+only makes the replica resume a little earlier, and re-sent changes are harmless
+(versions are compared). A seq lower than the one on disk (central reset the stream
+to an older history) is written at once: resuming past it could skip changes.
+`close()` writes what is pending and flushes, so a clean shutdown loses nothing.
 
 The region is stored beside it: a data dir reused for another region starts over
 from 0 instead of resuming someone else's stream position.
@@ -16,19 +18,24 @@ from __future__ import annotations
 import logging
 import os
 
-from rocksdict import Options, Rdict, WriteOptions
+from rocksdict import AccessType, Options, Rdict, WriteOptions
+
+from kvcore.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("edgekv.replica.resume")
 
 STATE_DIR = "replica-state"
 _SAFE_SEQ = b"safe_seq"
 _REGION = b"region"
+WRITE_EVERY_S = 0.1
 
 
 class ResumePoint:
     """Last applied `safe_seq`, persisted; `safe_seq` is 0 for a fresh data dir."""
 
-    def __init__(self, data_dir: str, region: str) -> None:
+    def __init__(
+        self, data_dir: str, region: str, *, clock: Clock = SYSTEM_CLOCK, write_every_s: float = WRITE_EVERY_S
+    ) -> None:
         path = os.path.join(data_dir, STATE_DIR)
         os.makedirs(path, exist_ok=True)
         opts = Options(raw_mode=True)
@@ -47,7 +54,10 @@ class ResumePoint:
                 region,
             )
             seq = 0
-        self._safe_seq = seq
+        self._safe_seq = self._persisted = seq
+        self._clock = clock
+        self._write_every_s = write_every_s
+        self._next_write = clock.monotonic()
         self._db.put(_REGION, region.encode(), self._write_opts)
 
     @property
@@ -55,16 +65,27 @@ class ResumePoint:
         return self._safe_seq
 
     def save(self, safe_seq: int) -> None:
-        """Record a new resume point (cheap: one unsynced WAL append)."""
+        """Record a new resume point: at once in memory, on disk as the module says (at
+        most one unsynced WAL append per `write_every_s`)."""
         if safe_seq == self._safe_seq or self._db is None:
             return
         self._safe_seq = safe_seq
-        self._db.put(_SAFE_SEQ, str(safe_seq).encode(), self._write_opts)
+        now = self._clock.monotonic()
+        if now >= self._next_write or safe_seq < self._persisted:
+            self._write(now)
+
+    def _write(self, now: float) -> None:
+        assert self._db is not None
+        self._db.put(_SAFE_SEQ, str(self._safe_seq).encode(), self._write_opts)
+        self._persisted = self._safe_seq
+        self._next_write = now + self._write_every_s
 
     def close(self) -> None:
-        """Flush to disk and release the DB (idempotent)."""
+        """Write what is pending, flush to disk and release the DB (idempotent)."""
         if self._db is None:
             return
+        if self._persisted != self._safe_seq:
+            self._write(self._clock.monotonic())
         self._db.flush_wal(True)
         self._db.flush(True)
         self._db.close()
@@ -72,12 +93,13 @@ class ResumePoint:
 
 
 def read_safe_seq(data_dir: str) -> int | None:
-    """The persisted resume point of a stopped replica's data dir (tests, tools)."""
+    """The resume point on disk in a replica's data dir, running or stopped (tests,
+    tools); opened read-only, so a running replica keeps its lock."""
     path = os.path.join(data_dir, STATE_DIR)
     if not os.path.isdir(path):
         return None
     opts = Options(raw_mode=True)
-    db = Rdict(path, options=opts)
+    db = Rdict(path, options=opts, access_type=AccessType.read_only())
     try:
         raw = db.get(_SAFE_SEQ)
         return int(raw) if raw is not None else None

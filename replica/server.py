@@ -55,7 +55,7 @@ async def serve(
 
 
 async def _serve(settings: ReplicaSettings, *, clock: Clock, stop: asyncio.Event) -> None:
-    resume = ResumePoint(settings.data_dir, settings.region)
+    resume = ResumePoint(settings.data_dir, settings.region, clock=clock)
     metrics = Metrics(settings.region)
     client = CentralClient(
         settings.central,

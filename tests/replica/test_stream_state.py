@@ -32,6 +32,23 @@ def test_state_persists_and_is_per_region(tmp_path: Path) -> None:
     s.close()
 
 
+def test_the_resume_point_is_written_at_most_every_write_every_s(tmp_path: Path) -> None:
+    clock = ManualClock()
+    s = ResumePoint(str(tmp_path), "eu", clock=clock, write_every_s=0.1)
+    s.save(5)
+    assert read_safe_seq(str(tmp_path)) == 5  # the first write goes at once
+    s.save(6)
+    assert s.safe_seq == 6 and read_safe_seq(str(tmp_path)) == 5  # memory now, disk later
+    clock.advance(0.1)
+    s.save(7)
+    assert read_safe_seq(str(tmp_path)) == 7
+    s.save(3)  # central reset the stream to an older history: on disk at once
+    assert read_safe_seq(str(tmp_path)) == 3
+    s.save(9)
+    s.close()  # what is pending is written
+    assert read_safe_seq(str(tmp_path)) == 9
+
+
 class FakeClient:
     """Each subscribe() plays the next script: a list of batches, then an error (or end)."""
 
