@@ -165,12 +165,13 @@ class Metrics:
         self.committed_seq = gauge(
             "edgekv_central_committed_seq", "Central's last committed seq (as known here)"
         )
-        self.replication_lag = Histogram(
+        # Observed for every key change a replica applies, on its event loop only.
+        self.replication_lag = LoopHistogram(
             "edgekv_replication_lag_seconds",
             "Central commit to applied at the replica",
             [*lr, "kind"],
-            buckets=_LAG_BUCKETS,
-            registry=r,
+            _LAG_BUCKETS,
+            r,
         )
         self.replication_connected = gauge("edgekv_replication_connected", "1 while the change stream is up")
         self.replication_staleness = gauge(
