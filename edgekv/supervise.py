@@ -6,7 +6,9 @@ back on the same ports and data dir and the replicas resume. Each child's log is
 appended to across restarts and kept until `edgekv dev` exits.
 
 Backoff: 0.5 s after the first exit, doubling to 10 s for a child that keeps failing;
-a child that stayed up `STABLE_AFTER_S` starts over at 0.5 s.
+a child that stayed up `STABLE_AFTER_S` starts over at 0.5 s. A child that exits with
+`SETTINGS_EXIT_CODE` (`edgekv central|replica` refused its settings: the same command
+would be refused again) is not restarted; the supervisor says so once, pointing at its log.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from kvcore.clock import SYSTEM_CLOCK, Clock
@@ -22,10 +25,12 @@ BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 10.0
 STABLE_AFTER_S = 30.0
 POLL_S = 0.2
+SETTINGS_EXIT_CODE = 2  # edgekv.serve: a SettingsError
 
 
 class Supervised(Protocol):
     name: str
+    log_path: Path
 
     def start(self) -> object: ...
     def exit_code(self) -> int | None: ...
@@ -38,6 +43,7 @@ class _Track:
     backoff_s: float = BACKOFF_INITIAL_S
     restart_at: float | None = None  # set while the child is down, waiting for its restart
     restarts: int = 0
+    given_up: bool = False  # exited with SETTINGS_EXIT_CODE: left down
 
 
 class Supervisor:
@@ -60,9 +66,19 @@ class Supervisor:
         now = self._clock.monotonic()
         for child in self._children:
             t = self._track[id(child)]
+            if t.given_up:
+                continue
             if t.restart_at is None:
                 code = child.exit_code()
                 if code is None:
+                    continue
+                if code == SETTINGS_EXIT_CODE:
+                    t.given_up = True
+                    self._say(
+                        f"{child.name} refused its settings (exit {code}); not restarting it: "
+                        f"see {child.log_path}"
+                    )
+                    child.note(f"--- edgekv dev: {child.name} refused its settings; not restarted ---")
                     continue
                 if now - t.started_at >= STABLE_AFTER_S:
                     t.backoff_s = BACKOFF_INITIAL_S

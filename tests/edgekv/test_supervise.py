@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from edgekv.supervise import BACKOFF_INITIAL_S, BACKOFF_MAX_S, STABLE_AFTER_S, Supervisor
+from pathlib import Path
+
+from edgekv.supervise import (
+    BACKOFF_INITIAL_S,
+    BACKOFF_MAX_S,
+    SETTINGS_EXIT_CODE,
+    STABLE_AFTER_S,
+    Supervisor,
+)
 from kvcore.clock import ManualClock
 
 
 class FakeChild:
     name = "central"
+    log_path = Path("/tmp/central.log")
 
     def __init__(self) -> None:
         self.code: int | None = None
@@ -49,3 +58,15 @@ def test_restart_backoff_doubles_and_resets_after_a_stable_run() -> None:
     clock.advance(BACKOFF_INITIAL_S)
     sup.step()
     assert sup.restarts(child) == 8
+
+
+def test_a_child_that_refuses_its_settings_is_not_restarted() -> None:
+    clock, child, said = ManualClock(), FakeChild(), []
+    sup = Supervisor([child], said.append, clock)
+    child.code = SETTINGS_EXIT_CODE
+    for _ in range(100):
+        sup.step()
+        clock.advance(BACKOFF_MAX_S)
+    assert child.starts == 0 and sup.restarts(child) == 0
+    assert len(said) == 1 and "refused its settings" in said[0] and "central.log" in said[0]
+    assert child.notes == ["--- edgekv dev: central refused its settings; not restarted ---"]
