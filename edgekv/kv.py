@@ -301,7 +301,7 @@ def key_list(
     for info in keys:
         meta = json.dumps(info["metadata"], ensure_ascii=False) if "metadata" in info else ""
         table.add_row(info["name"], format_expiration(info.get("expiration")), meta)
-    table.caption = f"{len(keys)} keys"
+    table.caption = _keys(len(keys))
     Console(soft_wrap=True).print(table)
 
 
@@ -320,15 +320,21 @@ KeysFile = Annotated[
 ]
 
 
+def _keys(n: int) -> str:
+    return f"{n} key" if n == 1 else f"{n} keys"
+
+
 def _report_bulk(verb: str, result: BulkResult, as_json: bool) -> None:
     done, failed = result.successful_key_count, result.unsuccessful_keys
     if as_json:
         print_json({"successful_key_count": done, "unsuccessful_keys": failed})
     if failed:
         sample = ", ".join(repr(k) for k in failed[:5])
-        fail(f"{len(failed)} keys were not {verb} ({sample}{', ...' if len(failed) > 5 else ''})", EXIT_API)
+        more = ", ..." if len(failed) > 5 else ""
+        were = "was" if len(failed) == 1 else "were"
+        fail(f"{_keys(len(failed))} {were} not {verb} ({sample}{more})", EXIT_API)
     if not as_json:
-        typer.echo(f"Success: {verb} {done} keys")
+        typer.echo(f"Success: {verb} {_keys(done)}")
 
 
 @_command(bulk_app, "put", namespace=True, as_json=True, timeout_s=60.0)

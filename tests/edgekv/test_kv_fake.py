@@ -154,6 +154,8 @@ def test_progress_bar_forced_on_and_default_off(api: FakeAPI, tmp_path: Path) ->
     assert res.stdout == "Success: written 3000 keys\n"
     res = run("bulk", "delete", str(path), "--namespace", "ns", "--force")
     assert res.exit_code == 0 and res.stderr == ""  # not a terminal: no bar
+    path.write_text(json.dumps([{"key": "one", "value": "v"}]))
+    assert run("bulk", "put", str(path), "--namespace", "ns").stdout == "Success: written 1 key\n"
 
 
 def test_unexpected_errors_are_one_line(api: FakeAPI, monkeypatch: pytest.MonkeyPatch) -> None:
