@@ -9,7 +9,7 @@ same rounds, is a bare ASGI callable sending the same status, headers and body: 
 ratio (baseline us / replica us, higher is better) is what to compare across commits.
 `cached_read_us` is `EdgeState.cached_read` alone (token, namespace, cache lookup,
 sketch count, hit count); `hot_response_us` is the app's whole answer as bytes, as
-`kvcore.serving.HotReadProtocol` takes it over a socket (no ASGI messages). Rounds
+`kvcore.serving.HotReadProtocol` has it written (no ASGI messages, no socket here). Rounds
 alternate replica and baseline; medians are reported.
 """
 
@@ -100,17 +100,23 @@ async def main(reads: int, rounds: int) -> dict[str, Any]:
     base = baseline_app(start, body["body"])
     digest = secret_hash_of(f"Bearer {SECRET}")
     hot_response = app.hot_response
-    if hot_response(scope) != b"".join(  # what `HotReadProtocol` writes, as uvicorn would
+    written: list[bytes] = []
+    hot_response(scope, written.append)
+    if b"".join(written) != b"".join(  # what `HotReadProtocol` writes, as uvicorn would
         [b"HTTP/1.1 200 OK\r\n", *(b"%s: %s\r\n" % h for h in start["headers"]), b"\r\n", body["body"]]
     ):
         raise RuntimeError("the hot read's bytes differ from its ASGI messages")
+
+    def drop(data: bytes) -> None:
+        pass
+
     replica_us, base_us, cached_us, wire_us = [], [], [], []
     for _ in range(rounds):
         replica_us.append(await per_request_us(app, scope, reads))
         base_us.append(await per_request_us(base, scope, reads))
         t0 = time.perf_counter()
         for _ in range(reads):
-            hot_response(scope)
+            hot_response(scope, drop)
         wire_us.append((time.perf_counter() - t0) / reads * 1e6)
         t0 = time.perf_counter()
         for _ in range(reads):

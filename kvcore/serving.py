@@ -25,6 +25,9 @@ from kvcore.listen import bind_listener
 from kvcore.settings import split_addr
 
 GC_GEN0_THRESHOLD = 50_000
+_HOT_HOOK = hasattr(HttpToolsProtocol, "_start_asgi_task")  # see HotReadProtocol
+
+log = logging.getLogger("edgekv.serving")
 
 
 class _Server(uvicorn.Server):
@@ -36,28 +39,36 @@ class _Server(uvicorn.Server):
         yield
 
 
+HotResponse = Callable[[Any, Callable[[bytes], object]], bool]
+"""(ASGI scope, the transport's `write`) -> whether it answered: `RestApp.hot_response`."""
+
+
 class HotReadProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol (httptools), answering a hot read without ASGI.
 
-    An app whose `hot_response` is a function `(scope) -> bytes | None` (a replica's
-    `kvcore.rest.app.RestApp`) is asked, once uvicorn has parsed a request's headers
-    into its ASGI scope, for the whole response; when it gives one, it is written to
-    the socket in one write and
-    the request is complete, with no ASGI task, no `send` messages and no second
-    write for the body. That was half of a replica's CPU per hot read (uvicorn's
-    `RequestResponseCycle.send`, the task and its two socket writes). Anything else,
-    and any request that needs more of uvicorn than a plain keep-alive exchange
-    (HTTP/1.0 or `Connection: close`, `Expect: 100-continue`, a paused writer, an
-    access log at INFO, default headers, the concurrency limit), runs as uvicorn runs it.
+    An app whose `hot_response` is a `HotResponse` (a replica's `kvcore.rest.app.RestApp`)
+    is asked, once uvicorn has parsed a request's headers into its ASGI scope, to
+    answer it; a hot read is written straight to the transport (headers and body in
+    one write) and the request is complete as uvicorn completes one: no ASGI task, no
+    `send` messages. Anything else, and any request that needs more of uvicorn than a
+    plain keep-alive exchange (HTTP/1.0 or `Connection: close`, `Expect: 100-continue`,
+    a paused writer, an access log at INFO, default headers, the concurrency limit),
+    runs as uvicorn runs it; so does an app uvicorn wrapped (trace logging wraps it to
+    log every ASGI message). A hot path that raises is logged and the request goes
+    through ASGI.
 
-    Overrides `HttpToolsProtocol._start_asgi_task`, uvicorn's one place where a parsed
-    request (the first or a pipelined one) starts; `make test` runs real sockets
-    through it (tests/replica/test_hot_wire.py), so a uvicorn that changed it fails
-    there."""
+    Overrides two methods of `HttpToolsProtocol`: `_start_asgi_task`, uvicorn's one
+    place where a parsed request (the first or a pipelined one) starts, and
+    `on_response_complete`, which starts the next pipelined request: answered in place,
+    each would start the next from inside itself, so a long pipelined burst would
+    recurse past Python's limit; here it loops. `make test` runs real sockets through
+    both (tests/replica/test_hot_wire.py), so a uvicorn that changed them fails there,
+    and `http_server` uses uvicorn's own protocol when the first is missing."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._hot_response: Callable[[Any], bytes | None] | None = getattr(self.app, "hot_response", None)
+        self._hot_response: HotResponse | None = getattr(self.app, "hot_response", None)
+        self._completing = self._complete_again = False
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         hot_response = self._hot_response
@@ -70,13 +81,30 @@ class HotReadProtocol(HttpToolsProtocol):
             and not (cycle.access_log and self.access_logger.isEnabledFor(logging.INFO))
             and not self.flow.write_paused
         ):
-            response = hot_response(cycle.scope)
-            if response is not None:
+            try:
+                answered = hot_response(cycle.scope, self.transport.write)
+            except Exception:
+                log.exception("the hot read failed; answering through ASGI")
+                answered = False
+            if answered:
                 cycle.response_started = cycle.response_complete = True
-                self.transport.write(response)
                 cycle.on_response()
                 return
         super()._start_asgi_task(cycle, app)
+
+    def on_response_complete(self) -> None:
+        if self._completing:  # a pipelined hot read answered from inside the call below
+            self._complete_again = True
+            return
+        self._completing = True
+        try:
+            while True:
+                self._complete_again = False
+                super().on_response_complete()
+                if not self._complete_again:
+                    return
+        finally:
+            self._completing = False
 
 
 def http_server(
@@ -93,6 +121,9 @@ def http_server(
 
     Raises StartupError naming `flag` when `addr` is in use or not ours to bind."""
     host, port = split_addr(addr)
+    hot = getattr(app, "hot_response", None) is not None
+    if hot and not _HOT_HOOK:
+        log.warning("this uvicorn has no HttpToolsProtocol._start_asgi_task: hot reads go through ASGI")
     config = uvicorn.Config(
         app,
         host=host,
@@ -111,7 +142,7 @@ def http_server(
         ssl_certfile=certfile,
         ssl_keyfile=keyfile,
         # Apps with a hot read (a replica's) answer it before ASGI (`HotReadProtocol`).
-        http=HotReadProtocol if getattr(app, "hot_response", None) is not None else "auto",
+        http=HotReadProtocol if hot and _HOT_HOOK else "auto",
     )
     if certfile:
         try:

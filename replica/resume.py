@@ -1,13 +1,14 @@
 """The replica's resume point: where to pick up the change stream, persisted.
 
 A tiny RocksDB (rocksdict) in `<data_dir>/replica-state` holds the last `safe_seq`
-the replica applied (every change <= it has been applied). It is written after a
-batch at most every `write_every_s` (the stream brings a batch per forwarded write
-under load), to the WAL without an fsync: losing the last few batches to a crash
-only makes the replica resume a little earlier, and re-sent changes are harmless
-(versions are compared). A seq lower than the one on disk (central reset the stream
-to an older history) is written at once: resuming past it could skip changes.
-`close()` writes what is pending and flushes, so a clean shutdown loses nothing.
+the replica applied (every change <= it has been applied). It is written at most
+every `write_every_s` (the stream brings a batch per forwarded write under load; a
+heartbeat writes what a burst left pending), to the WAL without an fsync: losing the
+last few batches to a crash only makes the replica resume a little earlier, and
+re-sent changes are harmless (versions are compared). A seq lower than the one on
+disk (central reset the stream to an older history) is written at once and synced:
+resuming past it could skip changes. `close()` writes what is pending and flushes,
+so a clean shutdown loses nothing.
 
 The region is stored beside it: a data dir reused for another region starts over
 from 0 instead of resuming someone else's stream position.
@@ -27,7 +28,7 @@ log = logging.getLogger("edgekv.replica.resume")
 STATE_DIR = "replica-state"
 _SAFE_SEQ = b"safe_seq"
 _REGION = b"region"
-WRITE_EVERY_S = 0.1
+WRITE_EVERY_S = 0.1  # seconds between writes of a rising resume point
 
 
 class ResumePoint:
@@ -43,6 +44,8 @@ class ResumePoint:
         self._db: Rdict | None = Rdict(path, options=opts)
         self._write_opts = WriteOptions()
         self._write_opts.sync = False
+        self._synced_opts = WriteOptions()
+        self._synced_opts.sync = True
         stored_region = self._db.get(_REGION)
         raw = self._db.get(_SAFE_SEQ)
         seq = int(raw) if raw is not None else 0
@@ -65,18 +68,25 @@ class ResumePoint:
         return self._safe_seq
 
     def save(self, safe_seq: int) -> None:
-        """Record a new resume point: at once in memory, on disk as the module says (at
-        most one unsynced WAL append per `write_every_s`)."""
-        if safe_seq == self._safe_seq or self._db is None:
+        """Make `safe_seq` the resume point: in memory at once; on disk at once if it is
+        lower than the seq there (synced), else when `write_every_s` has passed since
+        the last write (this call or a later one, e.g. a heartbeat's same seq)."""
+        if self._db is None:
             return
-        self._safe_seq = safe_seq
         now = self._clock.monotonic()
-        if now >= self._next_write or safe_seq < self._persisted:
-            self._write(now)
+        if safe_seq < self._persisted:
+            self._safe_seq = safe_seq
+            self._write(now, self._synced_opts)
+        elif safe_seq != self._persisted and now >= self._next_write:
+            self._safe_seq = safe_seq
+            self._write(now, self._write_opts)
+        else:
+            self._safe_seq = safe_seq
 
-    def _write(self, now: float) -> None:
+    def _write(self, now: float, opts: WriteOptions) -> None:
+        """Put the in-memory resume point on disk with `opts` (the WAL; synced or not)."""
         assert self._db is not None
-        self._db.put(_SAFE_SEQ, str(self._safe_seq).encode(), self._write_opts)
+        self._db.put(_SAFE_SEQ, str(self._safe_seq).encode(), opts)
         self._persisted = self._safe_seq
         self._next_write = now + self._write_every_s
 
@@ -85,7 +95,7 @@ class ResumePoint:
         if self._db is None:
             return
         if self._persisted != self._safe_seq:
-            self._write(self._clock.monotonic())
+            self._write(self._clock.monotonic(), self._write_opts)
         self._db.flush_wal(True)
         self._db.flush(True)
         self._db.close()

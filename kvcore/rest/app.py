@@ -145,7 +145,7 @@ class RestApp:
         # series are resolved once, since counting is much of what a hot read costs.
         self._hot_count, self._hot_duration = http.series(hot_route.name, "GET", 200)
         # `_hot_response` for a backend with a hot read (a replica), else None.
-        self.hot_response: Callable[[Scope], bytes | None] | None = (
+        self.hot_response: Callable[[Scope, Callable[[bytes], object]], bool] | None = (
             None if hot is None else self._hot_response
         )
 
@@ -158,8 +158,7 @@ class RestApp:
         if hot is not None and (answer := hot.answer(scope)) is not None:
             await send(answer[0])
             await send(answer[1])
-            self._hot_count.inc()
-            self._hot_duration.observe(time.perf_counter() - start)
+            self._count_hot(start)
             return
         scope["app"] = self  # starlette routes then raise HTTPException (404, 405) to us
         status = 500
@@ -180,16 +179,21 @@ class RestApp:
             name = route.name if isinstance(route, Route) else "other"
             self.http.record(name, scope["method"], status, time.perf_counter() - start)
 
-    def _hot_response(self, scope: Scope) -> bytes | None:
-        """The whole HTTP/1.1 response to a hot read (`HotReads.response_bytes`), counted
-        as `__call__` counts one; None when `scope` is not a hot read. For
-        `kvcore.serving.HotReadProtocol`, which writes it before any ASGI task starts."""
+    def _hot_response(self, scope: Scope, write: Callable[[bytes], object]) -> bool:
+        """Answer a hot read by handing its HTTP/1.1 bytes to `write`
+        (`HotReads.write_response`), counted and timed as `__call__` counts one (the
+        write included); False, with nothing written or counted, when `scope` is not
+        one. For `kvcore.serving.HotReadProtocol`, before any ASGI task starts."""
         start = time.perf_counter()
-        response = self.hot.response_bytes(scope)  # type: ignore[union-attr]  # set only with `hot`
-        if response is not None:
-            self._hot_count.inc()
-            self._hot_duration.observe(time.perf_counter() - start)
-        return response
+        hot = self.hot
+        if hot is None or not hot.write_response(scope, write):
+            return False
+        self._count_hot(start)
+        return True
+
+    def _count_hot(self, start: float) -> None:
+        self._hot_count.inc()
+        self._hot_duration.observe(time.perf_counter() - start)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> int:
         """Everything else through starlette's router (a 405 of the table, /docs, the

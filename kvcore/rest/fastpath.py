@@ -11,8 +11,8 @@ token up again every time (a revocation still takes effect at once) and counts t
 read as the full path would. Whatever is not a cached repeat goes to the router.
 
 A repeat is answered in one of two shapes: the two ASGI messages (`answer`, for any
-ASGI server) or the whole HTTP/1.1 response as bytes (`response_bytes`, which
-`kvcore.serving`'s protocol writes to the socket before uvicorn starts an ASGI task).
+ASGI server) or the HTTP/1.1 response as bytes (`write_response`, to the socket, for
+`kvcore.serving`'s protocol, before uvicorn starts an ASGI task).
 Both come from the same headers, so the bytes are the ones uvicorn would have written.
 """
 
@@ -34,6 +34,9 @@ Headers = list[tuple[bytes, bytes]]
 _OCTET_STREAM: Final = (b"content-type", b"application/octet-stream")
 _MEMO_MAX: Final = 8192
 _STATUS_200: Final = b"HTTP/1.1 200 OK\r\n"
+JOIN_MAX_BYTES: Final = 64 * 1024
+"""Values up to this size go out in one write with their headers (one copy, one
+syscall); larger ones are written after the headers as they are (no copy)."""
 
 
 class CachedReader(Protocol):
@@ -144,17 +147,25 @@ class HotReads:
             {"type": "http.response.body", "body": entry.value},
         )
 
-    def response_bytes(self, scope: Scope) -> bytes | None:
-        """`answer` as one HTTP/1.1 response (status line, headers, blank line, body), as
-        uvicorn writes those messages with no default headers; None as for `answer`."""
+    def write_response(self, scope: Scope, write: Callable[[bytes], object]) -> bool:
+        """`answer` as HTTP/1.1 bytes (status line, headers, blank line, body), exactly as
+        uvicorn writes those messages with no default headers, handed to `write` (a
+        transport's): one buffer, or head and body apart for a value over
+        `JOIN_MAX_BYTES` (not copied). Whether it answered; False as `answer`'s None."""
         entry = self._find(scope)
         if entry is None:
-            return None
+            return False
         head = self._head
         if head is None:
             lines = [_STATUS_200, *(b"%s: %s\r\n" % h for h in self._headers), b"\r\n"]
             head = self._head = b"".join(lines)
-        return head + entry.value
+        value = entry.value
+        if len(value) <= JOIN_MAX_BYTES:
+            write(head + value)
+        else:
+            write(head)
+            write(value)
+        return True
 
     def _find(self, scope: Scope) -> Entry | None:
         """The cached entry a repeat GET asks for (counted by `cached_read`), with

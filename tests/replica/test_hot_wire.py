@@ -7,15 +7,17 @@ ASGI as before."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from helpers.hot_edge import ACC, PATH, SECRET, hot_edge, token
+from helpers.hot_edge import ACC, NS, PATH, SECRET, hot_edge, token
 
 from kvcore.metrics import Metrics
 from kvcore.model import Change, ChangeBatch, ChangeKind
+from kvcore.rest.fastpath import JOIN_MAX_BYTES
 from kvcore.serving import HotReadProtocol, http_server, serve_until
 from replica.edge import EdgeState
 
@@ -29,8 +31,15 @@ class CountingApp:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.hot_response = app.hot_response
         self.asgi_requests = 0
+        self.hot_depths: list[int] = []  # the stack depth of each hot answer
+
+    def hot_response(self, scope: Any, write: Any) -> bool:
+        depth, frame = 0, sys._getframe()
+        while frame is not None:
+            depth, frame = depth + 1, frame.f_back
+        self.hot_depths.append(depth)
+        return bool(self.app.hot_response(scope, write))
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -126,6 +135,75 @@ async def test_a_revoked_token_is_refused_on_the_wire_at_once(served: Served) ->
         response, _, _ = await read_response(reader)
         assert response.startswith(b"HTTP/1.1 401 ")
         assert served.app.asgi_requests == 2  # the first read and the refusal
+    finally:
+        writer.close()
+
+
+async def test_a_long_pipelined_burst_behind_an_asgi_request_is_answered_whole(served: Served) -> None:
+    """uvicorn queues requests pipelined behind one still running and starts each next one
+    when the previous completes; hot reads complete at once, so 1,200 of them queued
+    behind /healthz must be answered in a loop, not by recursion (Python's limit: 1,000)."""
+    reader, writer = await served.connect()
+    try:
+        writer.write(HOT_GET)
+        await read_response(reader)
+        hits = served.edge.hits
+        burst = 1200
+        # One write: the server reads it in one go, /healthz's task starts on the next
+        # loop iteration, and every hot read is queued behind it meanwhile.
+        writer.write(b"GET /healthz HTTP/1.1\r\nhost: r\r\n\r\n" + HOT_GET * burst)
+        assert (await read_response(reader))[2] == b'{"status":"ok"}'
+        for _ in range(burst):
+            assert (await asyncio.wait_for(read_response(reader), 10))[2] == b"value"
+        assert served.edge.hits == hits + burst
+        assert served.app.asgi_requests == 2  # the first read and /healthz
+        # Answered in a loop: queued reads are answered at one stack depth, however many.
+        depths = served.app.hot_depths[1:]
+        assert len(depths) == burst + 1 and max(depths) - min(depths) <= 4, (min(depths), max(depths))
+    finally:
+        writer.close()
+
+
+async def test_a_value_over_join_max_bytes_is_written_after_its_head(served: Served) -> None:
+    reader, writer = await served.connect()
+    try:
+        writer.write(HOT_GET)
+        small, _, _ = await read_response(reader)
+        big = bytes(range(256)) * (JOIN_MAX_BYTES // 256 + 3)
+        kind = ChangeKind.KEY_UPDATE
+        update = Change(6, kind, 0.0, namespace_id=NS, account_id=ACC, key="hot", value=big, has_value=True)
+        served.edge.apply_batch(ChangeBatch([update], 6, 6))
+        for _ in range(2):
+            writer.write(HOT_GET)
+            response, headers, body = await read_response(reader)
+            assert body == big and headers["etag"] == '"6"' and headers["content-length"] == str(len(big))
+            assert (
+                response.split(b"\r\n\r\n", 1)[0]
+                .replace(b'"6"', b'"5"')
+                .replace(str(len(big)).encode(), b"5")
+                == small.split(b"\r\n\r\n", 1)[0]
+            )  # the same head, but for version and length
+        assert served.app.asgi_requests == 1
+    finally:
+        writer.close()
+
+
+async def test_a_failing_hot_path_falls_back_to_asgi(served: Served) -> None:
+    reader, writer = await served.connect()
+    try:
+        writer.write(HOT_GET)
+        await read_response(reader)
+
+        def broken(scope: Any, write: Any) -> bool:
+            raise RuntimeError("boom")
+
+        served.app.hot_response = broken  # type: ignore[method-assign]  # new connections take it
+        reader2, writer2 = await served.connect()
+        writer2.write(HOT_GET)
+        _, headers, body = await read_response(reader2)
+        assert body == b"value" and headers["x-edgekv-source"] == "cache"
+        assert served.app.asgi_requests == 2
+        writer2.close()
     finally:
         writer.close()
 

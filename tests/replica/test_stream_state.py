@@ -44,6 +44,11 @@ def test_the_resume_point_is_written_at_most_every_write_every_s(tmp_path: Path)
     assert read_safe_seq(str(tmp_path)) == 7
     s.save(3)  # central reset the stream to an older history: on disk at once
     assert read_safe_seq(str(tmp_path)) == 3
+    s.save(8)
+    assert read_safe_seq(str(tmp_path)) == 3
+    clock.advance(0.1)
+    s.save(8)  # a heartbeat after a burst: the same seq writes what is pending
+    assert read_safe_seq(str(tmp_path)) == 8
     s.save(9)
     s.close()  # what is pending is written
     assert read_safe_seq(str(tmp_path)) == 9
