@@ -7,6 +7,7 @@ ASGI as before."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -54,8 +55,17 @@ class Served:
     metrics: Metrics
     port: int
 
-    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await asyncio.open_connection("127.0.0.1", self.port)
+    @contextlib.asynccontextmanager
+    async def remembered(self) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]]:
+        """A connection whose first hot GET has been answered by the full path (which
+        leaves the memo the hot path uses): (reader, writer, that response's bytes)."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            writer.write(HOT_GET)
+            first, _, _ = await read_response(reader)
+            yield reader, writer, first
+        finally:
+            writer.close()
 
 
 @pytest.fixture
@@ -87,13 +97,10 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, 
 
 
 async def test_a_hot_read_skips_asgi_and_sends_the_bytes_asgi_sends(served: Served) -> None:
-    reader, writer = await served.connect()
-    try:
-        writer.write(HOT_GET)
-        first, headers, body = await read_response(reader)  # the full path, which remembers it
+    async with served.remembered() as (reader, writer, first):  # the full path remembers it
         assert served.app.asgi_requests == 1
-        assert first.startswith(b"HTTP/1.1 200 OK\r\n") and body == b"value"
-        assert headers["x-edgekv-source"] == "cache"
+        assert first.startswith(b"HTTP/1.1 200 OK\r\n") and first.endswith(b"\r\n\r\nvalue")
+        assert b"x-edgekv-source: cache\r\n" in first
         hits = served.edge.hits
         for _ in range(3):
             writer.write(HOT_GET)
@@ -103,15 +110,10 @@ async def test_a_hot_read_skips_asgi_and_sends_the_bytes_asgi_sends(served: Serv
         assert served.edge.hits == hits + 3  # each counted as a hit
         text = served.metrics.render().decode()
         assert 'edgekv_http_requests_total{code="200",method="GET",region="us",route="values"} 4.0' in text
-    finally:
-        writer.close()
 
 
 async def test_pipelined_requests_are_answered_in_order(served: Served) -> None:
-    reader, writer = await served.connect()
-    try:
-        writer.write(HOT_GET)
-        await read_response(reader)
+    async with served.remembered() as (reader, writer, _):
         # Hot reads around a request only ASGI answers (a query string takes the full path).
         query_get = HOT_GET.replace(b"/values/hot ", b"/values/hot?x=1 ")
         writer.write(HOT_GET + query_get + HOT_GET + b"GET /healthz HTTP/1.1\r\nhost: r\r\n\r\n" + HOT_GET)
@@ -119,34 +121,25 @@ async def test_pipelined_requests_are_answered_in_order(served: Served) -> None:
         assert bodies[:3] == [b"value"] * 3 and bodies[4] == b"value"
         assert bodies[3] == b'{"status":"ok"}'
         assert served.app.asgi_requests == 1 + 2
-    finally:
-        writer.close()
 
 
 async def test_a_revoked_token_is_refused_on_the_wire_at_once(served: Served) -> None:
-    reader, writer = await served.connect()
-    try:
-        for _ in range(2):
-            writer.write(HOT_GET)
-            assert (await read_response(reader))[2] == b"value"
+    async with served.remembered() as (reader, writer, _):
+        writer.write(HOT_GET)
+        assert (await read_response(reader))[2] == b"value"
         revoke = Change(7, ChangeKind.TOKEN_REVOKE, 0.0, token=token("t1", ACC, SECRET))
         served.edge.apply_batch(ChangeBatch([revoke], 7, 7))
         writer.write(HOT_GET)
         response, _, _ = await read_response(reader)
         assert response.startswith(b"HTTP/1.1 401 ")
         assert served.app.asgi_requests == 2  # the first read and the refusal
-    finally:
-        writer.close()
 
 
 async def test_a_long_pipelined_burst_behind_an_asgi_request_is_answered_whole(served: Served) -> None:
     """uvicorn queues requests pipelined behind one still running and starts each next one
     when the previous completes; hot reads complete at once, so 1,200 of them queued
     behind /healthz must be answered in a loop, not by recursion (Python's limit: 1,000)."""
-    reader, writer = await served.connect()
-    try:
-        writer.write(HOT_GET)
-        await read_response(reader)
+    async with served.remembered() as (reader, writer, _):
         hits = served.edge.hits
         burst = 1200
         # One write: the server reads it in one go, /healthz's task starts on the next
@@ -160,15 +153,10 @@ async def test_a_long_pipelined_burst_behind_an_asgi_request_is_answered_whole(s
         # Answered in a loop: queued reads are answered at one stack depth, however many.
         depths = served.app.hot_depths[1:]
         assert len(depths) == burst + 1 and max(depths) - min(depths) <= 4, (min(depths), max(depths))
-    finally:
-        writer.close()
 
 
 async def test_a_value_over_join_max_bytes_is_written_after_its_head(served: Served) -> None:
-    reader, writer = await served.connect()
-    try:
-        writer.write(HOT_GET)
-        small, _, _ = await read_response(reader)
+    async with served.remembered() as (reader, writer, small):
         big = bytes(range(256)) * (JOIN_MAX_BYTES // 256 + 3)
         kind = ChangeKind.KEY_UPDATE
         update = Change(6, kind, 0.0, namespace_id=NS, account_id=ACC, key="hot", value=big, has_value=True)
@@ -184,28 +172,19 @@ async def test_a_value_over_join_max_bytes_is_written_after_its_head(served: Ser
                 == small.split(b"\r\n\r\n", 1)[0]
             )  # the same head, but for version and length
         assert served.app.asgi_requests == 1
-    finally:
-        writer.close()
 
 
 async def test_a_failing_hot_path_falls_back_to_asgi(served: Served) -> None:
-    reader, writer = await served.connect()
-    try:
-        writer.write(HOT_GET)
-        await read_response(reader)
+    async with served.remembered():
+        pass  # the hot read is remembered
 
-        def broken(scope: Any, write: Any) -> bool:
-            raise RuntimeError("boom")
+    def broken(scope: Any, write: Any) -> bool:
+        raise RuntimeError("boom")
 
-        served.app.hot_response = broken  # type: ignore[method-assign]  # new connections take it
-        reader2, writer2 = await served.connect()
-        writer2.write(HOT_GET)
-        _, headers, body = await read_response(reader2)
-        assert body == b"value" and headers["x-edgekv-source"] == "cache"
-        assert served.app.asgi_requests == 2
-        writer2.close()
-    finally:
-        writer.close()
+    served.app.hot_response = broken  # type: ignore[method-assign]  # new connections take it
+    async with served.remembered() as (_, _, response):
+        assert response.endswith(b"\r\n\r\nvalue") and b"x-edgekv-source: cache\r\n" in response
+    assert served.app.asgi_requests == 2  # both first reads, the second despite the memo
 
 
 @pytest.mark.parametrize(
@@ -220,10 +199,7 @@ async def test_a_failing_hot_path_falls_back_to_asgi(served: Served) -> None:
 async def test_requests_needing_more_of_uvicorn_go_through_asgi(
     served: Served, request_bytes: bytes, closes: bool
 ) -> None:
-    reader, writer = await served.connect()
-    try:
-        writer.write(HOT_GET)
-        await read_response(reader)
+    async with served.remembered() as (reader, writer, _):
         writer.write(request_bytes)
         _, headers, body = await read_response(reader)
         assert body == b"value" and headers["x-edgekv-source"] == "cache"
@@ -231,5 +207,3 @@ async def test_requests_needing_more_of_uvicorn_go_through_asgi(
         assert (headers.get("connection") == "close") is closes
         if closes:
             assert await asyncio.wait_for(reader.read(), 5) == b""  # the server closed it
-    finally:
-        writer.close()
