@@ -43,10 +43,15 @@ def _centrals(
     for n, (grpc_port, http_port) in enumerate(ports, 1):
         name = "central" if n == 1 else f"central-{n}"
         grpc, http = f"127.0.0.1:{grpc_port}", f"127.0.0.1:{http_port}"
-        argv = central_argv(
-            data_dir=root / name, grpc_addr=grpc, http_addr=http, propagation_delay_s=delay, store=store
-        )
-        env = {**os.environ, "EDGEKV_BOOTSTRAP_ACCOUNT": account_id, "EDGEKV_BOOTSTRAP_TOKEN": token}
+        argv = central_argv(data_dir=root / name, grpc_addr=grpc, http_addr=http, propagation_delay_s=delay)
+        # The store by environment, not argv: a postgresql:// URL may carry a password,
+        # and any user on the machine can read a process's command line (ps).
+        env = {
+            **os.environ,
+            "EDGEKV_STORE": store,
+            "EDGEKV_BOOTSTRAP_ACCOUNT": account_id,
+            "EDGEKV_BOOTSTRAP_TOKEN": token,
+        }
         out.append(_child(name, name, argv, root, f"http://{http}", grpc=grpc, env=env))
     return out
 

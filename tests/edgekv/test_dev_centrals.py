@@ -15,6 +15,21 @@ from helpers.postgres import PgServer
 pytestmark = pytest.mark.timeout(120)
 
 
+def child_command_lines(parent_pid: int) -> list[str]:
+    """The command lines (as `ps` shows them) of `parent_pid`'s children, from /proc."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == parent_pid:
+                out.append((d / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return out
+
+
 def test_dev_runs_two_centrals_on_one_database(postgres: PgServer, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
     proc, info = start_dev(
@@ -23,6 +38,11 @@ def test_dev_runs_two_centrals_on_one_database(postgres: PgServer, tmp_path: Pat
     )  # fmt: skip
     try:
         assert len(info["centrals"]) == 2 and info["central"] == info["centrals"][0]
+        # The store URL (it may carry a password) is in no child's command line.
+        assert proc.proc is not None
+        argvs = child_command_lines(proc.proc.pid)
+        assert sum(" central " in a for a in argvs) == 2, argvs
+        assert not any("postgresql://" in a for a in argvs), argvs
         auth = {"authorization": f"Bearer {info['token']}"}
         with httpx.Client(headers=auth, timeout=10) as http:
             us, eu = (
