@@ -14,7 +14,7 @@ from collections import Counter
 from typing import TypeVar
 
 from kvcore.errors import KVError
-from kvcore.metrics import Metrics
+from kvcore.metrics import LoopCounterSeries, Metrics
 from kvcore.store.base import Writes
 from kvcore.store.ops import GroupOp, Op
 
@@ -27,6 +27,7 @@ class MeteredWrites:
         self._writes = metrics.writes
         self._duration = metrics.write_duration.labels(metrics.region)
         self._region = metrics.region
+        self._counters: dict[str, LoopCounterSeries] = {}  # by op kind
 
     async def submit(self, op: Op[R]) -> R:
         start = time.perf_counter()
@@ -37,7 +38,9 @@ class MeteredWrites:
         else:
             done = Counter((op.kind,))
         for kind, n in done.items():
-            for _ in range(n):
-                self._duration.observe(elapsed)
-            self._writes.labels(self._region, kind).inc(n)
+            self._duration.observe(elapsed, n)
+            counter = self._counters.get(kind)
+            if counter is None:
+                counter = self._counters[kind] = self._writes.labels(self._region, kind)
+            counter.inc(n)
         return result

@@ -14,7 +14,6 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     ProcessCollector,
     disable_created_metrics,
 )
@@ -33,7 +32,9 @@ _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 3
 _WRITE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
-class _LoopCounterChild:
+class LoopCounterSeries:
+    """One labelled series of a `LoopCounter`."""
+
     __slots__ = ("_key", "_values")
 
     def __init__(self, values: dict[tuple[str, ...], float], key: tuple[str, ...]) -> None:
@@ -57,8 +58,8 @@ class LoopCounter:
         self._values: dict[tuple[str, ...], float] = {}
         registry.register(self)
 
-    def labels(self, *values: str) -> _LoopCounterChild:
-        return _LoopCounterChild(self._values, tuple(values))
+    def labels(self, *values: str) -> LoopCounterSeries:
+        return LoopCounterSeries(self._values, tuple(values))
 
     def describe(self) -> list[Metric]:
         return [CounterMetricFamily(self._name, self._doc, labels=self._labelnames)]
@@ -70,7 +71,9 @@ class LoopCounter:
         yield family
 
 
-class _LoopHistogramChild:
+class LoopHistogramSeries:
+    """One labelled series of a `LoopHistogram`."""
+
     __slots__ = ("_bounds", "counts", "total")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
@@ -78,9 +81,10 @@ class _LoopHistogramChild:
         self.counts = [0] * (len(bounds) + 1)  # the last slot is +Inf
         self.total = 0.0
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self._bounds, value)] += 1
-        self.total += value
+    def observe(self, value: float, times: int = 1) -> None:
+        """Count `value` `times` times (a group of writes that took one duration)."""
+        self.counts[bisect_left(self._bounds, value)] += times
+        self.total += value * times
 
 
 class LoopHistogram:
@@ -96,13 +100,13 @@ class LoopHistogram:
     ):
         self._name, self._doc, self._labelnames = name, documentation, list(labelnames)
         self._bounds = tuple(sorted(buckets))
-        self._children: dict[tuple[str, ...], _LoopHistogramChild] = {}
+        self._children: dict[tuple[str, ...], LoopHistogramSeries] = {}
         registry.register(self)
 
-    def labels(self, *values: str) -> _LoopHistogramChild:
+    def labels(self, *values: str) -> LoopHistogramSeries:
         child = self._children.get(values)
         if child is None:
-            child = self._children[values] = _LoopHistogramChild(self._bounds)
+            child = self._children[values] = LoopHistogramSeries(self._bounds)
         return child
 
     def describe(self) -> list[Metric]:
@@ -187,13 +191,14 @@ class Metrics:
         self.subscriber_resets = counter(
             "edgekv_replication_resets", "Subscribers reset (too far behind or log truncated)"
         )
-        self.writes = Counter("edgekv_writes", "Committed write operations", [*lr, "op"], registry=r)
-        self.write_duration = Histogram(
+        # Counted on central's event loop for every write (the lock-free kinds).
+        self.writes = LoopCounter("edgekv_writes", "Committed write operations", [*lr, "op"], r)
+        self.write_duration = LoopHistogram(
             "edgekv_write_duration_seconds",
             "Durable write latency (queue + batch + WAL sync)",
             lr,
-            buckets=_WRITE_BUCKETS,
-            registry=r,
+            _WRITE_BUCKETS,
+            r,
         )
 
     def render(self) -> bytes:
@@ -209,10 +214,10 @@ class HttpMetrics:
     def __init__(self, metrics: Metrics, region: str) -> None:
         self._metrics = metrics
         self._region = region
-        self._counters: dict[tuple[str, str, int], _LoopCounterChild] = {}
-        self._histograms: dict[str, _LoopHistogramChild] = {}
+        self._counters: dict[tuple[str, str, int], LoopCounterSeries] = {}
+        self._histograms: dict[str, LoopHistogramSeries] = {}
 
-    def series(self, route: str, method: str, status: int) -> tuple[_LoopCounterChild, _LoopHistogramChild]:
+    def series(self, route: str, method: str, status: int) -> tuple[LoopCounterSeries, LoopHistogramSeries]:
         """The counter and histogram of one (route, method, status), kept for reuse."""
         if method not in _METHODS:
             method = "other"
