@@ -4,7 +4,9 @@
 `edgekv_writes_total{op}` (the operation's `kind`) and `edgekv_write_duration_seconds`
 (queue + group commit + WAL sync). A `GroupOp` (a replica's streamed point writes)
 counts each member that succeeded under its own kind, each observed with the group's
-duration, as if it had come alone. A write that fails is not counted.
+duration, as if it had come alone. A write that fails is not counted. The series are
+the lock-free kinds (kvcore.metrics `LoopCounter`): `submit` runs on central's event
+loop, where /metrics is rendered too.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ class MeteredWrites:
             done = Counter(o.kind for o, r in zip(op.ops, result, strict=True) if not isinstance(r, KVError))
         else:
             done = Counter((op.kind,))
+        if done:
+            self._duration.observe(elapsed, sum(done.values()))
         for kind, n in done.items():
-            self._duration.observe(elapsed, n)
             counter = self._counters.get(kind)
             if counter is None:
                 counter = self._counters[kind] = self._writes.labels(self._region, kind)

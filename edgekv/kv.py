@@ -301,7 +301,7 @@ def key_list(
     for info in keys:
         meta = json.dumps(info["metadata"], ensure_ascii=False) if "metadata" in info else ""
         table.add_row(info["name"], format_expiration(info.get("expiration")), meta)
-    table.caption = _keys(len(keys))
+    table.caption = _n_keys(len(keys))
     Console(soft_wrap=True).print(table)
 
 
@@ -320,7 +320,8 @@ KeysFile = Annotated[
 ]
 
 
-def _keys(n: int) -> str:
+def _n_keys(n: int) -> str:
+    """'1 key', '2 keys'."""
     return f"{n} key" if n == 1 else f"{n} keys"
 
 
@@ -332,9 +333,9 @@ def _report_bulk(verb: str, result: BulkResult, as_json: bool) -> None:
         sample = ", ".join(repr(k) for k in failed[:5])
         more = ", ..." if len(failed) > 5 else ""
         were = "was" if len(failed) == 1 else "were"
-        fail(f"{_keys(len(failed))} {were} not {verb} ({sample}{more})", EXIT_API)
+        fail(f"{_n_keys(len(failed))} {were} not {verb} ({sample}{more})", EXIT_API)
     if not as_json:
-        typer.echo(f"Success: {verb} {_keys(done)}")
+        typer.echo(f"Success: {verb} {_n_keys(done)}")
 
 
 @_command(bulk_app, "put", namespace=True, as_json=True, timeout_s=60.0)

@@ -74,7 +74,9 @@ def central_argv(
     store: str | None = None,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """`edgekv central ...`; `store` ('rocksdb' or a postgresql:// URL) when given."""
+    """`edgekv central ...`; `store` ('rocksdb' or a postgresql:// URL) when given. A URL
+    with a password belongs in the child's environment instead (`EDGEKV_STORE`, as
+    `edgekv dev` passes it): a command line is visible to every user."""
     argv = [*EDGEKV, "central", *(["--store", store] if store is not None else [])]
     argv += ["--data-dir", str(data_dir), "--grpc-addr", grpc_addr, "--http-addr", http_addr]
     return [*argv, "--propagation-delay", str(propagation_delay_s), *extra]

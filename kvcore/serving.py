@@ -14,14 +14,15 @@ import gc
 import logging
 import signal
 import socket
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from kvcore.errors import StartupError
 from kvcore.listen import bind_listener
+from kvcore.rest.fastpath import HotResponse, Scope
 from kvcore.settings import split_addr
 
 GC_GEN0_THRESHOLD = 50_000
@@ -39,31 +40,30 @@ class _Server(uvicorn.Server):
         yield
 
 
-HotResponse = Callable[[Any, Callable[[bytes], object]], bool]
-"""(ASGI scope, the transport's `write`) -> whether it answered: `RestApp.hot_response`."""
-
-
 class HotReadProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol (httptools), answering a hot read without ASGI.
 
     An app whose `hot_response` is a `HotResponse` (a replica's `kvcore.rest.app.RestApp`)
     is asked, once uvicorn has parsed a request's headers into its ASGI scope, to
-    answer it; a hot read is written straight to the transport (headers and body in
-    one write) and the request is complete as uvicorn completes one: no ASGI task, no
-    `send` messages. Anything else, and any request that needs more of uvicorn than a
+    answer it; a hot read is written straight to the transport (one write up to
+    `JOIN_MAX_BYTES`) and the request is complete as uvicorn completes one: no ASGI
+    task, no `send` messages. Anything else, and any request that needs more of uvicorn than a
     plain keep-alive exchange (HTTP/1.0 or `Connection: close`, `Expect: 100-continue`,
     a paused writer, an access log at INFO, default headers, the concurrency limit),
     runs as uvicorn runs it; so does an app uvicorn wrapped (trace logging wraps it to
     log every ASGI message). A hot path that raises is logged and the request goes
-    through ASGI.
+    through ASGI, unless the connection is going away (a failed write).
 
     Overrides two methods of `HttpToolsProtocol`: `_start_asgi_task`, uvicorn's one
     place where a parsed request (the first or a pipelined one) starts, and
     `on_response_complete`, which starts the next pipelined request: answered in place,
     each would start the next from inside itself, so a long pipelined burst would
-    recurse past Python's limit; here it loops. `make test` runs real sockets through
-    both (tests/replica/test_hot_wire.py), so a uvicorn that changed them fails there,
-    and `http_server` uses uvicorn's own protocol when the first is missing."""
+    recurse past Python's limit; here it loops. A hot answer arms the keep-alive timer
+    as any completed response does; a request read in the same `data_received` that
+    then starts an ASGI task disarms it first, as uvicorn's own reads do. `make test`
+    runs real sockets through both (tests/replica/test_hot_wire.py), so a uvicorn that
+    changed them fails there, and `http_server` uses uvicorn's own protocol when the
+    first is missing."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -82,14 +82,19 @@ class HotReadProtocol(HttpToolsProtocol):
             and not self.flow.write_paused
         ):
             try:
-                answered = hot_response(cycle.scope, self.transport.write)
+                answered = hot_response(cast(Scope, cycle.scope), self.transport.write)
             except Exception:
-                log.exception("the hot read failed; answering through ASGI")
-                answered = False
+                # What can fail comes before the first write (`HotReads.write_response`),
+                # but for the write itself, on a connection already going away.
+                answered = self.transport.is_closing()
+                if not answered:
+                    log.exception("the hot read failed; answering through ASGI")
             if answered:
                 cycle.response_started = cycle.response_complete = True
                 cycle.on_response()
                 return
+        # A hot answer earlier in this read armed the keep-alive timer: not while this runs.
+        self._unset_keepalive_if_required()
         super()._start_asgi_task(cycle, app)
 
     def on_response_complete(self) -> None:

@@ -53,5 +53,5 @@ class ValueReader:
         docstring); the rest as they are."""
         valued = self.with_values([c for c in changes if c.kind is ChangeKind.KEY_CREATE])
         # Not `valued.get(seq, without_value(c))`: that builds the stripped copy (a
-        # dataclass `replace`, ~4 us) for every change, carried or not.
+        # dataclass `replace`) for every change, carried or not.
         return [v if (v := valued.get(c.seq)) is not None else without_value(c) for c in changes]

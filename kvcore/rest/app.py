@@ -41,7 +41,7 @@ from kvcore.rest import envelope
 from kvcore.rest import openapi_docs as docs
 from kvcore.rest.accounts import account_routes
 from kvcore.rest.backend import Backend
-from kvcore.rest.fastpath import HotReads
+from kvcore.rest.fastpath import HotReads, HotResponse
 from kvcore.rest.handlers import Handlers
 from kvcore.rest.routing import Route, RouteTable, error_response, raw_path, respond
 from kvcore.rest.swagger import docs_routes
@@ -145,9 +145,7 @@ class RestApp:
         # series are resolved once, since counting is much of what a hot read costs.
         self._hot_count, self._hot_duration = http.series(hot_route.name, "GET", 200)
         # `_hot_response` for a backend with a hot read (a replica), else None.
-        self.hot_response: Callable[[Scope, Callable[[bytes], object]], bool] | None = (
-            None if hot is None else self._hot_response
-        )
+        self.hot_response: HotResponse | None = None if hot is None else self._hot_response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

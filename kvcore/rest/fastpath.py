@@ -30,6 +30,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
+HotResponse = Callable[[Scope, Callable[[bytes], object]], bool]
+"""(ASGI scope, a transport's `write`) -> whether it answered: `RestApp.hot_response`,
+which `kvcore.serving.HotReadProtocol` calls."""
 
 _OCTET_STREAM: Final = (b"content-type", b"application/octet-stream")
 _MEMO_MAX: Final = 8192
@@ -151,7 +154,8 @@ class HotReads:
         """`answer` as HTTP/1.1 bytes (status line, headers, blank line, body), exactly as
         uvicorn writes those messages with no default headers, handed to `write` (a
         transport's): one buffer, or head and body apart for a value over
-        `JOIN_MAX_BYTES` (not copied). Whether it answered; False as `answer`'s None."""
+        `JOIN_MAX_BYTES` (not copied). Whether it answered; False as `answer`'s None.
+        Everything that can fail happens before the first `write`."""
         entry = self._find(scope)
         if entry is None:
             return False

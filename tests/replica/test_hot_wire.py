@@ -24,6 +24,8 @@ from replica.edge import EdgeState
 
 pytestmark = pytest.mark.timeout(30)
 
+KEEP_ALIVE_S = 1.0  # the served app's keep-alive timeout (edgekv's is 30 s)
+SLOW_S = 2.0
 HOT_GET = f"GET {PATH} HTTP/1.1\r\nhost: r\r\nauthorization: Bearer {SECRET}\r\n\r\n".encode()
 
 
@@ -45,6 +47,12 @@ class CountingApp:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             self.asgi_requests += 1
+            if scope["path"] == "/slow":  # a request that outlasts the keep-alive timeout
+                await asyncio.sleep(SLOW_S)
+                headers = [(b"content-length", b"4")]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": b"slow"})
+                return
         await self.app(scope, receive, send)
 
 
@@ -74,6 +82,7 @@ async def served() -> AsyncIterator[Served]:
     counting = CountingApp(app)
     server = http_server(counting, "127.0.0.1:0")
     assert server.config.http is HotReadProtocol
+    server.config.timeout_keep_alive = KEEP_ALIVE_S  # read by each connection's protocol
     assert server.listen_sockets
     port = server.listen_sockets[0].getsockname()[1]
     stop = asyncio.Event()
@@ -153,6 +162,16 @@ async def test_a_long_pipelined_burst_behind_an_asgi_request_is_answered_whole(s
         # Answered in a loop: queued reads are answered at one stack depth, however many.
         depths = served.app.hot_depths[1:]
         assert len(depths) == burst + 1 and max(depths) - min(depths) <= 4, (min(depths), max(depths))
+
+
+async def test_a_request_read_with_a_hot_one_is_not_cut_by_the_keep_alive_timer(served: Served) -> None:
+    """A hot answer arms the keep-alive timer as any finished response does; a request
+    that arrived in the same read and then runs longer than the timeout must not have
+    its connection closed under it."""
+    async with served.remembered() as (reader, writer, _):
+        writer.write(HOT_GET + b"GET /slow HTTP/1.1\r\nhost: r\r\n\r\n")
+        assert (await read_response(reader))[2] == b"value"
+        assert (await asyncio.wait_for(read_response(reader), SLOW_S + 5))[2] == b"slow"
 
 
 async def test_a_value_over_join_max_bytes_is_written_after_its_head(served: Served) -> None:
