@@ -85,8 +85,13 @@ class Miniflare:
         self.proc = Proc("miniflare", args, self.ctx.tmp / "miniflare.log", self.url, cwd=script.parent)
         self.proc.start()
         wait_ready([self.proc], timeout_s=60, path="/")
-        if (served := httpx.get(self.url + "/", timeout=5).content) != HOT_VALUE:
-            raise RuntimeError(f"miniflare serves the wrong value: {served[:100]!r}")
+        # The Worker answers 200 as soon as Miniflare is up, which is before server.mjs
+        # has put the value: an empty body until then.
+        deadline = time.monotonic() + 30
+        while (served := httpx.get(self.url + "/", timeout=5).content) != HOT_VALUE:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"miniflare serves the wrong value: {served[:100]!r}")
+            time.sleep(0.1)
         self.children = _descendants(self.proc.pid)
         return self
 
