@@ -30,8 +30,9 @@ checked every `DEADLINE_SWEEP_S`), as a unary call past its deadline does. If it
 still queued here it is never sent; if it was sent, it carries its deadline
 (`deadline_unix_ms`, wall clock) and central withdraws it unless its writer reached it
 in time. Like a unary call's, a write past its deadline may still have committed only
-if central applied it before the deadline. When the stream breaks, every write awaiting a result fails with
-`Unavailable` (it may or may not have committed) and the next write opens a new stream.
+if central applied it before the deadline. When the stream breaks, every write
+awaiting a result fails with `Unavailable` (it may or may not have committed) and the
+next write opens a new stream.
 
 Not thread-safe: one event loop (the replica's) drives it.
 """
@@ -75,6 +76,18 @@ def result_from_pb(msg: pb.StreamedWriteResult) -> WriteResult | KVError:
     if msg.grpc_status:
         return error_from_code(msg.error_code, msg.grpc_status, msg.message)
     return wire.write_result_from_pb(msg.result)
+
+
+def _stream_failure(err: Exception) -> KVError:
+    """What the writes on a stream that failed with `err` fail with: `err` itself if it is
+    a KVError, central's status for an RPC error, else Unavailable (logged: a failure of
+    ours or of gRPC's)."""
+    if isinstance(err, KVError):
+        return err
+    if isinstance(err, grpc.aio.AioRpcError):
+        return from_rpc_error(err)
+    log.warning("central write stream failed: %r", err)
+    return Unavailable("central unavailable", detail=f"central write stream failed: {err!r}")
 
 
 class _Waiter:
@@ -232,17 +245,11 @@ class StreamedWrites:
         if call is self._call:
             self._maybe_send()
 
-    def _broken(self, call: Any, err: BaseException) -> None:
+    def _broken(self, call: Any, err: Exception) -> None:
         """Tear the stream `call` down because of `err` (its receiver fails the waiters)."""
         if call is not self._call or self._receiver is None:
             return
-        if isinstance(err, grpc.aio.AioRpcError):
-            self._error = from_rpc_error(err)
-        elif isinstance(err, KVError):
-            self._error = err
-        else:
-            log.warning("central write stream failed: %r", err)
-            self._error = Unavailable("central unavailable", detail=f"central write stream failed: {err!r}")
+        self._error = _stream_failure(err)
         self._receiver.cancel()
 
     async def _receive(self, call: Any) -> None:
@@ -264,11 +271,8 @@ class StreamedWrites:
         except asyncio.CancelledError:
             error = self._error or Unavailable("central connection closed")
             raise
-        except grpc.aio.AioRpcError as err:
-            error = from_rpc_error(err)
         except Exception as err:
-            log.warning("central write stream failed: %r", err)
-            error = Unavailable("central unavailable", detail=f"central write stream failed: {err!r}")
+            error = _stream_failure(err)
         finally:
             if self._call is call:
                 self._call = None
