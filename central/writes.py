@@ -16,7 +16,7 @@ from collections import Counter
 from typing import TypeVar
 
 from kvcore.errors import KVError
-from kvcore.metrics import LoopCounterSeries, Metrics
+from kvcore.metrics import Metrics
 from kvcore.store.base import Writes
 from kvcore.store.ops import GroupOp, Op
 
@@ -29,7 +29,6 @@ class MeteredWrites:
         self._writes = metrics.writes
         self._duration = metrics.write_duration.labels(metrics.region)
         self._region = metrics.region
-        self._counters: dict[str, LoopCounterSeries] = {}  # by op kind
 
     async def submit(self, op: Op[R]) -> R:
         start = time.perf_counter()
@@ -42,8 +41,5 @@ class MeteredWrites:
         if done:
             self._duration.observe(elapsed, sum(done.values()))
         for kind, n in done.items():
-            counter = self._counters.get(kind)
-            if counter is None:
-                counter = self._counters[kind] = self._writes.labels(self._region, kind)
-            counter.inc(n)
+            self._writes.labels(self._region, kind).inc(n)
         return result

@@ -56,10 +56,14 @@ class LoopCounter:
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry):
         self._name, self._doc, self._labelnames = name, documentation, list(labelnames)
         self._values: dict[tuple[str, ...], float] = {}
+        self._series: dict[tuple[str, ...], LoopCounterSeries] = {}
         registry.register(self)
 
     def labels(self, *values: str) -> LoopCounterSeries:
-        return LoopCounterSeries(self._values, tuple(values))
+        series = self._series.get(values)
+        if series is None:
+            series = self._series[values] = LoopCounterSeries(self._values, values)
+        return series
 
     def describe(self) -> list[Metric]:
         return [CounterMetricFamily(self._name, self._doc, labels=self._labelnames)]
