@@ -47,10 +47,10 @@ class HotReadProtocol(HttpToolsProtocol):
     is asked, once uvicorn has parsed a request's headers into its ASGI scope, to
     answer it; a hot read is written straight to the transport (one write up to
     `JOIN_MAX_BYTES`) and the request is complete as uvicorn completes one: no ASGI
-    task, no `send` messages. Anything else, and any request that needs more of uvicorn than a
-    plain keep-alive exchange (HTTP/1.0 or `Connection: close`, `Expect: 100-continue`,
-    a paused writer, an access log at INFO, default headers, the concurrency limit),
-    runs as uvicorn runs it; so does an app uvicorn wrapped (trace logging wraps it to
+    task, no `send` messages. Anything else, and any request that needs more of uvicorn
+    than a plain keep-alive exchange (HTTP/1.0 or `Connection: close`,
+    `Expect: 100-continue`, a paused writer, an access log at INFO, default headers,
+    the concurrency limit), runs as uvicorn runs it; so does an app uvicorn wrapped (trace logging wraps it to
     log every ASGI message). A hot path that raises is logged and the request goes
     through ASGI, unless the connection is going away (a failed write).
 

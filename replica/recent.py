@@ -13,9 +13,9 @@ the map is treated as changed at `floor`, so forgetting can only make the guard
 refuse an install (a cache miss later), never accept a stale one. Expired keys are
 forgotten in sweeps, at most every `window_s / PRUNE_SWEEPS_PER_WINDOW`, not on every
 record (it runs twice per write a replica forwards); keeping a key a little longer
-only keeps `floor` lower for the others, which is as safe as forgetting it. A stream reset
-raises `floor` to central's committed seq: changes missed before a reset are never
-seen, so nothing read before it may be installed after it.
+only keeps `floor` lower for the others, which is as safe as forgetting it. A stream
+reset raises `floor` to central's committed seq: changes missed before a reset are
+never seen, so nothing read before it may be installed after it.
 """
 
 from __future__ import annotations

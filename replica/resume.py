@@ -73,15 +73,12 @@ class ResumePoint:
         the last write (this call or a later one, e.g. a heartbeat's same seq)."""
         if self._db is None:
             return
+        self._safe_seq = safe_seq
         now = self._clock.monotonic()
         if safe_seq < self._persisted:
-            self._safe_seq = safe_seq
             self._write(now, self._synced_opts)
         elif safe_seq != self._persisted and now >= self._next_write:
-            self._safe_seq = safe_seq
             self._write(now, self._write_opts)
-        else:
-            self._safe_seq = safe_seq
 
     def _write(self, now: float, opts: WriteOptions) -> None:
         """Put the in-memory resume point on disk with `opts` (the WAL; synced or not)."""
