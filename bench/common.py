@@ -49,9 +49,12 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far, all threads."""
-    f = Path(f"/proc/{pid}/stat").read_text()
+def cpu_s(pid: int, *, main_thread: bool = False) -> float:
+    """CPU seconds (user + system) a process has used so far: all its threads, or with
+    `main_thread` only the thread that runs its event loop (its main thread, whose
+    thread id is the pid). From /proc (proc(5): utime and stime of `stat`)."""
+    path = f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat"
+    f = Path(path).read_text()
     fields = f[f.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 

@@ -4,6 +4,11 @@ wrk PUTs of distinct 100-byte values with 64 connections, once at central's REST
 and once at a replica's (which forwards each write to central and applies it to its
 cache before answering). Rounds alternate central and replica so drift on a shared
 machine hits both alike; the ratio is the median of the per-round ratios.
+
+Each round also records how busy each process's event-loop thread was (CPU seconds of
+its main thread per second of the round, 1.0 = a whole core): the process near 1.0 is
+the one that limits the round; below it, the round waited on something else (the
+other process, the WAL sync, the machine).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ def regional_writes(
         for name, proc in (("central", central), ("replica", replica)):
             ctx.log(f"regional writes: round {r + 1}, {name}, {CONNECTIONS} connections")
             c0, r0 = cpu_s(central.pid), cpu_s(replica.pid)
+            cl0, rl0 = cpu_s(central.pid, main_thread=True), cpu_s(replica.pid, main_thread=True)
             row[name] = w = wrk.run(
                 proc.http + "/",
                 wrk.put_script(prefix, f"rw{r}{name[0]}", BODY, wrk_headers),
@@ -41,6 +47,9 @@ def regional_writes(
             n = max(1, w["requests"])
             w["central_cpu_us_per_write"] = round((cpu_s(central.pid) - c0) / n * 1e6, 1)
             w["replica_cpu_us_per_write"] = round((cpu_s(replica.pid) - r0) / n * 1e6, 1)
+            wall_s = max(1e-6, w["duration_us"] / 1e6)
+            w["central_loop_busy"] = round((cpu_s(central.pid, main_thread=True) - cl0) / wall_s, 2)
+            w["replica_loop_busy"] = round((cpu_s(replica.pid, main_thread=True) - rl0) / wall_s, 2)
         row["ratio"] = round(row["replica"]["rps"] / row["central"]["rps"], 3)
         rounds.append(row)
     res: dict[str, Any] = {
@@ -54,6 +63,11 @@ def regional_writes(
         "ratio_range": [min(x["ratio"] for x in rounds), max(x["ratio"] for x in rounds)],
         "cpu_us_per_write": {
             f"{via}_{proc}": statistics.median(x[via][f"{proc}_cpu_us_per_write"] for x in rounds)
+            for via in ("central", "replica")
+            for proc in ("central", "replica")
+        },
+        "loop_busy": {
+            f"{via}_{proc}": statistics.median(x[via][f"{proc}_loop_busy"] for x in rounds)
             for via in ("central", "replica")
             for proc in ("central", "replica")
         },

@@ -110,6 +110,13 @@ def table(r: dict[str, Any]) -> list[dict[str, str]]:
                 f"{cw['central_central']:.0f} central REST",
                 f"{cw['central_central'] / (cw['replica_central'] + cw['replica_replica']):.2f}x",
             )
+        lb = rw.get("loop_busy")
+        if lb:
+            row(
+                "event-loop thread busy (1 = a core): replica round vs central round",
+                f"replica {lb['replica_replica']:.2f}, central {lb['replica_central']:.2f}",
+                f"central {lb['central_central']:.2f}, replica {lb['central_replica']:.2f}",
+            )
     c = r.get("cold_read")
     if c:
         e, b = c["edgekv"], c["central_rest"]
