@@ -125,7 +125,7 @@ async def serve(
         creds = None
         if settings.tls.cert_path and settings.tls.key_path:
             creds = server_credentials(settings.tls.cert_path, settings.tls.key_path)
-        add_grpc_port(grpc_server, settings.grpc_addr, "--grpc-addr (EDGEKV_GRPC_ADDR)", creds)
+        grpc_addr = add_grpc_port(grpc_server, settings.grpc_addr, "--grpc-addr (EDGEKV_GRPC_ADDR)", creds)
         # Both ports are claimed before either serves, so a port in use is one line.
         app = create_app(backend, metrics, extra_routes=dashboard.routes())
         http = http_server(
@@ -138,10 +138,10 @@ async def serve(
         stop_on_signals(stop)
         log.info(
             "central: grpc %s%s, %s %s, propagation delay %ss, store %s",
-            settings.grpc_addr,
+            grpc_addr,
             " (TLS)" if creds else "",
             "https" if settings.https_cert_path else "http",
-            settings.http_addr,
+            http.bound_addr,
             settings.propagation_delay_s,
             "postgresql" if settings.store_is_postgres else "rocksdb",
         )

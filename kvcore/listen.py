@@ -74,10 +74,16 @@ def bind_listener(addr: str, flag: str, *, backlog: int = 2048) -> socket.socket
     return sock
 
 
-def add_grpc_port(
-    server: grpc.aio.Server, addr: str, flag: str, creds: grpc.ServerCredentials | None
-) -> None:
-    """Bind `server` (built with GRPC_NO_REUSEPORT) to `addr`, or raise StartupError.
+def with_port(addr: str, port: int) -> str:
+    """`addr` (HOST:PORT, IPv4 or [IPv6]) with its port replaced by `port`: for a HOST:0
+    address, the port the system chose when it was bound."""
+    host, _, _ = addr.rpartition(":")
+    return f"{host}:{port}"
+
+
+def add_grpc_port(server: grpc.aio.Server, addr: str, flag: str, creds: grpc.ServerCredentials | None) -> str:
+    """Bind `server` (built with GRPC_NO_REUSEPORT) to `addr` and return the address it
+    listens on (the chosen port for HOST:0), or raise StartupError.
 
     grpc returns port 0 (older releases) or raises RuntimeError (newer) when it cannot
     bind, and logs a multi-line complaint from its C core; neither says why, so the
@@ -89,6 +95,7 @@ def add_grpc_port(
         bound = 0
     if not bound:  # taken in the instant between our check and grpc's bind
         raise StartupError(f"{flag}: cannot listen on {addr}")
+    return with_port(addr, bound)
 
 
 def lock_data_dir(path: str, flag: str, who: str) -> IO[str]:

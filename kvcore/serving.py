@@ -21,19 +21,23 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from kvcore.errors import StartupError
-from kvcore.listen import bind_listener
+from kvcore.listen import bind_listener, with_port
 from kvcore.rest.fastpath import HotResponse, Scope
 from kvcore.settings import split_addr
 
 GC_GEN0_THRESHOLD = 50_000
+HTTP_ADDR_FLAG = "--http-addr (EDGEKV_HTTP_ADDR)"
 _HOT_HOOK = hasattr(HttpToolsProtocol, "_start_asgi_task")  # see HotReadProtocol
 
 log = logging.getLogger("edgekv.serving")
 
 
-class _Server(uvicorn.Server):
-    # The listening socket, bound by `http_server` before the process says it started.
+class HttpServer(uvicorn.Server):
+    """uvicorn's server on a socket `http_server` bound before the process says it
+    started; `bound_addr` is where it listens (HOST:PORT, the chosen port for HOST:0)."""
+
     listen_sockets: list[socket.socket] | None = None
+    bound_addr = ""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -117,11 +121,13 @@ def http_server(
     addr: str,
     *,
     log_level: str = "warning",
-    flag: str = "--http-addr (EDGEKV_HTTP_ADDR)",
+    flag: str = HTTP_ADDR_FLAG,
     certfile: str | None = None,
     keyfile: str | None = None,
-) -> uvicorn.Server:
-    """A uvicorn server for `app` whose port is already bound (see kvcore.listen), over
+    sock: socket.socket | None = None,
+) -> HttpServer:
+    """A uvicorn server for `app` whose port is already bound (see kvcore.listen): on
+    `sock` when the caller bound `addr` itself (`bind_listener`), else bound here. Over
     HTTPS when `certfile` and `keyfile` (PEM) are given.
 
     Raises StartupError naming `flag` when `addr` is in use or not ours to bind."""
@@ -154,8 +160,10 @@ def http_server(
             config.load()  # reads the certificate and key now, so a bad pair stops the start
         except Exception as exc:
             raise StartupError(f"--https-cert/--https-key: cannot load the certificate: {exc}") from None
-    server = _Server(config)
-    server.listen_sockets = [bind_listener(addr, flag)]
+    server = HttpServer(config)
+    sock = sock if sock is not None else bind_listener(addr, flag)
+    server.listen_sockets = [sock]
+    server.bound_addr = with_port(addr, sock.getsockname()[1])
     return server
 
 

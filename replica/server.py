@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+from dataclasses import replace
 
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import KVError
-from kvcore.listen import lock_data_dir
+from kvcore.listen import bind_listener, lock_data_dir, with_port
 from kvcore.metrics import Metrics
 from kvcore.rest.app import create_app
 from kvcore.rpc.client import CentralClient
-from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
+from kvcore.serving import HTTP_ADDR_FLAG, http_server, run_forever, serve_until, stop_on_signals
 from kvcore.settings import ReplicaSettings
 from kvcore.workerd.app import WorkerdKV
 from kvcore.workerd.server import serving
@@ -50,11 +52,19 @@ async def serve(
     settings: ReplicaSettings, *, clock: Clock = SYSTEM_CLOCK, stop: asyncio.Event | None = None
 ) -> None:
     settings.validate()
-    with lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "replica"):  # held until we stop
-        await _serve(settings, clock=clock, stop=stop or asyncio.Event())
+    with (
+        lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "replica"),  # held until we stop
+        # The REST port is bound first, so the address announced to central (and logged)
+        # is the one listening: for --http-addr HOST:0, the port the system chose.
+        contextlib.closing(bind_listener(settings.http_addr, HTTP_ADDR_FLAG)) as listener,
+    ):
+        bound = replace(settings, http_addr=with_port(settings.http_addr, listener.getsockname()[1]))
+        await _serve(bound, listener, clock=clock, stop=stop or asyncio.Event())
 
 
-async def _serve(settings: ReplicaSettings, *, clock: Clock, stop: asyncio.Event) -> None:
+async def _serve(
+    settings: ReplicaSettings, listener: socket.socket, *, clock: Clock, stop: asyncio.Event
+) -> None:
     resume = ResumePoint(settings.data_dir, settings.region, clock=clock)
     metrics = Metrics(settings.region)
     client = CentralClient(
@@ -84,7 +94,11 @@ async def _serve(settings: ReplicaSettings, *, clock: Clock, stop: asyncio.Event
     )
     try:
         http = http_server(
-            app, settings.http_addr, certfile=settings.https_cert_path, keyfile=settings.https_key_path
+            app,
+            settings.http_addr,
+            certfile=settings.https_cert_path,
+            keyfile=settings.https_key_path,
+            sock=listener,
         )
     except BaseException:
         resume.close()
@@ -118,8 +132,10 @@ async def _serve(settings: ReplicaSettings, *, clock: Clock, stop: asyncio.Event
     workerd = contextlib.AsyncExitStack()
     try:
         if settings.workerd_addr:
-            await workerd.enter_async_context(serving(WorkerdKV(backend, metrics), settings.workerd_addr))
-            log.info("replica %s: workerd KV protocol on %s", settings.region, settings.workerd_addr)
+            kv = await workerd.enter_async_context(
+                serving(WorkerdKV(backend, metrics), settings.workerd_addr)
+            )
+            log.info("replica %s: workerd KV protocol on %s", settings.region, kv.bound_addr)
         await serve_until(http, stop)
     finally:
         await workerd.aclose()

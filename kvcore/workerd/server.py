@@ -14,11 +14,10 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
-import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from kvcore.errors import StartupError
-from kvcore.serving import http_server
+from kvcore.serving import HttpServer, http_server
 from kvcore.workerd.app import REASON_HEADER
 
 FLAG = "--workerd-addr (EDGEKV_WORKERD_ADDR)"
@@ -64,7 +63,7 @@ class _Protocol(HttpToolsProtocol):
             cycle.transport = _ReasonTransport(cycle.transport)  # type: ignore[assignment]
 
 
-def workerd_server(app: Any, addr: str) -> tuple[uvicorn.Server, list[socket.socket]]:
+def workerd_server(app: Any, addr: str) -> tuple[HttpServer, list[socket.socket]]:
     """The server and its listening sockets, bound now: a port in use is a one-line
     `StartupError` naming `--workerd-addr` (kvcore.listen)."""
     server = http_server(app, addr, flag=FLAG)
@@ -73,8 +72,9 @@ def workerd_server(app: Any, addr: str) -> tuple[uvicorn.Server, list[socket.soc
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Any, addr: str) -> AsyncIterator[uvicorn.Server]:
-    """Serve `app` on `addr` while the block runs; stopped gracefully after it."""
+async def serving(app: Any, addr: str) -> AsyncIterator[HttpServer]:
+    """Serve `app` on `addr` while the block runs (its `bound_addr` is where it listens);
+    stopped gracefully after it."""
     server, sockets = workerd_server(app, addr)
     task = asyncio.create_task(server.serve(sockets=sockets), name="workerd")
     try:
