@@ -67,7 +67,7 @@ deps-debian:
 	@# curl and openssl: the operations guide's commands, run as written (tests/ops/test_guide_commands.py).
 	@command -v curl >/dev/null && command -v openssl >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl openssl)
-	@test -x /usr/lib/postgresql/15/bin/initdb || \
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql)
 
 # workerd from npm into .workerd/ (npm from Debian if the machine has none).
@@ -98,7 +98,7 @@ bench: $(STAMP)
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk)
 	@test -d bench/.miniflare/node_modules/miniflare || npm install --prefix bench/.miniflare --no-audit --no-fund miniflare
 	@test -x $(VENV)/bin/py-spy || $(PIP) install --quiet py-spy
-	@test -x /usr/lib/postgresql/15/bin/initdb || \
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql)
 	$(PY) -m bench.run
 

@@ -1,8 +1,21 @@
-"""The throwaway PostgreSQL helper itself: fresh databases, kill -9 and restart."""
+"""The throwaway PostgreSQL helper itself: which binaries, fresh databases, kill -9
+and restart."""
 
 from __future__ import annotations
 
-from helpers.postgres import PgServer, postgres_server
+from pathlib import Path
+
+from helpers.postgres import PgServer, _newest_pg_bin, postgres_server
+
+
+def test_the_newest_installed_major_is_used(tmp_path: Path) -> None:
+    for major in ("9", "15", "17"):
+        (tmp_path / major / "bin").mkdir(parents=True)
+        (tmp_path / major / "bin" / "initdb").touch()
+    (tmp_path / "18" / "bin").mkdir(parents=True)  # no initdb: a client-only package
+    (tmp_path / "common" / "bin").mkdir(parents=True)
+    (tmp_path / "common" / "bin" / "initdb").touch()
+    assert _newest_pg_bin(tmp_path) == tmp_path / "17" / "bin"
 
 
 def test_fresh_databases_are_separate(postgres: PgServer) -> None:

@@ -14,7 +14,9 @@ the unix socket in that dir, stopped (by its own postmaster pid) and removed aft
 
 PostgreSQL refuses to run as root, so when the tests run as root every server command
 runs as the `postgres` system user (`runuser -u postgres --`) in a directory it owns.
-The Makefile installs Debian's `postgresql` (binaries in /usr/lib/postgresql/15/bin).
+The Makefile installs Debian's `postgresql`; its binaries are in
+/usr/lib/postgresql/MAJOR/bin, and the newest major there is used (`EDGEKV_PG_BIN`
+names another directory).
 """
 
 from __future__ import annotations
@@ -35,7 +37,17 @@ import pytest
 
 from edgekv.launch import free_port
 
-PG_BIN = Path(os.environ.get("EDGEKV_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _newest_pg_bin(root: Path = Path("/usr/lib/postgresql")) -> Path:
+    """The bin directory of the newest PostgreSQL major under `root` that has `initdb`
+    (Debian installs one directory per major: 15 on bookworm, 17 on trixie)."""
+    found = [p.parent for p in root.glob("*/bin/initdb") if p.parent.parent.name.isdigit()]
+    if not found:
+        return root / "15" / "bin"  # what the Makefile installs on bookworm; fails clearly below
+    return max(found, key=lambda b: int(b.parent.name))
+
+
+PG_BIN = Path(os.environ.get("EDGEKV_PG_BIN") or _newest_pg_bin())
 SUPERUSER = "edgekv"
 OS_USER = "postgres"  # the system user that owns data dirs when we are root
 START_TIMEOUT_S = 30
