@@ -22,7 +22,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 from kvcore.errors import StartupError
 from kvcore.listen import bind_listener, with_port
-from kvcore.rest.fastpath import HotResponse, Scope
+from kvcore.rest.fastpath import JOIN_MAX_BYTES, HotResponse, Scope
 from kvcore.settings import split_addr
 
 GC_GEN0_THRESHOLD = 50_000
@@ -44,7 +44,75 @@ class HttpServer(uvicorn.Server):
         yield
 
 
-class HotReadProtocol(HttpToolsProtocol):
+class JoinedWrites:
+    """A connection's transport that sends a response's head and body in one write.
+
+    uvicorn writes a response in two calls, the status line and headers, then the body:
+    two `send` syscalls and two TCP segments (on loopback the sender also pays for the
+    receiver's wake-up). This holds a write back until the next one and sends both
+    together, or until the end of the event loop's current iteration (`call_soon`), so
+    nothing waits longer than that and the bytes keep their order. Writes larger than
+    `JOIN_MAX_BYTES` are not copied: what is held goes first, then they go as they are.
+    `write_now` sends at once (with whatever is held). `close` sends what is held first;
+    everything else is the transport's own."""
+
+    __slots__ = ("_flush_pending", "_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._flush_pending = False
+
+    def write(self, data: bytes) -> None:
+        if self._held is None and len(data) <= JOIN_MAX_BYTES:
+            self._held = data
+            if not self._flush_pending:
+                self._flush_pending = True
+                self._loop.call_soon(self._flush)
+            return
+        self.write_now(data)
+
+    def write_now(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if len(held) + len(data) <= JOIN_MAX_BYTES:
+                data = held + data
+            else:
+                self._transport.write(held)
+        self._transport.write(data)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class JoinedWritesProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol (httptools) writing through `JoinedWrites`: one write
+    per response where uvicorn makes two. Every server of `http_server` uses it (or
+    `HotReadProtocol`, which extends it)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.transport = self.joined = JoinedWrites(transport, self.loop)  # type: ignore[assignment]
+
+
+class HotReadProtocol(JoinedWritesProtocol):
     """uvicorn's HTTP/1.1 protocol (httptools), answering a hot read without ASGI.
 
     An app whose `hot_response` is a `HotResponse` (a replica's `kvcore.rest.app.RestApp`)
@@ -86,7 +154,7 @@ class HotReadProtocol(HttpToolsProtocol):
             and not self.flow.write_paused
         ):
             try:
-                answered = hot_response(cast(Scope, cycle.scope), self.transport.write)
+                answered = hot_response(cast(Scope, cycle.scope), self.joined.write_now)
             except Exception:
                 # What can fail comes before the first write (`HotReads.write_response`),
                 # but for the write itself, on a connection already going away.
@@ -152,8 +220,10 @@ def http_server(
         proxy_headers=False,
         ssl_certfile=certfile,
         ssl_keyfile=keyfile,
-        # Apps with a hot read (a replica's) answer it before ASGI (`HotReadProtocol`).
-        http=HotReadProtocol if hot and _HOT_HOOK else "auto",
+        # One write per response (`JoinedWrites`); apps with a hot read (a replica's)
+        # answer it before ASGI (`HotReadProtocol`).
+        http=HotReadProtocol if hot and _HOT_HOOK else JoinedWritesProtocol,
+        ws="none",  # no edgekv app serves websockets: an Upgrade header is ignored
     )
     if certfile:
         try:
