@@ -264,9 +264,9 @@ def stop_on_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-async def serve_until(server: uvicorn.Server, stop: asyncio.Event) -> None:
+async def serve_until(server: HttpServer, stop: asyncio.Event) -> None:
     """Run `server` until `stop` is set (or the server fails), then shut it down."""
-    sockets = getattr(server, "listen_sockets", None)
+    sockets = server.listen_sockets
     task = asyncio.create_task(server.serve(sockets=sockets), name="http")
     waiter = asyncio.create_task(stop.wait(), name="stop")
     done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -276,4 +276,4 @@ async def serve_until(server: uvicorn.Server, stop: asyncio.Event) -> None:
     for sock in sockets or ():
         sock.close()
     if not server.started and task in done:
-        raise StartupError(f"could not start the HTTP server on {server.config.host}:{server.config.port}")
+        raise StartupError(f"could not start the HTTP server on {server.bound_addr}")

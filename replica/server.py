@@ -23,6 +23,7 @@ from kvcore.rpc.client import CentralClient
 from kvcore.serving import HTTP_ADDR_FLAG, http_server, run_forever, serve_until, stop_on_signals
 from kvcore.settings import ReplicaSettings
 from kvcore.workerd.app import WorkerdKV
+from kvcore.workerd.server import FLAG as WORKERD_FLAG
 from kvcore.workerd.server import serving
 from replica.backend import Deadline, ReplicaBackend
 from replica.dashboard import ReplicaDashboard
@@ -52,18 +53,28 @@ async def serve(
     settings: ReplicaSettings, *, clock: Clock = SYSTEM_CLOCK, stop: asyncio.Event | None = None
 ) -> None:
     settings.validate()
-    with (
-        lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "replica"),  # held until we stop
-        # The REST port is bound first, so the address announced to central (and logged)
-        # is the one listening: for --http-addr HOST:0, the port the system chose.
-        contextlib.closing(bind_listener(settings.http_addr, HTTP_ADDR_FLAG)) as listener,
-    ):
+    with contextlib.ExitStack() as held:  # the lock and the listeners, until we stop
+        held.enter_context(lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "replica"))
+        # The ports are bound first: a port in use is one line before the start line, and
+        # the address announced to central (and logged) is the one listening, for
+        # --http-addr HOST:0 the port the system chose.
+        listener = held.enter_context(contextlib.closing(bind_listener(settings.http_addr, HTTP_ADDR_FLAG)))
+        kv_listener = (
+            held.enter_context(contextlib.closing(bind_listener(settings.workerd_addr, WORKERD_FLAG)))
+            if settings.workerd_addr
+            else None
+        )
         bound = replace(settings, http_addr=with_port(settings.http_addr, listener.getsockname()[1]))
-        await _serve(bound, listener, clock=clock, stop=stop or asyncio.Event())
+        await _serve(bound, listener, kv_listener, clock=clock, stop=stop or asyncio.Event())
 
 
 async def _serve(
-    settings: ReplicaSettings, listener: socket.socket, *, clock: Clock, stop: asyncio.Event
+    settings: ReplicaSettings,
+    listener: socket.socket,
+    kv_listener: socket.socket | None,
+    *,
+    clock: Clock,
+    stop: asyncio.Event,
 ) -> None:
     resume = ResumePoint(settings.data_dir, settings.region, clock=clock)
     metrics = Metrics(settings.region)
@@ -133,7 +144,7 @@ async def _serve(
     try:
         if settings.workerd_addr:
             kv = await workerd.enter_async_context(
-                serving(WorkerdKV(backend, metrics), settings.workerd_addr)
+                serving(WorkerdKV(backend, metrics), settings.workerd_addr, sock=kv_listener)
             )
             log.info("replica %s: workerd KV protocol on %s", settings.region, kv.bound_addr)
         await serve_until(http, stop)

@@ -63,25 +63,27 @@ class _Protocol(HttpToolsProtocol):
             cycle.transport = _ReasonTransport(cycle.transport)  # type: ignore[assignment]
 
 
-def workerd_server(app: Any, addr: str) -> tuple[HttpServer, list[socket.socket]]:
-    """The server and its listening sockets, bound now: a port in use is a one-line
-    `StartupError` naming `--workerd-addr` (kvcore.listen)."""
-    server = http_server(app, addr, flag=FLAG)
+def workerd_server(
+    app: Any, addr: str, sock: socket.socket | None = None
+) -> tuple[HttpServer, list[socket.socket]]:
+    """The server and its listening sockets: `sock` when the caller bound `addr`, else
+    bound now (a port in use is a one-line `StartupError` naming `--workerd-addr`)."""
+    server = http_server(app, addr, flag=FLAG, sock=sock)
     server.config.http = _Protocol
     return server, list(getattr(server, "listen_sockets", None) or [])
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Any, addr: str) -> AsyncIterator[HttpServer]:
-    """Serve `app` on `addr` while the block runs (its `bound_addr` is where it listens);
-    stopped gracefully after it."""
-    server, sockets = workerd_server(app, addr)
+async def serving(app: Any, addr: str, sock: socket.socket | None = None) -> AsyncIterator[HttpServer]:
+    """Serve `app` on `addr` (on `sock` when the caller bound it) while the block runs
+    (its `bound_addr` is where it listens); stopped gracefully after it."""
+    server, sockets = workerd_server(app, addr, sock)
     task = asyncio.create_task(server.serve(sockets=sockets), name="workerd")
     try:
         while not server.started:
             if task.done():
                 task.result()
-                raise StartupError(f"{FLAG}: could not start on {addr}")
+                raise StartupError(f"{FLAG}: could not start on {server.bound_addr}")
             await asyncio.sleep(0.01)
         yield server
     finally:
