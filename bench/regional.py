@@ -8,7 +8,8 @@ machine hits both alike; the ratio is the median of the per-round ratios.
 Each round also records how busy each process's event-loop thread was (CPU seconds of
 its main thread per second of the round, 1.0 = a whole core): the process near 1.0 is
 the one that limits the round; below it, the round waited on something else (the
-other process, the WAL sync, the machine).
+other process, the WAL sync, the machine, or the GIL held by another of the process's
+own threads: central's store writer, whose CPU `cpu_us_per_write` counts).
 """
 
 from __future__ import annotations
