@@ -113,7 +113,7 @@ def table(r: dict[str, Any]) -> list[dict[str, str]]:
         lb = rw.get("loop_busy")
         if lb:
             row(
-                "event-loop thread busy (1 = a core): replica round vs central round",
+                "event loop busy, cores: replica round | central round",
                 f"replica {lb['replica_replica']:.2f}, central {lb['replica_central']:.2f}",
                 f"central {lb['central_central']:.2f}, replica {lb['central_replica']:.2f}",
             )

@@ -31,7 +31,7 @@ from kvcore.pb import edgekv_pb2, edgekv_pb2_grpc
 from kvcore.rest.app import create_app
 from kvcore.rpc.security import SERVER_OPTIONS, ClusterSecretInterceptor, server_credentials
 from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
-from kvcore.settings import CentralSettings
+from kvcore.settings import DATA_DIR_FLAG, GRPC_ADDR_FLAG, CentralSettings
 from kvcore.store.base import Store
 from kvcore.store.ops import PutTokenOp
 from kvcore.store.pg import PgStore
@@ -91,11 +91,7 @@ async def serve(
     settings.validate()
     stop = stop or asyncio.Event()
     # A RocksDB data dir is one central's alone; a PostgreSQL store is shared by design.
-    lock = (
-        None
-        if settings.store_is_postgres
-        else lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "central")
-    )
+    lock = None if settings.store_is_postgres else lock_data_dir(settings.data_dir, DATA_DIR_FLAG, "central")
     try:
         store = open_store(settings, clock)
     except BaseException:
@@ -125,7 +121,7 @@ async def serve(
         creds = None
         if settings.tls.cert_path and settings.tls.key_path:
             creds = server_credentials(settings.tls.cert_path, settings.tls.key_path)
-        grpc_addr = add_grpc_port(grpc_server, settings.grpc_addr, "--grpc-addr (EDGEKV_GRPC_ADDR)", creds)
+        grpc_addr = add_grpc_port(grpc_server, settings.grpc_addr, GRPC_ADDR_FLAG, creds)
         # Both ports are claimed before either serves, so a port in use is one line.
         app = create_app(backend, metrics, extra_routes=dashboard.routes())
         http = http_server(

@@ -23,10 +23,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from kvcore.errors import StartupError
 from kvcore.listen import bind_listener, with_port
 from kvcore.rest.fastpath import JOIN_MAX_BYTES, HotResponse, Scope
-from kvcore.settings import split_addr
+from kvcore.settings import HTTP_ADDR_FLAG, split_addr
 
 GC_GEN0_THRESHOLD = 50_000
-HTTP_ADDR_FLAG = "--http-addr (EDGEKV_HTTP_ADDR)"
 _HOT_HOOK = hasattr(HttpToolsProtocol, "_start_asgi_task")  # see HotReadProtocol
 
 log = logging.getLogger("edgekv.serving")

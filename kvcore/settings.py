@@ -20,6 +20,11 @@ class SettingsError(ValueError):
 # Values pushed on the change stream are kept small so stream messages and slow
 # subscribers' queues stay bounded; bigger values are fetched on the next read.
 MAX_PUSH_VALUE_BYTES = 1024 * 1024
+# Flags as errors name them: the flag and the environment variable that also sets it.
+DATA_DIR_FLAG = "--data-dir (EDGEKV_DATA_DIR)"
+GRPC_ADDR_FLAG = "--grpc-addr (EDGEKV_GRPC_ADDR)"
+HTTP_ADDR_FLAG = "--http-addr (EDGEKV_HTTP_ADDR)"
+WORKERD_ADDR_FLAG = "--workerd-addr (EDGEKV_WORKERD_ADDR)"
 
 _ADDR = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -123,8 +128,8 @@ class CentralSettings:
             )
         if not self.data_dir and not self.store_is_postgres:
             raise SettingsError("--data-dir (EDGEKV_DATA_DIR): required with --store rocksdb")
-        check_addr(self.grpc_addr, "--grpc-addr (EDGEKV_GRPC_ADDR)")
-        check_addr(self.http_addr, "--http-addr (EDGEKV_HTTP_ADDR)")
+        check_addr(self.grpc_addr, GRPC_ADDR_FLAG)
+        check_addr(self.http_addr, HTTP_ADDR_FLAG)
         if not self.cluster_secret and not is_loopback(split_addr(self.grpc_addr)[0]):
             # Without it anyone who reaches the port can mint tokens and read every
             # account's changes: only acceptable where only this machine can connect.
@@ -191,7 +196,7 @@ class ReplicaSettings:
             raise SettingsError(
                 f"--advertise-url (EDGEKV_ADVERTISE_URL): {self.advertise_url!r} is not an http(s):// URL"
             )
-        check_addr(self.http_addr, "--http-addr (EDGEKV_HTTP_ADDR)")
+        check_addr(self.http_addr, HTTP_ADDR_FLAG)
         self.tls.check_files()
         check_https(self.https_cert_path, self.https_key_path)
         if self.cache_bytes < 1024 * 1024:
@@ -201,7 +206,7 @@ class ReplicaSettings:
         _positive(self.hot_report_interval_s, "--hot-report-interval (EDGEKV_HOT_REPORT_INTERVAL)")
         _positive(self.negative_ttl_s, "--negative-ttl (EDGEKV_NEGATIVE_TTL)")
         if self.workerd_addr is not None:
-            check_addr(self.workerd_addr, "--workerd-addr (EDGEKV_WORKERD_ADDR)")
+            check_addr(self.workerd_addr, WORKERD_ADDR_FLAG)
         return self
 
     @property

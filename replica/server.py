@@ -20,10 +20,9 @@ from kvcore.listen import bind_listener, lock_data_dir, with_port
 from kvcore.metrics import Metrics
 from kvcore.rest.app import create_app
 from kvcore.rpc.client import CentralClient
-from kvcore.serving import HTTP_ADDR_FLAG, http_server, run_forever, serve_until, stop_on_signals
-from kvcore.settings import ReplicaSettings
+from kvcore.serving import http_server, run_forever, serve_until, stop_on_signals
+from kvcore.settings import DATA_DIR_FLAG, HTTP_ADDR_FLAG, WORKERD_ADDR_FLAG, ReplicaSettings
 from kvcore.workerd.app import WorkerdKV
-from kvcore.workerd.server import FLAG as WORKERD_FLAG
 from kvcore.workerd.server import serving
 from replica.backend import Deadline, ReplicaBackend
 from replica.dashboard import ReplicaDashboard
@@ -54,13 +53,13 @@ async def serve(
 ) -> None:
     settings.validate()
     with contextlib.ExitStack() as held:  # the lock and the listeners, until we stop
-        held.enter_context(lock_data_dir(settings.data_dir, "--data-dir (EDGEKV_DATA_DIR)", "replica"))
+        held.enter_context(lock_data_dir(settings.data_dir, DATA_DIR_FLAG, "replica"))
         # The ports are bound first: a port in use is one line before the start line, and
         # the address announced to central (and logged) is the one listening, for
         # --http-addr HOST:0 the port the system chose.
         listener = held.enter_context(contextlib.closing(bind_listener(settings.http_addr, HTTP_ADDR_FLAG)))
         kv_listener = (
-            held.enter_context(contextlib.closing(bind_listener(settings.workerd_addr, WORKERD_FLAG)))
+            held.enter_context(contextlib.closing(bind_listener(settings.workerd_addr, WORKERD_ADDR_FLAG)))
             if settings.workerd_addr
             else None
         )

@@ -18,9 +18,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from kvcore.errors import StartupError
 from kvcore.serving import HttpServer, http_server
+from kvcore.settings import WORKERD_ADDR_FLAG
 from kvcore.workerd.app import REASON_HEADER
 
-FLAG = "--workerd-addr (EDGEKV_WORKERD_ADDR)"
 _MARK = b"\r\n" + REASON_HEADER + b": "
 
 
@@ -68,7 +68,7 @@ def workerd_server(
 ) -> tuple[HttpServer, list[socket.socket]]:
     """The server and its listening sockets: `sock` when the caller bound `addr`, else
     bound now (a port in use is a one-line `StartupError` naming `--workerd-addr`)."""
-    server = http_server(app, addr, flag=FLAG, sock=sock)
+    server = http_server(app, addr, flag=WORKERD_ADDR_FLAG, sock=sock)
     server.config.http = _Protocol
     return server, list(getattr(server, "listen_sockets", None) or [])
 
@@ -83,7 +83,7 @@ async def serving(app: Any, addr: str, sock: socket.socket | None = None) -> Asy
         while not server.started:
             if task.done():
                 task.result()
-                raise StartupError(f"{FLAG}: could not start on {server.bound_addr}")
+                raise StartupError(f"{WORKERD_ADDR_FLAG}: could not start on {server.bound_addr}")
             await asyncio.sleep(0.01)
         yield server
     finally:

@@ -4,6 +4,7 @@ and what a replica announces to central is where they listen, never ":0"."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers.cluster import Proc, create_account, stop_all, wait_ready
+from helpers.cluster import Proc, create_account, stop_all, wait_ready_async
 from helpers.eventually import eventually
 
 from edgekv import launch
@@ -19,7 +20,7 @@ from edgekv import launch
 pytestmark = pytest.mark.timeout(120)
 
 
-def logged(proc: Proc, pattern: str, timeout_s: float = 30.0) -> re.Match[str]:
+async def logged(proc: Proc, pattern: str, timeout_s: float = 30.0) -> re.Match[str]:
     """The first match of `pattern` in `proc`'s log, waiting for it to be written."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -27,7 +28,7 @@ def logged(proc: Proc, pattern: str, timeout_s: float = 30.0) -> re.Match[str]:
         if found:
             return found
         assert proc.alive, proc.log_path.read_text(errors="replace")
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
     raise AssertionError(f"{pattern!r} not in the log of {proc.name}:\n{proc.log_path.read_text()}")
 
 
@@ -39,11 +40,11 @@ async def test_port_zero_is_logged_and_announced_as_the_bound_port(tmp_path: Pat
     ).start()
     replica: Proc | None = None
     try:
-        m = logged(central, r"central: grpc 127\.0\.0\.1:(\d+), http 127\.0\.0\.1:(\d+),")
+        m = await logged(central, r"central: grpc 127\.0\.0\.1:(\d+), http 127\.0\.0\.1:(\d+),")
         grpc_port, http_port = int(m[1]), int(m[2])
         assert 0 not in (grpc_port, http_port) and grpc_port != http_port
         central.http = central_http = f"http://127.0.0.1:{http_port}"
-        wait_ready(central_http, proc=central)
+        await wait_ready_async(central_http, proc=central)
         account, secret = await create_account(f"127.0.0.1:{grpc_port}")
 
         replica = Proc(
@@ -57,13 +58,14 @@ async def test_port_zero_is_logged_and_announced_as_the_bound_port(tmp_path: Pat
             ),
             tmp_path / "eu.log",
         ).start()
-        m = logged(replica, r"replica eu: http 127\.0\.0\.1:(\d+),")
+        m = await logged(replica, r"replica eu: http 127\.0\.0\.1:(\d+),")
         replica.http = replica_http = f"http://127.0.0.1:{m[1]}"
         assert int(m[1]) not in (0, grpc_port, http_port)
-        wait_ready(replica_http, proc=replica)
-        workerd_port = int(logged(replica, r"workerd KV protocol on 127\.0\.0\.1:(\d+)")[1])
+        await wait_ready_async(replica_http, proc=replica)
+        workerd_port = int((await logged(replica, r"workerd KV protocol on 127\.0\.0\.1:(\d+)"))[1])
         assert workerd_port not in (0, int(m[1]))
-        assert launch.listening(f"127.0.0.1:{workerd_port}")
+        async with httpx.AsyncClient(timeout=10.0) as http:  # workerd's KV service answers there
+            assert (await http.get(f"http://127.0.0.1:{workerd_port}/")).status_code == 401
 
         rows: dict[str, dict[str, Any]] = {}
 
