@@ -82,16 +82,20 @@ class JoinedWrites:
                 self._transport.write(held)
         self._transport.write(data)
 
-    def _flush(self) -> None:
-        self._flush_pending = False
+    def flush(self) -> None:
+        """Send what is held now (the end-of-iteration flush, brought forward)."""
         held = self._held
         if held is not None:
             self._held = None
             if not self._transport.is_closing():
                 self._transport.write(held)
 
+    def _flush(self) -> None:
+        self._flush_pending = False
+        self.flush()
+
     def close(self) -> None:
-        self._flush()
+        self.flush()
         self._transport.close()
 
     def is_closing(self) -> bool:
@@ -109,6 +113,12 @@ class JoinedWritesProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.transport = self.joined = JoinedWrites(transport, self.loop)  # type: ignore[assignment]
+
+    def eof_received(self) -> bool | None:
+        # The client half-closed: the transport closes itself when this returns (uvicorn
+        # keeps nothing open), so what is held goes now, as it would have without the hold.
+        self.joined.flush()
+        return super().eof_received()  # type: ignore[func-returns-value]
 
 
 class HotReadProtocol(JoinedWritesProtocol):

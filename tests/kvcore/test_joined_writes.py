@@ -162,3 +162,18 @@ async def test_responses_leave_in_one_socket_write_each_and_arrive_whole(port: i
         assert rest.startswith(b"HTTP/1.1 200 OK\r\n") and rest.endswith(b"\r\n\r\nok")
     finally:
         writer.close()
+
+
+async def test_a_client_that_half_closes_still_gets_a_lone_write(port: int) -> None:
+    # `printf 'HEAD ...' | nc -N`: the request, then the client's end of the stream. uvicorn
+    # closes the transport on that EOF (a poll after the answer was written), so a write
+    # still held then (a HEAD's head, written alone) must leave before the close.
+    for _ in range(5):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"HEAD / HTTP/1.1\r\nhost: x\r\n\r\n")
+            writer.write_eof()
+            got = await asyncio.wait_for(reader.read(), 5)
+            assert got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b"\r\n\r\n")
+        finally:
+            writer.close()
