@@ -114,11 +114,11 @@ class JoinedWritesProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.transport = self.joined = JoinedWrites(transport, self.loop)  # type: ignore[assignment]
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> None:
         # The client half-closed: the transport closes itself when this returns (uvicorn
         # keeps nothing open), so what is held goes now, as it would have without the hold.
         self.joined.flush()
-        return super().eof_received()  # type: ignore[func-returns-value]
+        super().eof_received()
 
 
 class HotReadProtocol(JoinedWritesProtocol):
