@@ -14,10 +14,8 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
 from kvcore.errors import StartupError
-from kvcore.serving import HttpServer, http_server
+from kvcore.serving import HttpServer, JoinedWritesProtocol, http_server
 from kvcore.settings import WORKERD_ADDR_FLAG
 from kvcore.workerd.app import REASON_HEADER
 
@@ -46,7 +44,7 @@ class _ReasonTransport:
         self._first = True
 
     def write(self, data: bytes) -> None:
-        if self._first:
+        if self._first and not data.startswith(b"HTTP/1.1 100 "):  # not an interim 100 Continue
             self._first = False
             data = with_reason(data)
         self._transport.write(data)
@@ -55,7 +53,7 @@ class _ReasonTransport:
         return getattr(self._transport, name)
 
 
-class _Protocol(HttpToolsProtocol):
+class _Protocol(JoinedWritesProtocol):
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         cycle = self.cycle

@@ -9,7 +9,7 @@ import pytest
 from kvcore.errors import NamespaceNotFound, ValidationError
 from kvcore.workerd.app import error_reply, key_of, reason_phrase
 from kvcore.workerd.config import KvBinding, WorkerSpec, render_config
-from kvcore.workerd.server import with_reason
+from kvcore.workerd.server import _ReasonTransport, with_reason
 
 
 def test_the_reason_header_becomes_the_status_line() -> None:
@@ -57,3 +57,19 @@ def test_config_binds_each_worker_to_its_replica(tmp_path: Path) -> None:
     assert 'cfBlobHeader = "cf-blob"' in text
     with pytest.raises(ValueError):
         render_config([spec, spec], config_dir=tmp_path)
+
+
+def test_the_reason_goes_on_the_final_head_not_on_a_100_continue() -> None:
+    sent: list[bytes] = []
+
+    class Out:
+        def write(self, data: bytes) -> None:
+            sent.append(data)
+
+    out = _ReasonTransport(Out())  # type: ignore[arg-type]
+    out.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # uvicorn's, when the app reads the body
+    out.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nx-edgekv-reason: KeyNotFound\r\n\r\n")
+    assert sent == [
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 404 KeyNotFound\r\ncontent-length: 0\r\n\r\n",
+    ]
