@@ -62,7 +62,7 @@ def open_store(settings: CentralSettings, clock: Clock) -> RocksStore | PgStore:
         if "lock" in first.lower():
             raise StartupError(f"another central is using this data dir ({settings.data_dir})") from None
         reason = f"cannot open the store in {path}: {first}"
-        raise StartupError(f"--data-dir (EDGEKV_DATA_DIR): {reason}") from None
+        raise StartupError(f"{DATA_DIR_FLAG}: {reason}") from None
 
 
 def bootstrap(store: Store, settings: CentralSettings, clock: Clock) -> None:

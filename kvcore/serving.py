@@ -14,7 +14,7 @@ import gc
 import logging
 import signal
 import socket
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from typing import Any, cast
 
 import uvicorn
@@ -52,8 +52,9 @@ class JoinedWrites:
     together, or until the end of the event loop's current iteration (`call_soon`), so
     nothing waits longer than that and the bytes keep their order. Writes larger than
     `JOIN_MAX_BYTES` are not copied: what is held goes first, then they go as they are.
-    `write_now` sends at once (with whatever is held). `close` sends what is held first;
-    everything else is the transport's own."""
+    `write_now` sends at once (with whatever is held); `close`, `write_eof` and
+    `writelines` send what is held first, `abort` drops it; everything else is the
+    transport's own."""
 
     __slots__ = ("_flush_pending", "_held", "_loop", "_transport")
 
@@ -97,6 +98,17 @@ class JoinedWrites:
     def close(self) -> None:
         self.flush()
         self._transport.close()
+
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        self.write_now(b"".join(chunks))
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._held = None  # an abort discards what is buffered
+        self._transport.abort()
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
@@ -232,7 +244,6 @@ def http_server(
         # One write per response (`JoinedWrites`); apps with a hot read (a replica's)
         # answer it before ASGI (`HotReadProtocol`).
         http=HotReadProtocol if hot and _HOT_HOOK else JoinedWritesProtocol,
-        ws="none",  # no edgekv app serves websockets: an Upgrade header is ignored
     )
     if certfile:
         try:

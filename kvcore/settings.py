@@ -127,7 +127,7 @@ class CentralSettings:
                 f"--store (EDGEKV_STORE): 'rocksdb' or a postgresql:// URL, got {self.store.split('@')[-1]!r}"
             )
         if not self.data_dir and not self.store_is_postgres:
-            raise SettingsError("--data-dir (EDGEKV_DATA_DIR): required with --store rocksdb")
+            raise SettingsError(f"{DATA_DIR_FLAG}: required with --store rocksdb")
         check_addr(self.grpc_addr, GRPC_ADDR_FLAG)
         check_addr(self.http_addr, HTTP_ADDR_FLAG)
         if not self.cluster_secret and not is_loopback(split_addr(self.grpc_addr)[0]):
@@ -191,7 +191,7 @@ class ReplicaSettings:
             raise SettingsError("--region (EDGEKV_REGION): 'central' is reserved")
         check_addr_list(self.central, "--central (EDGEKV_CENTRAL)")
         if not self.data_dir:
-            raise SettingsError("--data-dir (EDGEKV_DATA_DIR): required")
+            raise SettingsError(f"{DATA_DIR_FLAG}: required")
         if self.advertise_url is not None and not _URL.match(self.advertise_url):
             raise SettingsError(
                 f"--advertise-url (EDGEKV_ADVERTISE_URL): {self.advertise_url!r} is not an http(s):// URL"

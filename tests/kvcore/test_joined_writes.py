@@ -5,10 +5,12 @@ a recording transport, then on uvicorn over a loopback socket."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import uvloop
 
 from kvcore.rest.fastpath import JOIN_MAX_BYTES
 from kvcore.serving import JoinedWrites, JoinedWritesProtocol, http_server, serve_until
@@ -93,20 +95,27 @@ async def test_close_sends_what_is_held_first_and_a_late_flush_writes_nothing() 
 # -- on the wire ---------------------------------------------------------------------
 
 
+class Counted:
+    """A transport (asyncio's or uvloop's) that counts the writes reaching it."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        CountingProtocol.socket_writes += 1
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class CountingProtocol(JoinedWritesProtocol):
     """The protocol with a counter under its `JoinedWrites`: writes that reach the socket."""
 
     socket_writes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        real_write = transport.write
-
-        def write(data: Any) -> None:
-            CountingProtocol.socket_writes += 1
-            real_write(data)
-
-        transport.write = write  # type: ignore[method-assign]
-        super().connection_made(transport)
+        super().connection_made(Counted(transport))  # type: ignore[arg-type]
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -122,8 +131,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-@pytest.fixture
-async def port() -> AsyncIterator[int]:
+@contextlib.asynccontextmanager
+async def serving() -> AsyncIterator[int]:
+    """`app` served by `http_server` (with a write counter) on a loopback port: the port."""
     server = http_server(app, "127.0.0.1:0")
     assert server.config.http is JoinedWritesProtocol  # every edgekv server's protocol
     server.config.http = CountingProtocol
@@ -139,7 +149,48 @@ async def port() -> AsyncIterator[int]:
         await task
 
 
+@pytest.fixture
+async def port() -> AsyncIterator[int]:
+    async with serving() as p:
+        yield p
+
+
 async def test_responses_leave_in_one_socket_write_each_and_arrive_whole(port: int) -> None:
+    await one_write_each(port)
+
+
+def test_the_same_on_uvloop_the_servers_loop() -> None:
+    async def scenario() -> None:
+        async with serving() as port:
+            await one_write_each(port)
+            await upgrade_is_answered(port)
+
+    uvloop.run(scenario())
+
+
+async def test_a_websocket_upgrade_is_answered_not_left_waiting(port: int) -> None:
+    await upgrade_is_answered(port)
+
+
+async def upgrade_is_answered(port: int) -> None:
+    """No edgekv app serves websockets: an upgrade request gets uvicorn's refusal (here
+    500: the app returns without a handshake), whole, as before the joined writes (the
+    websocket protocol writes through them too)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            b"GET / HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+            b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+        )
+        got = await asyncio.wait_for(reader.read(), 5)  # answered whole, then closed
+        assert got.startswith((b"HTTP/1.1 4", b"HTTP/1.1 5")), got  # this app accepts none
+        head, _, body = got.partition(b"\r\n\r\n")
+        assert b"content-length: %d" % len(body) in head.lower(), got
+    finally:
+        writer.close()
+
+
+async def one_write_each(port: int) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         CountingProtocol.socket_writes = 0
