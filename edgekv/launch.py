@@ -18,6 +18,7 @@ Errors: `ProcessExited` (a `RuntimeError`) when a child exits while we wait for 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ctypes
 import signal
@@ -44,12 +45,23 @@ class ProcessExited(RuntimeError):
     """A child exited while we waited for it to become ready."""
 
 
+_HANDED_OUT: collections.deque[int] = collections.deque(maxlen=256)
+
+
 def free_port() -> int:
-    """A TCP port free on loopback right now (the OS picks it; another process may
-    take it before ours binds, which is rare enough for tests and `edgekv dev`)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
+    """A TCP port free on loopback right now, and not one of the last 256 this process
+    handed out. The OS picks it; another process may take it before ours binds, which
+    is rare (Linux gives bind(0) odd ports and connect() even ones). Without the memory,
+    two calls before the first port is bound (a central's gRPC and HTTP ports) got the
+    same port about once in 14,000 (the OS draws it at random from the free odd ports)."""
+    for _ in range(64):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOOPBACK, 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.append(port)
+            return port
+    raise RuntimeError("no free loopback port that was not handed out already")
 
 
 def free_addr() -> str:

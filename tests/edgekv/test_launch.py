@@ -89,3 +89,12 @@ def test_argv_of_central_and_replica() -> None:
         "--cache-bytes", "64MiB", "--workerd-addr", "a:4",
     ]  # fmt: skip
     assert "--workerd-addr" not in replica_argv(region="eu", central="a:1", data_dir=r_dir, http_addr="a:3")
+
+
+def test_free_ports_handed_out_before_any_is_bound_are_all_different() -> None:
+    # A central's gRPC and HTTP ports, then its replicas', are drawn before any child
+    # binds them; the OS alone returned the same one twice about once in 14,000 pairs,
+    # so 256 draws from it (its free odd ports) repeat one almost surely.
+    ports = [free_port() for _ in range(256)]
+    assert len(set(ports)) == len(ports)
+    assert all(1024 < p < 65536 for p in ports)
