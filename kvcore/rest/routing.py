@@ -12,7 +12,9 @@ by the app's router: a match writes the `Route` into `scope["route"]` and the ra
 of each segment into `scope["path_params"]`; outer layers (metrics) read which route
 ran from there, and `kvcore.rest.target` decodes and validates the segments once the
 caller is authorized. A path matched with another method is a 405 naming the allowed
-methods. Every `KVError` an endpoint raises is rendered as Cloudflare's envelope here.
+methods. HEAD is answered wherever GET is, as GET without the body (RFC 9110, 9.3.2:
+a general-purpose server supports both). Every `KVError` an endpoint raises is
+rendered as Cloudflare's envelope here.
 """
 
 from __future__ import annotations
@@ -181,6 +183,10 @@ class RouteTable(BaseRoute):
             if route.method in methods:
                 raise ValueError(f"two routes for {route.method} {route.path}")
             methods[route.method] = route
+        for methods in by_path.values():
+            if "GET" in methods:
+                # RFC 9110 9.3.2: HEAD is GET without the content (uvicorn sends none).
+                methods.setdefault("HEAD", methods["GET"])
         self._methods = list(by_path.values())
         self._allow = [", ".join(m) for m in self._methods]
         self._grammar = _Grammar(list(by_path))

@@ -383,6 +383,20 @@ def test_a_bad_key_reads_alike_by_raw_put_multipart_put_and_bulk(
 def test_wrong_method_names_every_method_of_the_path(live: Env, http: httpx.Client, ns: str) -> None:
     r = http.patch(f"{live.prefix}/{ns}/values/k", content=b"v", headers=live.headers())
     _fails(r, 405, 10405)
-    assert sorted(r.headers["allow"].split(", ")) == ["DELETE", "GET", "PUT"]
+    assert sorted(r.headers["allow"].split(", ")) == ["DELETE", "GET", "HEAD", "PUT"]
     text = http.get(f"{live.base_url}/metrics").text
     assert 'edgekv_http_requests_total{code="405",method="PATCH",region="central",route="values"}' in text
+
+
+def test_head_is_get_without_the_body(live: Env, http: httpx.Client, ns: str) -> None:
+    # RFC 9110 9.3.2 (`curl -I`); not through the spec validator: a HEAD has no body.
+    p = f"{live.prefix}/{ns}"
+    assert http.put(f"{p}/values/k", content=b"value", headers=live.headers()).status_code == 200
+    with httpx.Client(timeout=60) as bare:
+        for path in ("/values/k", "/metadata/k", "/keys", "/values/missing"):
+            got = http.get(p + path, headers=live.headers())
+            head = bare.head(p + path, headers=live.headers())
+            assert head.status_code == got.status_code and head.content == b"", path
+            for name in ("content-type", "content-length", "etag", "expiration"):
+                assert head.headers.get(name) == got.headers.get(name), (path, name)
+        assert bare.head(f"{p}/bulk", headers=live.headers()).status_code == 405  # no GET there

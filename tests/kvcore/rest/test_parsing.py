@@ -282,7 +282,8 @@ async def _endpoint(_: object) -> Any:
 def test_route_table_grammar() -> None:
     """Templates in starlette's syntax, matched on the raw path: `{name}` is one segment,
     `{name:path}` the rest (its `%2F` and `/` kept); literal segments match as written (a
-    percent-encoded literal is not the literal); a path with other methods is a 405."""
+    percent-encoded literal is not the literal); a path with other methods is a 405; HEAD
+    is answered by the path's GET route."""
     table = RouteTable(
         [
             Route("/a/{x}", _endpoint, "GET", "one"),
@@ -300,7 +301,8 @@ def test_route_table_grammar() -> None:
     assert names(b"/a/x%2Fy") == ("one", {"x": b"x%2Fy"}, None)
     assert names(b"/a/1/b/k%2F/z") == ("tail", {"x": b"1", "rest": b"k%2F/z"}, None)
     assert names(b"/a/1/b/k", "PUT") == ("tail_put", {"x": b"1", "rest": b"k"}, None)
-    assert names(b"/a/1/b/k", "PATCH") == ("tail", {"x": b"1", "rest": b"k"}, "GET, PUT")
+    assert names(b"/a/1/b/k", "PATCH") == ("tail", {"x": b"1", "rest": b"k"}, "GET, PUT, HEAD")
+    assert names(b"/a/1/b/k", "HEAD") == ("tail", {"x": b"1", "rest": b"k"}, None)  # GET's route
     for path in [b"/a/", b"/a/1/c", b"/%61", b"/a/1/%62/k", b"/b"]:
         assert names(path) is None, path
     with pytest.raises(ValueError, match="two routes"):
