@@ -226,3 +226,26 @@ async def test_requests_needing_more_of_uvicorn_go_through_asgi(
         assert (headers.get("connection") == "close") is closes
         if closes:
             assert await asyncio.wait_for(reader.read(), 5) == b""  # the server closed it
+
+
+async def test_a_head_of_a_hot_key_goes_through_asgi_and_carries_no_body(served: Served) -> None:
+    # HEAD is answered wherever GET is (24231a1): the hot path must not answer it (it
+    # would write the value), so it takes ASGI, where uvicorn sends the head alone.
+    async with served.remembered() as (reader, writer, first):
+        head_req = HOT_GET.replace(b"GET ", b"HEAD ", 1)
+        writer.write(head_req + HOT_GET + head_req + HOT_GET)
+        got = []
+        for method in ("HEAD", "GET", "HEAD", "GET"):
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            headers = dict(line.split(": ", 1) for line in lines[1:] if line)
+            body = b"" if method == "HEAD" else await reader.readexactly(int(headers["content-length"]))
+            got.append(head + body)
+        assert got[0] == got[2] == first[: -len(b"value")]  # GET's head, byte for byte
+        assert got[1] == got[3] == first  # the hot GETs after it are whole and in step
+        assert served.app.asgi_requests == 1 + 2  # each HEAD went through ASGI
+        with contextlib.suppress(asyncio.TimeoutError):
+            extra = await asyncio.wait_for(reader.read(1), 0.3)
+            assert extra == b"", extra  # nothing left over (no body after a HEAD)
+        text = served.metrics.render().decode()
+        assert 'edgekv_http_requests_total{code="200",method="HEAD",region="us",route="values"} 2.0' in text
