@@ -148,6 +148,9 @@ class RestApp:
         self.hot_response: HotResponse | None = None if hot is None else self._hot_response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # none served: a 403 (an HTTP answer makes uvicorn log ERROR)
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.router(scope, receive, send)  # lifespan
             return

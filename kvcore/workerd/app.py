@@ -149,6 +149,9 @@ class WorkerdKV:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
+        if scope["type"] == "websocket":  # none served: a 403 (returning makes uvicorn log ERROR)
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             return
         start = time.perf_counter()

@@ -249,3 +249,24 @@ async def test_a_head_of_a_hot_key_goes_through_asgi_and_carries_no_body(served:
             assert extra == b"", extra  # nothing left over (no body after a HEAD)
         text = served.metrics.render().decode()
         assert 'edgekv_http_requests_total{code="200",method="HEAD",region="us",route="values"} 2.0' in text
+
+
+async def test_a_websocket_upgrade_is_refused_without_an_error_log(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    # uvicorn's websocket protocol is back (942de2f); edgekv serves no websocket. An app
+    # that answers the upgrade with an HTTP response (the router's 404) makes uvicorn
+    # log ERROR "ASGI callable returned without completing handshake" per request, so
+    # any client could fill the log at ERROR level; a websocket.close is a quiet 403.
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    try:
+        writer.write(
+            b"GET /healthz HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+            b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+        )
+        got = await asyncio.wait_for(reader.read(), 5)
+        assert got.startswith(b"HTTP/1.1 4"), got
+    finally:
+        writer.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= 40]
+    assert errors == []

@@ -73,3 +73,22 @@ def test_the_reason_goes_on_the_final_head_not_on_a_100_continue() -> None:
         b"HTTP/1.1 100 Continue\r\n\r\n",
         b"HTTP/1.1 404 KeyNotFound\r\ncontent-length: 0\r\n\r\n",
     ]
+
+
+def test_a_websocket_upgrade_is_closed_not_left_to_uvicorns_error_path() -> None:
+    # Returning without a message makes uvicorn log ERROR and answer 500 per upgrade.
+    import asyncio
+
+    from kvcore.workerd.app import WorkerdKV
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, object]:
+        return {"type": "websocket.connect"}
+
+    kv = WorkerdKV.__new__(WorkerdKV)  # the websocket branch touches no state
+    asyncio.run(kv({"type": "websocket", "path": "/", "headers": []}, receive, send))
+    assert [m["type"] for m in sent] == ["websocket.close"]
