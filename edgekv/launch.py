@@ -50,10 +50,12 @@ _HANDED_OUT: collections.deque[int] = collections.deque(maxlen=256)
 
 def free_port() -> int:
     """A TCP port free on loopback right now, and not one of the last 256 this process
-    handed out. The OS picks it; another process may take it before ours binds, which
-    is rare (Linux gives bind(0) odd ports and connect() even ones). Without the memory,
-    two calls before the first port is bound (a central's gRPC and HTTP ports) got the
-    same port about once in 14,000 (the OS draws it at random from the free odd ports)."""
+    handed out (call it from one thread: tests, `edgekv dev` and the bench do). The OS
+    picks it; another process may take it before ours binds, which is rare: only
+    another bind(0) in that window can (Linux gives bind(0) odd ports, connect() even
+    ones). Without the memory, two calls before the first port is bound (a central's
+    gRPC and HTTP ports) got the same port about once in 7,500 pairs (the OS draws it
+    at random from the ~14,000 free odd ports)."""
     for _ in range(64):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((LOOPBACK, 0))

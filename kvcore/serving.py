@@ -100,7 +100,8 @@ class JoinedWrites:
         self._transport.close()
 
     def writelines(self, chunks: Iterable[bytes]) -> None:
-        self.write_now(b"".join(chunks))
+        for chunk in chunks:
+            self.write_now(chunk)
 
     def write_eof(self) -> None:
         self.flush()

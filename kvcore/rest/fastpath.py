@@ -174,6 +174,8 @@ class HotReads:
     def _find(self, scope: Scope) -> Entry | None:
         """The cached entry a repeat GET asks for (counted by `cached_read`), with
         `self._headers` made its headers; None when the request is not one."""
+        # GET only: a HEAD (answered by the GET route, kvcore.rest.routing) must go
+        # through ASGI, where uvicorn leaves the body out; this path writes the value.
         if scope["method"] != "GET" or scope.get("query_string"):
             return None
         authorization = b""

@@ -79,6 +79,25 @@ async def test_order_is_kept_and_large_writes_are_not_copied() -> None:
     assert b"".join(rec.writes) == b"head" + big + b"abc"
 
 
+async def test_writelines_write_eof_and_abort_respect_what_is_held() -> None:
+    out, rec = joined()
+    big = b"y" * (JOIN_MAX_BYTES + 1)
+    out.write(b"head")
+    out.writelines([b"a", big])
+    assert rec.writes == [b"heada", big] and rec.writes[1] is big
+    out.write(b"tail")
+    eofs: list[bool] = []
+    rec.write_eof = lambda: eofs.append(True)  # type: ignore[attr-defined]
+    out.write_eof()
+    assert rec.writes[-1] == b"tail" and eofs == [True]
+    out.write(b"dropped")
+    aborted: list[bool] = []
+    rec.abort = lambda: aborted.append(True)  # type: ignore[attr-defined]
+    out.abort()
+    await asyncio.sleep(0)
+    assert aborted == [True] and b"dropped" not in rec.writes
+
+
 async def test_close_sends_what_is_held_first_and_a_late_flush_writes_nothing() -> None:
     out, rec = joined()
     out.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
