@@ -81,6 +81,12 @@ def with_port(addr: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+def listening_addr(addr: str, sock: socket.socket) -> str:
+    """The address `sock`, bound from `addr` (HOST:PORT), listens on: `addr` with the
+    port the system chose for HOST:0."""
+    return with_port(addr, sock.getsockname()[1])
+
+
 def add_grpc_port(server: grpc.aio.Server, addr: str, flag: str, creds: grpc.ServerCredentials | None) -> str:
     """Bind `server` (built with GRPC_NO_REUSEPORT) to `addr` and return the address it
     listens on (the chosen port for HOST:0), or raise StartupError.

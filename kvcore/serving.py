@@ -21,7 +21,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from kvcore.errors import StartupError
-from kvcore.listen import bind_listener, with_port
+from kvcore.listen import bind_listener, listening_addr
 from kvcore.rest.fastpath import JOIN_MAX_BYTES, HotResponse, Scope
 from kvcore.settings import HTTP_ADDR_FLAG, split_addr
 
@@ -254,7 +254,7 @@ def http_server(
     server = HttpServer(config)
     sock = sock if sock is not None else bind_listener(addr, flag)
     server.listen_sockets = [sock]
-    server.bound_addr = with_port(addr, sock.getsockname()[1])
+    server.bound_addr = listening_addr(addr, sock)
     return server
 
 

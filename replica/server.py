@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from kvcore.clock import SYSTEM_CLOCK, Clock
 from kvcore.errors import KVError
-from kvcore.listen import bind_listener, lock_data_dir, with_port
+from kvcore.listen import bind_listener, listening_addr, lock_data_dir
 from kvcore.metrics import Metrics
 from kvcore.rest.app import create_app
 from kvcore.rpc.client import CentralClient
@@ -63,7 +63,7 @@ async def serve(
             if settings.workerd_addr
             else None
         )
-        bound = replace(settings, http_addr=with_port(settings.http_addr, listener.getsockname()[1]))
+        bound = replace(settings, http_addr=listening_addr(settings.http_addr, listener))
         await _serve(bound, listener, kv_listener, clock=clock, stop=stop or asyncio.Event())
 
 

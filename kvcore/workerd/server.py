@@ -68,7 +68,7 @@ def workerd_server(
     bound now (a port in use is a one-line `StartupError` naming `--workerd-addr`)."""
     server = http_server(app, addr, flag=WORKERD_ADDR_FLAG, sock=sock)
     server.config.http = _Protocol
-    return server, list(getattr(server, "listen_sockets", None) or [])
+    return server, list(server.listen_sockets or [])
 
 
 @contextlib.asynccontextmanager

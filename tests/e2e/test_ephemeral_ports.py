@@ -24,12 +24,12 @@ async def logged(proc: Proc, pattern: str, timeout_s: float = 30.0) -> re.Match[
     """The first match of `pattern` in `proc`'s log, waiting for it to be written."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        found = re.search(pattern, proc.log_path.read_text(errors="replace"))
+        found = re.search(pattern, proc.log())
         if found:
             return found
-        assert proc.alive, proc.log_path.read_text(errors="replace")
+        assert proc.alive, proc.log()
         await asyncio.sleep(0.05)
-    raise AssertionError(f"{pattern!r} not in the log of {proc.name}:\n{proc.log_path.read_text()}")
+    raise AssertionError(f"{pattern!r} not in the log of {proc.name}:\n{proc.log()}")
 
 
 async def test_port_zero_is_logged_and_announced_as_the_bound_port(tmp_path: Path) -> None:

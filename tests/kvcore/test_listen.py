@@ -4,12 +4,12 @@ and a replica that cannot claim a port stops before its start line, releasing th
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from edgekv.launch import free_addr
 from kvcore.errors import StartupError
 from kvcore.listen import bind_listener, lock_data_dir, port_in_use, with_port
 from kvcore.serving import http_server
@@ -40,16 +40,10 @@ def taken() -> Iterator[str]:
         yield f"127.0.0.1:{sock.getsockname()[1]}"
 
 
-def _free_addr() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
-
-
 async def test_workerd_port_in_use_stops_the_replica_before_its_start_line(
     tmp_path: Path, taken: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    http = _free_addr()
+    http = free_addr()
     settings = ReplicaSettings(
         region="eu", central="127.0.0.1:1", data_dir=str(tmp_path), http_addr=http, workerd_addr=taken
     )
@@ -61,7 +55,7 @@ async def test_workerd_port_in_use_stops_the_replica_before_its_start_line(
 
 async def test_a_failed_start_releases_the_ports(tmp_path: Path) -> None:
     (tmp_path / STATE_DIR).write_text("")  # a file where the resume point's directory goes
-    http, kv = _free_addr(), _free_addr()
+    http, kv = free_addr(), free_addr()
     settings = ReplicaSettings(
         region="eu", central="127.0.0.1:1", data_dir=str(tmp_path), http_addr=http, workerd_addr=kv
     )
